@@ -1,0 +1,132 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/anthropics/anthropic-sdk-go/v2/option"
+)
+
+// DefaultModel is the model used when Config.Model is empty: a current, non-deprecated Sonnet.
+const DefaultModel = anthropic.ModelClaudeSonnet5_5
+
+// ErrNoAPIKey is returned by [NewAnthropicClient] when no API key is configured.
+var ErrNoAPIKey = errors.New("no Anthropic API key: set ANTHROPIC_API_KEY (or use the echo client)")
+
+// AnthropicConfig configures [NewAnthropicClient].
+type AnthropicConfig struct {
+	// APIKey defaults to the ANTHROPIC_API_KEY environment variable.
+	APIKey string
+	// BaseURL overrides the API address; empty keeps the SDK's behaviour (ANTHROPIC_BASE_URL,
+	// else the production API), so a gateway or a test server can stand in.
+	BaseURL string
+	// HTTPClient replaces the SDK's default HTTP client (nil keeps it).
+	HTTPClient *http.Client
+	// Options are appended to the SDK client options.
+	Options []option.RequestOption
+}
+
+// AnthropicClient is the [Client] over the Anthropic Messages API (Messages.New).
+type AnthropicClient struct {
+	c anthropic.Client
+}
+
+// NewAnthropicClient builds the SDK client. The SDK's own retries are disabled: the agent retries.
+func NewAnthropicClient(cfg AnthropicConfig) (*AnthropicClient, error) {
+	key := cfg.APIKey
+	if key == "" {
+		key = os.Getenv("ANTHROPIC_API_KEY")
+	}
+	if strings.TrimSpace(key) == "" {
+		return nil, ErrNoAPIKey
+	}
+	opts := []option.RequestOption{option.WithAPIKey(key), option.WithMaxRetries(0)}
+	if cfg.BaseURL != "" {
+		opts = append(opts, option.WithBaseURL(cfg.BaseURL))
+	}
+	if cfg.HTTPClient != nil {
+		opts = append(opts, option.WithHTTPClient(cfg.HTTPClient))
+	}
+	opts = append(opts, cfg.Options...)
+	return &AnthropicClient{c: anthropic.NewClient(opts...)}, nil
+}
+
+// SendPrompt implements Client with one Messages.New call.
+func (c *AnthropicClient) SendPrompt(ctx context.Context, req Request) (Response, error) {
+	params := anthropic.MessageNewParams{
+		Model:     req.Model,
+		MaxTokens: int64(req.MaxTokens),
+		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(req.Prompt))},
+	}
+	if req.System != "" {
+		params.System = []anthropic.TextBlockParam{{Text: req.System}}
+	}
+	if req.UserID != "" {
+		params.Metadata = anthropic.MetadataParam{UserID: anthropic.String(req.UserID)}
+	}
+	// The context carries the agent's per-attempt deadline. An explicit request timeout also keeps
+	// the SDK from refusing large max_tokens as "streaming required" (the context still governs).
+	msg, err := c.c.Messages.New(ctx, params, option.WithRequestTimeout(time.Hour))
+	if err != nil {
+		return Response{}, convertSDKError(err)
+	}
+	var text strings.Builder
+	for _, b := range msg.Content {
+		if b.Type == "text" {
+			text.WriteString(b.Text)
+		}
+	}
+	return Response{
+		Text:         text.String(),
+		Model:        msg.Model,
+		StopReason:   string(msg.StopReason),
+		InputTokens:  msg.Usage.InputTokens,
+		OutputTokens: msg.Usage.OutputTokens,
+		RequestID:    msg.ID,
+	}, nil
+}
+
+// convertSDKError maps SDK errors onto the agent's error values.
+func convertSDKError(err error) error {
+	var ae *anthropic.Error
+	if errors.As(err, &ae) {
+		out := &APIError{StatusCode: ae.StatusCode, Type: string(ae.Type()), Message: ae.Message, RequestID: ae.RequestID}
+		if ae.Response != nil {
+			out.RetryAfter = parseRetryAfter(ae.Response.Header, time.Now())
+		}
+		return out
+	}
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &se) || errors.As(err, &te) || strings.Contains(err.Error(), "error parsing response json") ||
+		strings.Contains(err.Error(), "expected destination type") {
+		return fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+	}
+	return err
+}
+
+// parseRetryAfter reads retry-after-ms (milliseconds) or retry-after (seconds or an HTTP date).
+func parseRetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("Retry-After-Ms"); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 {
+			return time.Duration(f * float64(time.Millisecond))
+		}
+	}
+	if v := h.Get("Retry-After"); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 {
+			return time.Duration(f * float64(time.Second))
+		}
+		if t, err := http.ParseTime(v); err == nil && t.After(now) {
+			return t.Sub(now)
+		}
+	}
+	return 0
+}

@@ -1,0 +1,369 @@
+package shmio
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"iter"
+	"runtime/debug"
+	"time"
+)
+
+// IteratorOptions configure NewIterator.
+type IteratorOptions struct {
+	// StartCursor is where reading starts, as returned by Cursor (relative to DataOffset, as in
+	// Node shmio). It must be 0, the committed end, or the start of a committed frame.
+	StartCursor int64
+	// Spin is how long Wait polls the committed end before it sleeps: spinning answers within
+	// nanoseconds but burns a core. 0 means DefaultSpin; a negative value never spins.
+	Spin time.Duration
+}
+
+// DefaultSpin is how long Wait spins before sleeping when IteratorOptions.Spin is 0.
+const DefaultSpin = 20 * time.Microsecond
+
+// BatchOptions bound one NextBatch call. Zero values mean 64 frames and 256 KiB. MaxBytes counts
+// each frame's length fields (4 bytes, or 8 for wide frames) along with its payload. A batch always
+// holds at least one frame when one is committed, however large.
+type BatchOptions struct{ MaxMessages, MaxBytes int }
+
+// Iterator reads committed frames with its own cursor, forward and backward. Iterators never take
+// locks and never write to the log (Wait only counts itself among the sleepers). An Iterator is
+// for one goroutine at a time; open one per goroutine.
+//
+// Frames are returned as slices of the mapping, not copies: they stay valid until the Log is
+// closed, and must not be modified (a reader's mapping is read-only: writing faults).
+type Iterator struct {
+	log    *Log
+	mem    []byte
+	pos    int // absolute offset of the next frame
+	end    int // committed end as last loaded
+	base   int // data offset
+	lsize  int // bytes per length field
+	debug  bool
+	spin   time.Duration
+	closed bool
+}
+
+// NewIterator returns an iterator positioned at opts.StartCursor.
+func (l *Log) NewIterator(opts IteratorOptions) (*Iterator, error) {
+	if l.closed.Load() {
+		return nil, newError("iterator", l.path, -1, ErrClosed)
+	}
+	it := &Iterator{
+		log: l, mem: l.mem, base: int(l.lo.dataOffset), lsize: l.lo.lenSize,
+		debug: l.debug, spin: opts.Spin,
+	}
+	if it.spin == 0 {
+		it.spin = DefaultSpin
+	}
+	it.pos = it.base
+	if _, err := it.Seek(opts.StartCursor, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return it, nil
+}
+
+// frameLen reads the leading length of the frame at off and checks that the frame lies within
+// [off, end). It does not look at the trailing length.
+func frameLen(mem []byte, off, end, lsize int) (int, error) {
+	if end-off < 2*lsize+1 {
+		return 0, fmt.Errorf("%d bytes before the end at %d: too few for a frame", end-off, end)
+	}
+	var flen int
+	if lsize == 2 {
+		flen = int(le.Uint16(mem[off:]))
+	} else {
+		flen = int(le.Uint32(mem[off:]))
+	}
+	if flen < 2*lsize+1 {
+		return 0, fmt.Errorf("length %d is smaller than the smallest frame (%d)", flen, 2*lsize+1)
+	}
+	if flen > end-off {
+		return 0, fmt.Errorf("length %d runs past the committed end at %d", flen, end)
+	}
+	return flen, nil
+}
+
+// trailerLen reads the trailing length field of a frame that ends at off.
+func trailerLen(mem []byte, off, lsize int) int {
+	if lsize == 2 {
+		return int(le.Uint16(mem[off-2:]))
+	}
+	return int(le.Uint32(mem[off-4:]))
+}
+
+// checkOpen returns ErrClosed for a closed iterator or log.
+func (it *Iterator) checkOpen(op string) error {
+	if it.closed || it.log.closed.Load() {
+		return newError(op, it.log.path, -1, ErrClosed)
+	}
+	return nil
+}
+
+// refresh loads the committed end. It never moves backwards and never leaves the mapping, so a
+// damaged header cannot send reads out of bounds.
+func (it *Iterator) refresh(op string) error {
+	e := int(it.log.size.Load())
+	if e < it.end || e > len(it.mem) {
+		return errorf(op, it.log.path, int64(e), ErrCorrupt, "committed end %d outside [%d, %d]", e, it.end, len(it.mem))
+	}
+	it.end = e
+	return nil
+}
+
+// corrupt reports a bad frame at the cursor, which stays where it is.
+func (it *Iterator) corrupt(op string, off int, err error) error {
+	return errorf(op, it.log.path, int64(off), ErrCorrupt, "frame at cursor %d: %v", off-it.base, err)
+}
+
+// guard turns a fault on the mapping (the file was truncated by another process) into
+// ErrMappingGone; it is deferred by every method that reads the mapping.
+func (it *Iterator) guard(op string, old bool, err *error) {
+	debug.SetPanicOnFault(old)
+	if r := recover(); r != nil {
+		*err = faultError(r, op, it.log.path, int64(it.pos))
+	}
+}
+
+// next reads the frame at the cursor, which must be below it.end.
+func (it *Iterator) next(op string) ([]byte, error) {
+	pos := it.pos
+	flen, err := frameLen(it.mem, pos, it.end, it.lsize)
+	if err != nil {
+		return nil, it.corrupt(op, pos, err)
+	}
+	if it.debug {
+		if t := trailerLen(it.mem, pos+flen, it.lsize); t != flen {
+			return nil, it.corrupt(op, pos, fmt.Errorf("leading length %d, trailing length %d", flen, t))
+		}
+	}
+	it.pos = pos + flen
+	return it.mem[pos+it.lsize : pos+flen-it.lsize : pos+flen-it.lsize], nil
+}
+
+// Next returns the next committed frame and advances the cursor past it, or nil, nil when no
+// frame is committed beyond the cursor. A corrupt frame gives ErrCorrupt and the cursor stays
+// on it, so the caller can report where the damage is.
+func (it *Iterator) Next() (frame []byte, err error) {
+	if it.closed || it.log.closed.Load() {
+		return nil, it.checkOpen("next")
+	}
+	defer it.guard("next", debug.SetPanicOnFault(true), &err)
+	if it.pos >= it.end {
+		if err := it.refresh("next"); err != nil {
+			return nil, err
+		}
+		if it.pos >= it.end {
+			return nil, nil
+		}
+	}
+	return it.next("next")
+}
+
+// NextBatch appends committed frames after the cursor to dst and returns it, loading the
+// committed end once. It stops at o.MaxMessages frames or o.MaxBytes bytes (see BatchOptions),
+// or at the committed end; with nothing new it returns dst unchanged. On a corrupt frame it
+// returns the frames before it along with the error. Passing the previous batch as dst[:0]
+// makes reading allocation-free.
+func (it *Iterator) NextBatch(dst [][]byte, o BatchOptions) (batch [][]byte, err error) {
+	if it.closed || it.log.closed.Load() {
+		return dst, it.checkOpen("next batch")
+	}
+	defer it.guard("next batch", debug.SetPanicOnFault(true), &err)
+	maxMsgs, maxBytes := o.MaxMessages, o.MaxBytes
+	if maxMsgs <= 0 {
+		maxMsgs = 64
+	}
+	if maxBytes <= 0 {
+		maxBytes = 256 << 10
+	}
+	if err := it.refresh("next batch"); err != nil {
+		return dst, err
+	}
+	mem, pos, end, lsize := it.mem, it.pos, it.end, it.lsize
+	if end-pos < maxBytes {
+		maxBytes = end - pos
+	}
+	limit := pos + maxBytes // frames must end by here, except the first
+	for n := 0; n < maxMsgs && pos < end; n++ {
+		var flen int
+		if lsize == 2 && end-pos >= 5 {
+			flen = int(le.Uint16(mem[pos:]))
+			if flen < 5 || flen > end-pos {
+				flen = 0
+			}
+		} else {
+			flen, _ = frameLen(mem, pos, end, lsize)
+		}
+		if flen == 0 || it.debug && trailerLen(mem, pos+flen, lsize) != flen {
+			it.pos = pos
+			_, err := it.next("next batch") // re-read slowly for the precise error
+			return dst, err
+		}
+		if pos+flen > limit && n > 0 {
+			break
+		}
+		dst = append(dst, mem[pos+lsize:pos+flen-lsize:pos+flen-lsize])
+		pos += flen
+	}
+	it.pos = pos
+	return dst, nil
+}
+
+// Prev returns the frame before the cursor and moves the cursor back to its start, or nil, nil
+// at the start of the log.
+func (it *Iterator) Prev() (frame []byte, err error) {
+	if err := it.checkOpen("prev"); err != nil {
+		return nil, err
+	}
+	defer it.guard("prev", debug.SetPanicOnFault(true), &err)
+	pos := it.pos
+	if pos <= it.base {
+		return nil, nil
+	}
+	flen := trailerLen(it.mem, pos, it.lsize)
+	if flen < 2*it.lsize+1 || flen > pos-it.base {
+		return nil, it.corrupt("prev", pos-it.lsize, fmt.Errorf("trailing length %d of the frame ending at cursor %d does not fit after the data offset", flen, pos-it.base))
+	}
+	start := pos - flen
+	if it.debug {
+		if l, err := frameLen(it.mem, start, pos, it.lsize); err != nil || l != flen {
+			return nil, it.corrupt("prev", start, fmt.Errorf("trailing length %d, leading length %d", flen, l))
+		}
+	}
+	it.pos = start
+	return it.mem[start+it.lsize : pos-it.lsize : pos-it.lsize], nil
+}
+
+// Cursor returns the position of the next frame Next would return, relative to DataOffset.
+// Store it to resume later with IteratorOptions.StartCursor or Seek.
+func (it *Iterator) Cursor() int64 { return int64(it.pos - it.base) }
+
+// CommittedSize returns the committed bytes, relative to DataOffset (a fresh atomic load).
+func (it *Iterator) CommittedSize() int64 {
+	if it.closed || it.log.closed.Load() {
+		return int64(it.end - it.base)
+	}
+	return int64(it.log.size.Load()) - int64(it.base)
+}
+
+// Seek moves the cursor as io.Seeker does (io.SeekEnd counts from the committed end) and returns
+// the new cursor. The target must be 0, the committed end, or the start of a committed frame;
+// anything else gives ErrCursor and leaves the cursor where it was. A frame start is recognised by
+// its lengths: the frame there and the one before it must each have matching leading and trailing
+// lengths. With DebugChecks the frame chain is also walked from the start to prove it.
+func (it *Iterator) Seek(offset int64, whence int) (cur int64, err error) {
+	if err := it.checkOpen("seek"); err != nil {
+		return it.Cursor(), err
+	}
+	defer it.guard("seek", debug.SetPanicOnFault(true), &err)
+	if err := it.refresh("seek"); err != nil {
+		return it.Cursor(), err
+	}
+	var target int64
+	switch whence {
+	case io.SeekStart:
+		target = offset
+	case io.SeekCurrent:
+		target = int64(it.pos-it.base) + offset
+	case io.SeekEnd:
+		target = int64(it.end-it.base) + offset
+	default:
+		return it.Cursor(), errorf("seek", it.log.path, -1, ErrCursor, "bad whence %d", whence)
+	}
+	if err := it.validCursor(target); err != nil {
+		return it.Cursor(), err
+	}
+	it.pos = it.base + int(target)
+	return target, nil
+}
+
+func (it *Iterator) validCursor(c int64) error {
+	committed := int64(it.end - it.base)
+	bad := func(why string) error {
+		return errorf("seek", it.log.path, c+int64(it.base), ErrCursor, "cursor %d: %s", c, why)
+	}
+	if c < 0 || c > committed {
+		return bad(fmt.Sprintf("outside the committed range [0, %d]", committed))
+	}
+	if c == 0 || c == committed {
+		return nil
+	}
+	off := it.base + int(c)
+	flen, err := frameLen(it.mem, off, it.end, it.lsize)
+	if err != nil || trailerLen(it.mem, off+flen, it.lsize) != flen {
+		return bad("not the start of a frame")
+	}
+	plen := trailerLen(it.mem, off, it.lsize)
+	if plen < 2*it.lsize+1 || plen > off-it.base {
+		return bad("not the start of a frame")
+	}
+	if l, err := frameLen(it.mem, off-plen, off, it.lsize); err != nil || l != plen {
+		return bad("not the start of a frame")
+	}
+	if it.debug {
+		for p := it.base; p < off; {
+			l, err := frameLen(it.mem, p, it.end, it.lsize)
+			if err != nil {
+				return bad(fmt.Sprintf("frame chain broken at cursor %d: %v", p-it.base, err))
+			}
+			p += l
+			if p > off {
+				return bad("not on the frame chain")
+			}
+		}
+	}
+	return nil
+}
+
+// All returns the committed frames from the cursor on, for a range loop; it stops at the
+// committed end (it does not wait) or after yielding an error.
+//
+//	for frame, err := range it.All() { ... }
+func (it *Iterator) All() iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		for {
+			f, err := it.Next()
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if f == nil || !yield(f, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Follow is All that waits: at the committed end it blocks in Wait until more frames are
+// committed, and ends when ctx is done (yielding ctx's error) or on the first error.
+func (it *Iterator) Follow(ctx context.Context) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		for {
+			f, err := it.Next()
+			if err == nil && f == nil {
+				if err = it.Wait(ctx); err == nil {
+					continue
+				}
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(f, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Close releases the iterator; its methods return ErrClosed afterwards. Frames it returned stay
+// valid until the Log is closed.
+func (it *Iterator) Close() error {
+	if err := it.checkOpen("close iterator"); err != nil {
+		return err
+	}
+	it.closed = true
+	return nil
+}

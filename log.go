@@ -1,0 +1,318 @@
+package shmio
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmio/shmio/internal/fallocate"
+	"github.com/shmio/shmio/internal/flock"
+	"github.com/shmio/shmio/internal/mmap"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure Open.
+type Options struct {
+	Path        string      // e.g. /dev/shm/myapp-events; any file path works
+	Capacity    int64       // file size in bytes when creating; an existing file keeps its size
+	Writable    bool        // this handle may open the (single) writer
+	DebugChecks bool        // integrity checks; also on when SHMIO_DEBUG is "true" or "1"
+	Mode        os.FileMode // permission bits for a new file; 0 means 0o600
+	WideFrames  bool        // new file with u32 frame lengths; ignored for existing files
+	Prefault    bool        // populate the whole mapping at Open so no first write to a page stalls on a fault
+}
+
+// Log is an open log file: one shared mapping of the whole file. A Log may be used from several
+// goroutines; each Iterator and the Writer are for one goroutine at a time.
+type Log struct {
+	path  string
+	file  *os.File
+	mem   []byte // the whole file; read-only unless the log is writable
+	hdrRW []byte // a writable mapping of the header for readers (waiter count), or nil
+	lo    layout
+	debug bool
+
+	size    *atomic.Uint64 // committed end
+	wake    *atomic.Uint32 // nil when readers cannot sleep (Node format, or read-only file)
+	waiters *atomic.Uint32
+
+	writable bool
+	closed   atomic.Bool
+	mu       sync.Mutex // guards writer and Close
+	writer   *Writer
+}
+
+// Open opens the log at opts.Path, creating it when opts.Writable is set and the file does not
+// exist. A file made by Node shmio opens in compatible mode: readable and appendable, frames untouched.
+func Open(opts Options) (*Log, error) {
+	if opts.Path == "" {
+		return nil, newError("open", "", -1, errors.New("empty path"))
+	}
+	f, created, err := openFile(opts)
+	if err != nil {
+		return nil, err
+	}
+	l, err := mapLog(f, opts)
+	if err != nil {
+		f.Close()
+		if created {
+			os.Remove(opts.Path)
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+// openFile opens an existing log or creates a new one atomically. Readers open read-write when
+// the permissions allow, because sleeping in Wait means counting themselves in the header.
+func openFile(opts Options) (f *os.File, created bool, err error) {
+	for attempt := 0; ; attempt++ {
+		f, err = openExisting(opts.Path, opts.Writable)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || !opts.Writable || attempt > 0 {
+			return f, false, err
+		}
+		f, err = create(opts)
+		if err == nil {
+			return f, true, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, false, err
+		}
+		// Another process created it between our two calls: open theirs.
+	}
+}
+
+func openExisting(path string, writable bool) (*os.File, error) {
+	// O_NONBLOCK so that a FIFO at path cannot hang Open; O_NOFOLLOW refuses symlinks.
+	const flags = unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+	fd, err := openRetry(path, unix.O_RDWR|flags)
+	if err != nil && !writable && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS) || errors.Is(err, unix.EPERM)) {
+		fd, err = openRetry(path, unix.O_RDONLY|flags)
+	}
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return nil, newError("open", path, -1, fmt.Errorf("%w: refusing to follow a symbolic link", ErrBadHeader))
+		}
+		return nil, newError("open", path, -1, &fs.PathError{Op: "open", Path: path, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), path)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, newError("open", path, -1, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, errorf("open", path, -1, ErrBadHeader, "not a regular file (%s)", fi.Mode().Type())
+	}
+	return f, nil
+}
+
+func openRetry(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// create builds the file under a temporary name (sized, reserved, header written) and links it
+// into place, so no reader ever sees a file without its header. It fails with fs.ErrExist when
+// another process got there first.
+func create(opts Options) (*os.File, error) {
+	path := opts.Path
+	if opts.Capacity < goHeaderSize+5 {
+		return nil, newError("create", path, -1, fmt.Errorf("capacity %d too small: need at least %d bytes for the header and one frame", opts.Capacity, goHeaderSize+5))
+	}
+	mode := opts.Mode.Perm()
+	if mode == 0 {
+		mode = 0o600
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.tmp-%d-%x", filepath.Base(path), os.Getpid(), rnd))
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, mode)
+	if err != nil {
+		return nil, newError("create", path, -1, err)
+	}
+	ok := false
+	defer func() {
+		os.Remove(tmp)
+		if !ok {
+			f.Close()
+		}
+	}()
+	// Exactly the requested permissions, whatever the umask: the mode is how a log is shared.
+	if err := f.Chmod(mode); err != nil {
+		return nil, newError("create", path, -1, err)
+	}
+	if err := f.Truncate(opts.Capacity); err != nil {
+		return nil, newError("create", path, -1, err)
+	}
+	if err := fallocate.Reserve(int(f.Fd()), opts.Capacity); err != nil {
+		return nil, newError("create", path, -1, fmt.Errorf("reserving %d bytes in %s: %w", opts.Capacity, filepath.Dir(path), err))
+	}
+	id := binary.LittleEndian.Uint64(rnd[:]) | 1 // never 0: 0 means "no identity"
+	if _, err := f.WriteAt(newHeader(opts.WideFrames, id, time.Now().UnixNano()), 0); err != nil {
+		return nil, newError("create", path, -1, err)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		return nil, newError("create", path, -1, err)
+	}
+	ok = true
+	return f, nil
+}
+
+func debugFromEnv() bool {
+	v := os.Getenv("SHMIO_DEBUG")
+	return v == "true" || v == "1"
+}
+
+// mapLog maps an open file and validates its header.
+func mapLog(f *os.File, opts Options) (*Log, error) {
+	path := opts.Path
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, newError("open", path, -1, err)
+	}
+	size := fi.Size()
+	if size < nodeHeaderSize {
+		return nil, errorf("open", path, -1, ErrBadHeader, "file is %d bytes, smaller than the %d-byte header", size, nodeHeaderSize)
+	}
+	if int64(int(size)) != size {
+		return nil, errorf("open", path, -1, ErrBadHeader, "file of %d bytes cannot be mapped here", size)
+	}
+	mem, err := mmap.Map(int(f.Fd()), int(size), opts.Writable, opts.Prefault)
+	if err != nil {
+		return nil, newError("open", path, -1, fmt.Errorf("mmap: %w", err))
+	}
+	l := &Log{path: path, file: f, mem: mem, writable: opts.Writable, debug: opts.DebugChecks || debugFromEnv()}
+	l.lo, err = parseHeader(mem, size, path)
+	if err != nil {
+		mmap.Unmap(mem)
+		return nil, err
+	}
+	l.size = u64at(mem, offSize)
+	if !l.lo.nodeFormat {
+		hdr := mem
+		if !opts.Writable {
+			// A reader's data mapping is read-only; it maps the header again, writable, to count
+			// itself as a waiter. The two mappings share the same page of the file.
+			if hdr, err = mmap.Map(int(f.Fd()), goHeaderSize, true, false); err != nil {
+				hdr = nil // read-only file: this reader will poll
+			}
+			l.hdrRW = hdr
+		}
+		if hdr != nil {
+			l.wake = u32at(hdr, offWake)
+			l.waiters = u32at(hdr, offWaiters)
+		}
+	}
+	return l, nil
+}
+
+// Path returns the file path the log was opened with.
+func (l *Log) Path() string { return l.path }
+
+// MaxPayload returns the largest payload one frame can carry in this log's format.
+func (l *Log) MaxPayload() int {
+	if l.lo.wide {
+		return MaxWidePayload
+	}
+	return MaxPayload
+}
+
+// Header returns a snapshot of the header. Size is loaded atomically; on a closed log the
+// snapshot holds the layout only.
+func (l *Log) Header() Header {
+	h := Header{
+		HeaderSize: l.lo.headerSize,
+		DataOffset: l.lo.dataOffset,
+		Capacity:   int64(len(l.mem)),
+		WideFrames: l.lo.wide,
+		NodeFormat: l.lo.nodeFormat,
+	}
+	if l.closed.Load() {
+		return h
+	}
+	h.Size = int64(l.size.Load())
+	if !l.lo.nodeFormat {
+		h.Version = le.Uint32(l.mem[offVersion:])
+		h.Sealed = u32at(l.mem, offFlags).Load()&flagSealed != 0
+		h.ID = le.Uint64(l.mem[offID:])
+		h.WriterPID = int(u32at(l.mem, offWriterPID).Load())
+		h.Waiters = u32at(l.mem, offWaiters).Load()
+	}
+	return h
+}
+
+// CommitTag returns the tag stored by the last Writer.CommitTagged, with ok true only when that
+// tag belongs to the current committed end (a plain Commit since then, or a Node-made file,
+// gives ok false). See Writer.CommitTagged.
+func (l *Log) CommitTag() (tag uint64, ok bool) {
+	if l.lo.nodeFormat || l.closed.Load() {
+		return 0, false
+	}
+	end := l.size.Load()
+	for _, s := range [2]int{offTag0End, offTag1End} {
+		if u64at(l.mem, s).Load() == end {
+			return u64at(l.mem, s+8).Load(), true
+		}
+	}
+	return 0, false
+}
+
+// WriterStatus reports whether a writer, in any process, holds the log's writer lock, and its pid
+// when the system tells (Linux does, through /proc/locks; elsewhere pid is 0).
+func (l *Log) WriterStatus() (held bool, pid int, err error) {
+	if l.closed.Load() {
+		return false, 0, newError("writer status", l.path, -1, ErrClosed)
+	}
+	l.mu.Lock()
+	mine := l.writer != nil
+	l.mu.Unlock()
+	if mine {
+		return true, os.Getpid(), nil
+	}
+	held, pid, err = flock.Holder(l.path)
+	if err != nil {
+		return false, 0, newError("writer status", l.path, -1, err)
+	}
+	return held, pid, nil
+}
+
+// Close closes the writer if one is open (discarding uncommitted frames), unmaps the file and
+// closes it. Frames returned by iterators are invalid afterwards, and every method of the log,
+// its writer and its iterators returns ErrClosed. Close must not run while another goroutine is
+// inside an iterator or writer method of this log.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return newError("close", l.path, -1, ErrClosed)
+	}
+	if l.writer != nil {
+		l.writer.closeLocked()
+	}
+	l.closed.Store(true)
+	var errs []error
+	if l.hdrRW != nil {
+		errs = append(errs, mmap.Unmap(l.hdrRW))
+	}
+	errs = append(errs, mmap.Unmap(l.mem), l.file.Close())
+	if err := errors.Join(errs...); err != nil {
+		return newError("close", l.path, -1, err)
+	}
+	return nil
+}

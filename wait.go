@@ -1,0 +1,107 @@
+package shmio
+
+import (
+	"context"
+	"time"
+
+	"github.com/shmio/shmio/internal/futex"
+)
+
+// sleepSlice bounds each sleep in Wait. Commits by this package's writers wake sleepers at once;
+// the bound is for writers that do not (Node shmio never touches the wake word) and for noticing
+// a cancelled context even if its wake-up raced with going to sleep.
+const sleepSlice = 10 * time.Millisecond
+
+// Wait returns nil as soon as a frame beyond the cursor is committed, or ctx.Err() once ctx is
+// done. It first polls the committed end for the iterator's Spin time, then sleeps: on Linux on a
+// futex over the header's wake word, counted among the header's waiters so that the writer knows
+// to wake it; on Node-made files, read-only files and other systems, by polling with backoff.
+func (it *Iterator) Wait(ctx context.Context) error {
+	if err := it.checkOpen("wait"); err != nil {
+		return err
+	}
+	if it.available() {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if it.spin > 0 {
+		deadline := time.Now().Add(it.spin)
+		for i := 0; ; i++ {
+			if it.available() {
+				return nil
+			}
+			if i&63 == 63 && time.Now().After(deadline) {
+				break
+			}
+		}
+	}
+	if w := it.log.wake; w != nil && futex.Supported {
+		return it.sleepFutex(ctx)
+	}
+	return it.sleepPoll(ctx)
+}
+
+// available reports whether a frame lies beyond the cursor.
+func (it *Iterator) available() bool { return int(it.log.size.Load()) > it.pos }
+
+// sleepFutex implements the waiting side of the wake protocol. The reader counts itself in
+// waiters, reads the wake word, re-checks the committed end and sleeps only if the word is still
+// unchanged. The writer stores the end, then reads waiters, and if non-zero bumps the word and
+// wakes. Sequentially consistent atomics on both sides mean either the writer sees the count, and
+// its bump makes the futex return at once, or the reader sees the new end: no lost wake-ups.
+func (it *Iterator) sleepFutex(ctx context.Context) error {
+	l := it.log
+	l.waiters.Add(1)
+	defer l.waiters.Add(^uint32(0))
+	stop := context.AfterFunc(ctx, func() { futex.Wake(l.wake) })
+	defer stop()
+	for {
+		seq := l.wake.Load()
+		if it.available() {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if l.closed.Load() {
+			return it.checkOpen("wait")
+		}
+		futex.Wait(l.wake, seq, sliceUntil(ctx, sleepSlice))
+	}
+}
+
+// sleepPoll polls with exponential backoff from 10µs up to sleepSlice.
+func (it *Iterator) sleepPoll(ctx context.Context) error {
+	d := 10 * time.Microsecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if it.available() {
+			return nil
+		}
+		if err := it.checkOpen("wait"); err != nil {
+			return err
+		}
+		if d *= 2; d > sleepSlice {
+			d = sleepSlice
+		}
+		t.Reset(sliceUntil(ctx, d))
+	}
+}
+
+// sliceUntil shortens d so that a sleep ends by ctx's deadline.
+func sliceUntil(ctx context.Context, d time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); left < d {
+			d = max(left, time.Microsecond)
+		}
+	}
+	return d
+}

@@ -1,0 +1,264 @@
+package shmio
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/shmio/shmio/internal/flock"
+	"github.com/shmio/shmio/internal/futex"
+	"github.com/shmio/shmio/internal/mmap"
+)
+
+// Writer appends frames to a log. There is at most one per log across all processes (an
+// exclusive flock on the file, released by the kernel if the process dies). A Writer is for one
+// goroutine at a time.
+//
+// Frames are allocated in place with Allocate, filled by the caller, and published together by
+// Commit: one atomic store of the committed end. Readers never see a frame before its Commit,
+// and never see frames that were allocated but not committed when the writer closed or died.
+type Writer struct {
+	log       *Log
+	mem       []byte // the writable mapping; nil once closed
+	end       int    // end of the last allocated frame (absolute)
+	committed int    // committed end as last published by this writer
+	capacity  int
+	lenSize   int
+	overhead  int
+	maxLen    int // largest payload
+	wide      bool
+	debug     bool
+	last      int // start of the last allocated frame, for DebugChecks; -1 when none
+}
+
+// Writer opens the log's single writer. It resumes at the committed end: frames that a previous
+// writer allocated but did not commit are overwritten. It returns ErrReadOnly unless the log was
+// opened Writable, and ErrLocked while another writer (in this or another process) is open.
+func (l *Log) Writer() (*Writer, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return nil, newError("writer", l.path, -1, ErrClosed)
+	}
+	if !l.writable {
+		return nil, newError("writer", l.path, -1, ErrReadOnly)
+	}
+	if l.writer != nil {
+		return nil, errorf("writer", l.path, -1, ErrLocked, "this Log already has an open writer")
+	}
+	switch err := flock.TryLock(int(l.file.Fd())); {
+	case errors.Is(err, flock.ErrWouldBlock):
+		return nil, newError("writer", l.path, -1, ErrLocked)
+	case err != nil:
+		return nil, newError("writer", l.path, -1, fmt.Errorf("flock: %w", err))
+	}
+	end := int(l.size.Load())
+	maxLen := MaxPayload
+	if l.lo.wide {
+		maxLen = MaxWidePayload
+	}
+	w := &Writer{
+		log: l, mem: l.mem, end: end, committed: end, capacity: len(l.mem),
+		lenSize: l.lo.lenSize, overhead: l.lo.overhead(), maxLen: maxLen, wide: l.lo.wide,
+		debug: l.debug, last: -1,
+	}
+	if !l.lo.nodeFormat {
+		u32at(l.mem, offWriterPID).Store(uint32(os.Getpid()))
+		// A tag slot whose end lies beyond the committed end was written by a writer that died
+		// before its commit; clear it so that a later commit reaching that end cannot adopt it.
+		for _, s := range [2]int{offTag0End, offTag1End} {
+			if u64at(l.mem, s).Load() > uint64(end) {
+				u64at(l.mem, s).Store(0)
+			}
+		}
+	}
+	l.writer = w
+	return w, nil
+}
+
+// Allocate reserves a frame of n payload bytes after the last allocated one and returns its
+// payload, a slice of the mapping to fill in place before Commit. Its capacity is n, so append
+// cannot spill into the next frame. It returns ErrEmptyFrame for n <= 0, ErrFrameTooLarge beyond
+// the format's maximum, and ErrFull when the rest of the file cannot hold the frame; none of
+// these changes the log.
+func (w *Writer) Allocate(n int) ([]byte, error) {
+	if uint(n-1) >= uint(w.maxLen) || w.mem == nil {
+		return nil, w.allocError(n)
+	}
+	start := w.end
+	flen := n + w.overhead
+	if flen > w.capacity-start {
+		return nil, w.allocError(n)
+	}
+	if w.debug {
+		if err := w.checkLast(); err != nil {
+			return nil, err
+		}
+		w.last = start
+	}
+	mem := w.mem
+	p := start + w.lenSize
+	if w.wide {
+		le.PutUint32(mem[start:], uint32(flen))
+		le.PutUint32(mem[p+n:], uint32(flen))
+	} else {
+		le.PutUint16(mem[start:], uint16(flen))
+		le.PutUint16(mem[p+n:], uint16(flen))
+	}
+	w.end = start + flen
+	return mem[p : p+n : p+n], nil
+}
+
+// allocError explains why Allocate refused; it is off the fast path.
+func (w *Writer) allocError(n int) error {
+	path, off := w.log.path, int64(w.end)
+	switch {
+	case w.mem == nil || w.log.closed.Load():
+		return newError("allocate", path, -1, ErrClosed)
+	case n <= 0:
+		return errorf("allocate", path, off, ErrEmptyFrame, "got %d", n)
+	case n > w.maxLen:
+		return errorf("allocate", path, off, ErrFrameTooLarge, "%d bytes, the most a frame holds here is %d", n, w.maxLen)
+	case n+w.overhead > w.capacity-int(w.log.lo.dataOffset):
+		return errorf("allocate", path, off, ErrFrameTooLarge, "%d bytes cannot fit even in an empty log of capacity %d", n, w.capacity)
+	default:
+		return errorf("allocate", path, off, ErrFull, "while allocating frame of %d bytes (%d bytes left of %d)", n, w.capacity-w.end, w.capacity)
+	}
+}
+
+// checkLast verifies the previous frame still has symmetric lengths (DebugChecks only): it
+// catches a caller that wrote past its payload slice through unsafe means.
+func (w *Writer) checkLast() error {
+	if w.last < 0 {
+		return nil
+	}
+	flen, err := frameLen(w.mem, w.last, w.end, w.lenSize)
+	if err == nil && flen != w.end-w.last {
+		err = fmt.Errorf("length %d does not reach the next frame at %d", flen, w.end)
+	}
+	if err != nil {
+		return errorf("allocate", w.log.path, int64(w.last), ErrCorrupt, "previous frame damaged: %v", err)
+	}
+	return nil
+}
+
+// Append allocates a frame of len(p) bytes and copies p into it.
+func (w *Writer) Append(p []byte) error {
+	b, err := w.Allocate(len(p))
+	if err != nil {
+		return err
+	}
+	copy(b, p)
+	return nil
+}
+
+// Commit publishes every frame allocated since the last commit with one atomic store of the
+// committed end, then wakes readers sleeping in Wait (only if the header says some sleep, so a
+// commit with no sleepers costs one store and one load).
+func (w *Writer) Commit() error {
+	if w.mem == nil {
+		return newError("commit", w.log.path, -1, ErrClosed)
+	}
+	if w.end == w.committed {
+		return nil
+	}
+	if w.debug {
+		if err := w.checkCommitted(); err != nil {
+			return err
+		}
+	}
+	w.log.size.Store(uint64(w.end))
+	w.committed = w.end
+	w.wakeReaders()
+	return nil
+}
+
+// CommitTagged commits like Commit and stores tag with the new committed end, in the same atomic
+// step: after a crash, Log.CommitTag returns the tag of exactly the frames that are committed.
+// Replication stores a stream sequence here to resume exactly once. The tag goes into whichever
+// of two header slots does not describe the current end, before the end itself is published;
+// with no frames to commit the current slot's tag is replaced (one atomic store). Node-made files
+// have no room for tags: CommitTagged returns an error wrapping errors.ErrUnsupported there.
+func (w *Writer) CommitTagged(tag uint64) error {
+	if w.mem == nil {
+		return newError("commit", w.log.path, -1, ErrClosed)
+	}
+	if w.log.lo.nodeFormat {
+		return newError("commit", w.log.path, -1, fmt.Errorf("commit tags need a file made by shmio-go: %w", errors.ErrUnsupported))
+	}
+	cur := uint64(w.committed)
+	slot := offTag0End
+	if u64at(w.mem, offTag0End).Load() == cur {
+		slot = offTag1End
+	}
+	if w.end == w.committed {
+		other := offTag0End + offTag1End - slot
+		if u64at(w.mem, other).Load() == cur {
+			u64at(w.mem, other+8).Store(tag)
+			return nil
+		}
+	}
+	if w.debug {
+		if err := w.checkCommitted(); err != nil {
+			return err
+		}
+	}
+	u64at(w.mem, slot+8).Store(tag)
+	u64at(w.mem, slot).Store(uint64(w.end))
+	w.log.size.Store(uint64(w.end))
+	w.committed = w.end
+	w.wakeReaders()
+	return nil
+}
+
+// checkCommitted verifies (DebugChecks only) that nobody moved the committed end behind this
+// writer's back, such as a second writer that ignores the lock.
+func (w *Writer) checkCommitted() error {
+	if got := int(w.log.size.Load()); got != w.committed {
+		return errorf("commit", w.log.path, int64(got), ErrCorrupt, "committed end moved from %d to %d under the writer", w.committed, got)
+	}
+	return nil
+}
+
+func (w *Writer) wakeReaders() {
+	if wake := w.log.wake; wake != nil && w.log.waiters.Load() != 0 {
+		wake.Add(1)
+		futex.Wake(wake)
+	}
+}
+
+// Sync flushes committed frames to the file's storage (msync). On /dev/shm there is no storage
+// and Sync is cheap; on a disk-backed file it makes committed data durable.
+func (w *Writer) Sync() error {
+	if w.mem == nil {
+		return newError("sync", w.log.path, -1, ErrClosed)
+	}
+	if err := mmap.Sync(w.mem[:w.committed]); err != nil {
+		return newError("sync", w.log.path, -1, fmt.Errorf("msync: %w", err))
+	}
+	return nil
+}
+
+// Close releases the writer lock. Frames allocated since the last Commit are discarded: they
+// were never published and the next writer overwrites them.
+func (w *Writer) Close() error {
+	w.log.mu.Lock()
+	defer w.log.mu.Unlock()
+	if w.mem == nil {
+		return newError("close writer", w.log.path, -1, ErrClosed)
+	}
+	return w.closeLocked()
+}
+
+func (w *Writer) closeLocked() error {
+	l := w.log
+	if !l.lo.nodeFormat {
+		u32at(w.mem, offWriterPID).CompareAndSwap(uint32(os.Getpid()), 0)
+	}
+	w.mem = nil
+	l.writer = nil
+	if err := flock.Unlock(int(l.file.Fd())); err != nil {
+		return newError("close writer", l.path, -1, fmt.Errorf("unlock: %w", err))
+	}
+	return nil
+}
