@@ -2,6 +2,7 @@ package shmio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -17,6 +18,9 @@ type IteratorOptions struct {
 	// Spin is how long Wait polls the committed end before it sleeps: spinning answers within
 	// nanoseconds but burns a core. 0 means DefaultSpin; a negative value never spins.
 	Spin time.Duration
+	// Name makes a Queue iterator a named reader, whose cursor is kept in the queue's directory
+	// (see Queue.NewIterator). Log.NewIterator refuses names.
+	Name string
 }
 
 // DefaultSpin is how long Wait spins before sleeping when IteratorOptions.Spin is 0.
@@ -49,6 +53,9 @@ type Iterator struct {
 func (l *Log) NewIterator(opts IteratorOptions) (*Iterator, error) {
 	if l.closed.Load() {
 		return nil, newError("iterator", l.path, -1, ErrClosed)
+	}
+	if opts.Name != "" {
+		return nil, newError("iterator", l.path, -1, fmt.Errorf("named readers need a Queue: %w", errors.ErrUnsupported))
 	}
 	it := &Iterator{
 		log: l, mem: l.mem, base: int(l.lo.dataOffset), lsize: l.lo.lenSize,
@@ -181,33 +188,46 @@ func (it *Iterator) NextBatch(dst [][]byte, o BatchOptions) (batch [][]byte, err
 	if err := it.refresh("next batch"); err != nil {
 		return dst, err
 	}
-	mem, pos, end, lsize := it.mem, it.pos, it.end, it.lsize
+	mem, pos, end := it.mem, it.pos, it.end
 	if end-pos < maxBytes {
 		maxBytes = end - pos
 	}
 	limit := pos + maxBytes // frames must end by here, except the first
-	for n := 0; n < maxMsgs && pos < end; n++ {
-		var flen int
-		if lsize == 2 && end-pos >= 5 {
-			flen = int(le.Uint16(mem[pos:]))
+	n := 0
+	if it.lsize == 2 && !it.debug {
+		// The common case, kept lean: one length load and two comparisons per frame.
+		for ; n < maxMsgs && end-pos >= 5; n++ {
+			flen := int(le.Uint16(mem[pos:]))
 			if flen < 5 || flen > end-pos {
-				flen = 0
+				break
 			}
-		} else {
-			flen, _ = frameLen(mem, pos, end, lsize)
+			if flen > limit-pos && n > 0 {
+				it.pos = pos
+				return dst, nil
+			}
+			dst = append(dst, mem[pos+2:pos+flen-2:pos+flen-2])
+			pos += flen
 		}
-		if flen == 0 || it.debug && trailerLen(mem, pos+flen, lsize) != flen {
-			it.pos = pos
-			_, err := it.next("next batch") // re-read slowly for the precise error
-			return dst, err
+	} else {
+		for ; n < maxMsgs && pos < end; n++ {
+			flen, err := frameLen(mem, pos, end, it.lsize)
+			if err != nil || it.debug && trailerLen(mem, pos+flen, it.lsize) != flen {
+				break
+			}
+			if flen > limit-pos && n > 0 {
+				it.pos = pos
+				return dst, nil
+			}
+			dst = append(dst, mem[pos+it.lsize:pos+flen-it.lsize:pos+flen-it.lsize])
+			pos += flen
 		}
-		if pos+flen > limit && n > 0 {
-			break
-		}
-		dst = append(dst, mem[pos+lsize:pos+flen-lsize:pos+flen-lsize])
-		pos += flen
 	}
 	it.pos = pos
+	if n < maxMsgs && pos < end {
+		// Stopped on a bad frame: re-read it slowly for the precise error; the cursor stays on it.
+		_, err := it.next("next batch")
+		return dst, err
+	}
 	return dst, nil
 }
 

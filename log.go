@@ -316,3 +316,9 @@ func (l *Log) Close() error {
 	}
 	return nil
 }
+
+// Sealed reports whether the writer sealed the log (see Writer.Seal): every frame it will ever
+// hold is committed. It is one atomic load.
+func (l *Log) Sealed() bool {
+	return !l.lo.nodeFormat && !l.closed.Load() && u32at(l.mem, offFlags).Load()&flagSealed != 0
+}

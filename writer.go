@@ -262,3 +262,20 @@ func (w *Writer) closeLocked() error {
 	}
 	return nil
 }
+
+// Seal commits any allocated frames and marks the file sealed: the writer is done with it and no
+// frame will ever follow (a segmented queue seals a segment before it moves to the next). Readers
+// see it through Log.Sealed and are woken. Sealing a Node-made file returns an error wrapping
+// errors.ErrUnsupported: it has no flags word. The writer stays open; Allocate keeps working,
+// but a reader that saw the seal may already have moved on, so do not.
+func (w *Writer) Seal() error {
+	if err := w.Commit(); err != nil {
+		return err
+	}
+	if w.log.lo.nodeFormat {
+		return newError("seal", w.log.path, -1, fmt.Errorf("sealing needs a file made by shmio-go: %w", errors.ErrUnsupported))
+	}
+	u32at(w.mem, offFlags).Or(flagSealed)
+	w.wakeReaders()
+	return nil
+}
