@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 )
 
 // codedError is the type of the sentinel errors: a message plus the Node shmio style code.
@@ -87,4 +88,14 @@ func faultError(r any, op, path string, off int64) error {
 		}
 	}
 	panic(r)
+}
+
+// recoverFault is deferred, right after debug.SetPanicOnFault(true), by the methods that touch
+// the mapping: it restores the goroutine's setting and turns a fault (the file was truncated
+// by another process) into ErrMappingGone in *err.
+func recoverFault(old bool, op, path string, off int64, err *error) {
+	debug.SetPanicOnFault(old)
+	if r := recover(); r != nil {
+		*err = faultError(r, op, path, off)
+	}
 }

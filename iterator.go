@@ -261,10 +261,14 @@ func (it *Iterator) Prev() (frame []byte, err error) {
 func (it *Iterator) Cursor() int64 { return int64(it.pos - it.base) }
 
 // CommittedSize returns the committed bytes, relative to DataOffset (a fresh atomic load).
-func (it *Iterator) CommittedSize() int64 {
+// On a closed iterator, or a file truncated under it, it returns the last size it loaded.
+func (it *Iterator) CommittedSize() (size int64) {
+	size = int64(it.end - it.base)
 	if it.closed || it.log.closed.Load() {
-		return int64(it.end - it.base)
+		return size
 	}
+	var err error
+	defer recoverFault(debug.SetPanicOnFault(true), "committed size", it.log.path, -1, &err)
 	return int64(it.log.size.Load()) - int64(it.base)
 }
 

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -233,10 +234,10 @@ func (l *Log) MaxPayload() int {
 	return MaxPayload
 }
 
-// Header returns a snapshot of the header. Size is loaded atomically; on a closed log the
-// snapshot holds the layout only.
-func (l *Log) Header() Header {
-	h := Header{
+// Header returns a snapshot of the header. Size is loaded atomically; on a closed log, or one
+// whose file was truncated under it, the snapshot holds the layout only.
+func (l *Log) Header() (h Header) {
+	h = Header{
 		HeaderSize: l.lo.headerSize,
 		DataOffset: l.lo.dataOffset,
 		Capacity:   int64(len(l.mem)),
@@ -246,6 +247,14 @@ func (l *Log) Header() Header {
 	if l.closed.Load() {
 		return h
 	}
+	layoutOnly := h
+	var err error
+	defer func() {
+		if err != nil {
+			h = layoutOnly
+		}
+	}()
+	defer recoverFault(debug.SetPanicOnFault(true), "header", l.path, -1, &err)
 	h.Size = int64(l.size.Load())
 	if !l.lo.nodeFormat {
 		h.Version = le.Uint32(l.mem[offVersion:])
@@ -264,6 +273,13 @@ func (l *Log) CommitTag() (tag uint64, ok bool) {
 	if l.lo.nodeFormat || l.closed.Load() {
 		return 0, false
 	}
+	var err error
+	defer func() {
+		if err != nil {
+			tag, ok = 0, false
+		}
+	}()
+	defer recoverFault(debug.SetPanicOnFault(true), "commit tag", l.path, -1, &err)
 	end := l.size.Load()
 	for _, s := range [2]int{offTag0End, offTag1End} {
 		if u64at(l.mem, s).Load() == end {
@@ -319,6 +335,11 @@ func (l *Log) Close() error {
 
 // Sealed reports whether the writer sealed the log (see Writer.Seal): every frame it will ever
 // hold is committed. It is one atomic load.
-func (l *Log) Sealed() bool {
-	return !l.lo.nodeFormat && !l.closed.Load() && u32at(l.mem, offFlags).Load()&flagSealed != 0
+func (l *Log) Sealed() (sealed bool) {
+	if l.lo.nodeFormat || l.closed.Load() {
+		return false
+	}
+	var err error
+	defer recoverFault(debug.SetPanicOnFault(true), "sealed", l.path, -1, &err)
+	return u32at(l.mem, offFlags).Load()&flagSealed != 0
 }

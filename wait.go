@@ -2,6 +2,7 @@ package shmio
 
 import (
 	"context"
+	"runtime/debug"
 	"time"
 
 	"github.com/shmio/shmio/internal/futex"
@@ -16,10 +17,12 @@ const sleepSlice = 10 * time.Millisecond
 // done. It first polls the committed end for the iterator's Spin time, then sleeps: on Linux on a
 // futex over the header's wake word, counted among the header's waiters so that the writer knows
 // to wake it; on Node-made files, read-only files and other systems, by polling with backoff.
-func (it *Iterator) Wait(ctx context.Context) error {
+func (it *Iterator) Wait(ctx context.Context) (err error) {
 	if err := it.checkOpen("wait"); err != nil {
 		return err
 	}
+	// Wait reads the committed end from the mapping: a truncated file gives ErrMappingGone.
+	defer it.guard("wait", debug.SetPanicOnFault(true), &err)
 	if it.available() {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/shmio/shmio/internal/flock"
 	"github.com/shmio/shmio/internal/futex"
@@ -52,16 +53,30 @@ func (l *Log) Writer() (*Writer, error) {
 	case err != nil:
 		return nil, newError("writer", l.path, -1, fmt.Errorf("flock: %w", err))
 	}
-	end := int(l.size.Load())
 	maxLen := MaxPayload
 	if l.lo.wide {
 		maxLen = MaxWidePayload
 	}
 	w := &Writer{
-		log: l, mem: l.mem, end: end, committed: end, capacity: len(l.mem),
+		log: l, mem: l.mem, capacity: len(l.mem),
 		lenSize: l.lo.lenSize, overhead: l.lo.overhead(), maxLen: maxLen, wide: l.lo.wide,
 		debug: l.debug, last: -1,
 	}
+	if err := w.claim(); err != nil {
+		flock.Unlock(int(l.file.Fd()))
+		return nil, err
+	}
+	l.writer = w
+	return w, nil
+}
+
+// claim starts the writer at the committed end, records this process as the writer and clears
+// stale commit-tag slots.
+func (w *Writer) claim() (err error) {
+	l := w.log
+	defer recoverFault(debug.SetPanicOnFault(true), "writer", l.path, -1, &err)
+	end := int(l.size.Load())
+	w.end, w.committed = end, end
 	if !l.lo.nodeFormat {
 		u32at(l.mem, offWriterPID).Store(uint32(os.Getpid()))
 		// A tag slot whose end lies beyond the committed end was written by a writer that died
@@ -72,8 +87,14 @@ func (l *Log) Writer() (*Writer, error) {
 			}
 		}
 	}
-	l.writer = w
-	return w, nil
+	return nil
+}
+
+// clearPID forgets this process as the writer, unless the file is already gone.
+func clearPID(mem []byte, path string) {
+	var err error
+	defer recoverFault(debug.SetPanicOnFault(true), "close writer", path, -1, &err)
+	u32at(mem, offWriterPID).CompareAndSwap(uint32(os.Getpid()), 0)
 }
 
 // Allocate reserves a frame of n payload bytes after the last allocated one and returns its
@@ -136,6 +157,10 @@ func (w *Writer) checkLast() error {
 	if err == nil && flen != w.end-w.last {
 		err = fmt.Errorf("length %d does not reach the next frame at %d", flen, w.end)
 	}
+	// Writing past the payload lands on the trailing length.
+	if t := trailerLen(w.mem, w.end, w.lenSize); err == nil && t != flen {
+		err = fmt.Errorf("leading length %d, trailing length %d", flen, t)
+	}
 	if err != nil {
 		return errorf("allocate", w.log.path, int64(w.last), ErrCorrupt, "previous frame damaged: %v", err)
 	}
@@ -155,15 +180,19 @@ func (w *Writer) Append(p []byte) error {
 // Commit publishes every frame allocated since the last commit with one atomic store of the
 // committed end, then wakes readers sleeping in Wait (only if the header says some sleep, so a
 // commit with no sleepers costs one store and one load).
-func (w *Writer) Commit() error {
+func (w *Writer) Commit() (err error) {
 	if w.mem == nil {
 		return newError("commit", w.log.path, -1, ErrClosed)
 	}
+	defer recoverFault(debug.SetPanicOnFault(true), "commit", w.log.path, int64(w.end), &err)
 	if w.end == w.committed {
 		return nil
 	}
 	if w.debug {
 		if err := w.checkCommitted(); err != nil {
+			return err
+		}
+		if err := w.checkLast(); err != nil {
 			return err
 		}
 	}
@@ -179,10 +208,11 @@ func (w *Writer) Commit() error {
 // of two header slots does not describe the current end, before the end itself is published;
 // with no frames to commit the current slot's tag is replaced (one atomic store). Node-made files
 // have no room for tags: CommitTagged returns an error wrapping errors.ErrUnsupported there.
-func (w *Writer) CommitTagged(tag uint64) error {
+func (w *Writer) CommitTagged(tag uint64) (err error) {
 	if w.mem == nil {
 		return newError("commit", w.log.path, -1, ErrClosed)
 	}
+	defer recoverFault(debug.SetPanicOnFault(true), "commit", w.log.path, int64(w.end), &err)
 	if w.log.lo.nodeFormat {
 		return newError("commit", w.log.path, -1, fmt.Errorf("commit tags need a file made by shmio-go: %w", errors.ErrUnsupported))
 	}
@@ -200,6 +230,9 @@ func (w *Writer) CommitTagged(tag uint64) error {
 	}
 	if w.debug {
 		if err := w.checkCommitted(); err != nil {
+			return err
+		}
+		if err := w.checkLast(); err != nil {
 			return err
 		}
 	}
@@ -253,7 +286,7 @@ func (w *Writer) Close() error {
 func (w *Writer) closeLocked() error {
 	l := w.log
 	if !l.lo.nodeFormat {
-		u32at(w.mem, offWriterPID).CompareAndSwap(uint32(os.Getpid()), 0)
+		clearPID(w.mem, l.path)
 	}
 	w.mem = nil
 	l.writer = nil
@@ -268,10 +301,11 @@ func (w *Writer) closeLocked() error {
 // see it through Log.Sealed and are woken. Sealing a Node-made file returns an error wrapping
 // errors.ErrUnsupported: it has no flags word. The writer stays open; Allocate keeps working,
 // but a reader that saw the seal may already have moved on, so do not.
-func (w *Writer) Seal() error {
+func (w *Writer) Seal() (err error) {
 	if err := w.Commit(); err != nil {
 		return err
 	}
+	defer recoverFault(debug.SetPanicOnFault(true), "seal", w.log.path, -1, &err)
 	if w.log.lo.nodeFormat {
 		return newError("seal", w.log.path, -1, fmt.Errorf("sealing needs a file made by shmio-go: %w", errors.ErrUnsupported))
 	}
