@@ -8,6 +8,7 @@ import (
 	"iter"
 	"runtime/debug"
 	"time"
+	"unsafe"
 )
 
 // IteratorOptions configure NewIterator.
@@ -47,7 +48,15 @@ type Iterator struct {
 	debug  bool
 	spin   time.Duration
 	closed bool
+
+	// ahead holds frames NextBatch already read past pos, for Next to hand out one by one: one
+	// fault guard per batch instead of per frame. Every other method drops it (pos is exact).
+	ahead  [][]byte
+	aheadi int
 }
+
+// nextAhead is how many frames Next reads at once.
+const nextAhead = 32
 
 // NewIterator returns an iterator positioned at opts.StartCursor.
 func (l *Log) NewIterator(opts IteratorOptions) (*Iterator, error) {
@@ -156,16 +165,36 @@ func (it *Iterator) Next() (frame []byte, err error) {
 	if it.closed || it.log.closed.Load() {
 		return nil, it.checkOpen("next")
 	}
-	defer it.guard("next", debug.SetPanicOnFault(true), &err)
-	if it.pos >= it.end {
-		if err := it.refresh("next"); err != nil {
-			return nil, err
-		}
-		if it.pos >= it.end {
-			return nil, nil
-		}
+	if it.aheadi < len(it.ahead) {
+		f := it.ahead[it.aheadi]
+		it.aheadi++
+		it.pos = it.after(f)
+		return f, nil
 	}
-	return it.next("next")
+	pos := it.pos
+	it.ahead, err = it.NextBatch(it.ahead[:0], BatchOptions{MaxMessages: nextAhead})
+	it.aheadi = 0
+	if len(it.ahead) == 0 {
+		return nil, err
+	}
+	// Hand out the first frame now; an error behind the read frames comes back when Next
+	// reaches it (NextBatch leaves the cursor on a bad frame).
+	f := it.ahead[0]
+	it.aheadi = 1
+	it.pos = pos
+	it.pos = it.after(f)
+	return f, nil
+}
+
+// after returns the offset just past the frame whose payload is f (a slice of the mapping).
+func (it *Iterator) after(f []byte) int {
+	return int(uintptr(unsafe.Pointer(unsafe.SliceData(f)))-uintptr(unsafe.Pointer(unsafe.SliceData(it.mem)))) + len(f) + it.lsize
+}
+
+// dropAhead forgets frames read ahead for Next; pos is already exact.
+func (it *Iterator) dropAhead() {
+	it.ahead = it.ahead[:0]
+	it.aheadi = 0
 }
 
 // NextBatch appends committed frames after the cursor to dst and returns it, loading the
@@ -177,6 +206,7 @@ func (it *Iterator) NextBatch(dst [][]byte, o BatchOptions) (batch [][]byte, err
 	if it.closed || it.log.closed.Load() {
 		return dst, it.checkOpen("next batch")
 	}
+	it.dropAhead()
 	defer it.guard("next batch", debug.SetPanicOnFault(true), &err)
 	maxMsgs, maxBytes := o.MaxMessages, o.MaxBytes
 	if maxMsgs <= 0 {
@@ -237,6 +267,7 @@ func (it *Iterator) Prev() (frame []byte, err error) {
 	if err := it.checkOpen("prev"); err != nil {
 		return nil, err
 	}
+	it.dropAhead()
 	defer it.guard("prev", debug.SetPanicOnFault(true), &err)
 	pos := it.pos
 	if pos <= it.base {
@@ -281,6 +312,7 @@ func (it *Iterator) Seek(offset int64, whence int) (cur int64, err error) {
 	if err := it.checkOpen("seek"); err != nil {
 		return it.Cursor(), err
 	}
+	it.dropAhead()
 	defer it.guard("seek", debug.SetPanicOnFault(true), &err)
 	if err := it.refresh("seek"); err != nil {
 		return it.Cursor(), err

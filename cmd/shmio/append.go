@@ -1,0 +1,350 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shmio/shmio"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newAppendCmd()) }
+
+type appendOptions struct {
+	raw   bool
+	file  string
+	flush time.Duration
+	batch int
+	quiet bool
+}
+
+func newAppendCmd() *cobra.Command {
+	var o appendOptions
+	cmd := &cobra.Command{
+		Use:   "append PATH",
+		Short: "Append one frame per input line (or length-prefixed records with --raw)",
+		Long: `Append frames to a log from standard input (or --file): one frame per line, without its
+newline. Empty lines are skipped, because shmio frames cannot be empty; the number skipped is
+reported on stderr.
+
+With --raw the input is a sequence of records, each a 4-byte little-endian length followed by
+that many payload bytes (records of length 0 are skipped like empty lines).
+
+Frames are committed (made visible to readers) in batches of --batch, whenever the input
+pauses, and at least every --flush, so "shmio tail -f" sees each line promptly. Ctrl-C commits
+what was read before exiting. Only one writer may append to a log at a time.`,
+		Example: `  seq 1 1000 | shmio append /dev/shm/events
+  tail -F /var/log/syslog | shmio append /dev/shm/syslog --flush 50ms
+  shmio append /dev/shm/events --raw --file records.bin`,
+		Args: requireArgs(1, "PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runAppend(cmd, args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.raw, "raw", false, "input is records of a u32 little-endian length and that many bytes")
+	f.StringVar(&o.file, "file", "", "read from this file instead of standard input")
+	f.DurationVar(&o.flush, "flush", 10*time.Millisecond, "commit pending frames at least this often")
+	f.IntVar(&o.batch, "batch", 256, "commit after this many frames")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not print the summary line on stderr")
+	return cmd
+}
+
+// appender is the writer shared by the input loop and the flush timer: the Writer is for one
+// goroutine at a time, so both take mu.
+type appender struct {
+	mu        sync.Mutex
+	w         *shmio.Writer
+	pending   int   // frames appended but not committed
+	frames    int64 // frames committed
+	bytes     int64 // payload bytes committed
+	pendBytes int64
+	skipped   int64 // empty inputs
+	err       error // first commit error, reported by the input loop
+}
+
+// reportLocked prints the skipped-input warning and, unless quiet, the summary line.
+func (a *appender) reportLocked(path, unit string, quiet bool) {
+	if a.skipped > 0 {
+		fmt.Fprintf(os.Stderr, "shmio: skipped %d empty %s (shmio frames cannot be empty)\n", a.skipped, plural(a.skipped, unit))
+	}
+	if !quiet {
+		fmt.Fprintf(os.Stderr, "shmio: appended %d %s (%d payload bytes) to %s\n", a.frames, plural(a.frames, "frame"), a.bytes, path)
+	}
+}
+
+// append appends p and returns how many frames now wait for a commit.
+func (a *appender) append(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err != nil {
+		return a.pending, a.err
+	}
+	if err := a.w.Append(p); err != nil {
+		return a.pending, err
+	}
+	a.pending++
+	a.pendBytes += int64(len(p))
+	return a.pending, nil
+}
+
+func (a *appender) commit() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.commitLocked()
+}
+
+func (a *appender) commitLocked() error {
+	if a.err != nil || a.pending == 0 {
+		return a.err
+	}
+	if err := a.w.Commit(); err != nil {
+		a.err = err
+		return err
+	}
+	a.frames += int64(a.pending)
+	a.bytes += a.pendBytes
+	a.pending, a.pendBytes = 0, 0
+	return nil
+}
+
+func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
+	if o.flush <= 0 {
+		return errors.New("--flush must be positive (for example 10ms)")
+	}
+	if o.batch <= 0 {
+		return errors.New("--batch must be positive")
+	}
+	in := io.Reader(os.Stdin)
+	inName := "standard input"
+	if o.file != "" {
+		f, err := os.Open(o.file)
+		if err != nil {
+			return fmt.Errorf("--file %s: %w", o.file, unwrapPathError(err))
+		}
+		defer f.Close()
+		in, inName = f, o.file
+	}
+	l, err := openLog(path, true, false)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	w, err := l.Writer()
+	if err != nil {
+		if errors.Is(err, shmio.ErrLocked) {
+			if held, pid, _ := l.WriterStatus(); held && pid != 0 {
+				return fmt.Errorf("%s: another writer (pid %d) holds the log; only one writer may append at a time", path, pid)
+			}
+			return fmt.Errorf("%s: another writer holds the log; only one writer may append at a time", path)
+		}
+		return fmt.Errorf("%s: %s", path, rootCause(err))
+	}
+	a := &appender{w: w}
+	unit := "line"
+	if o.raw {
+		unit = "record"
+	}
+
+	// The flush timer bounds how long a frame waits for its commit while the input loop is
+	// blocked inside a read of a long line or a slow --raw record.
+	stopFlush := make(chan struct{})
+	var flushDone sync.WaitGroup
+	flushDone.Add(1)
+	go func() {
+		defer flushDone.Done()
+		t := time.NewTicker(o.flush)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = a.commit()
+			case <-stopFlush:
+				return
+			}
+		}
+	}()
+
+	// Ctrl-C or SIGTERM while blocked reading: commit what was read, close the writer, and
+	// exit as a killed process would (130/143), since a blocked read of standard input cannot
+	// be interrupted. The lock stays held: the input loop must not append after this.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		sig := <-sigs
+		a.mu.Lock()
+		err := a.commitLocked()
+		if err == nil {
+			err = a.w.Close()
+		}
+		a.reportLocked(path, unit, o.quiet)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "shmio: %s: %s\n", path, rootCause(err))
+		}
+		code := 130
+		if sig == syscall.SIGTERM {
+			code = 143
+		}
+		os.Exit(code)
+	}()
+
+	br := bufio.NewReaderSize(in, 256<<10)
+	maxPayload := l.MaxPayload()
+	var readErr error
+	onFrame := func(p []byte, n int64) error {
+		if len(p) == 0 {
+			a.mu.Lock()
+			a.skipped++
+			a.mu.Unlock()
+			return nil
+		}
+		pending, err := a.append(p)
+		if err != nil {
+			return frameError(path, inName, o.raw, n, len(p), err)
+		}
+		// Commit in batches, and whenever the next read may block, so nothing read sits
+		// uncommitted while input is idle.
+		if pending >= o.batch || br.Buffered() == 0 {
+			return a.commit()
+		}
+		return nil
+	}
+	if o.raw {
+		readErr = readRecords(br, inName, maxPayload, onFrame)
+	} else {
+		readErr = readLines(br, inName, maxPayload, onFrame)
+	}
+	close(stopFlush)
+	flushDone.Wait()
+	commitErr := a.commit()
+	failed := readErr != nil || commitErr != nil
+	a.mu.Lock()
+	a.reportLocked(path, unit, o.quiet || failed) // an error is one line; it says what was committed
+	a.mu.Unlock()
+	if readErr != nil {
+		committed := "nothing was committed"
+		if a.frames > 0 {
+			committed = fmt.Sprintf("the %d %s before it were committed", a.frames, plural(a.frames, "frame"))
+			if a.frames == 1 {
+				committed = "the frame before it was committed"
+			}
+		}
+		return fmt.Errorf("%w; %s", readErr, committed)
+	}
+	if commitErr != nil {
+		return fmt.Errorf("%s: commit: %s", path, rootCause(commitErr))
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("%s: %s", path, rootCause(err))
+	}
+	return nil
+}
+
+// frameError explains why the n-th input line or record could not be appended.
+func frameError(path, inName string, raw bool, n int64, size int, err error) error {
+	what := fmt.Sprintf("line %d", n)
+	if raw {
+		what = fmt.Sprintf("record %d", n)
+	}
+	switch {
+	case errors.Is(err, shmio.ErrFull):
+		return fmt.Errorf("%s: log is full: %s (%d bytes) of %s does not fit", path, what, size, inName)
+	case errors.Is(err, shmio.ErrFrameTooLarge):
+		return fmt.Errorf("%s: %s of %s is %d bytes, too large for a frame of this log (%s)", path, what, inName, size, rootCause(err))
+	}
+	return fmt.Errorf("%s: %s of %s: %s", path, what, inName, rootCause(err))
+}
+
+// readLines calls frame for each line of br without its newline. Lines longer than maxPayload
+// are reported without reading them whole.
+func readLines(br *bufio.Reader, inName string, maxPayload int, frame func(p []byte, n int64) error) error {
+	var long []byte // a line longer than br's buffer, being assembled
+	for n := int64(1); ; {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if len(long)+len(chunk) > maxPayload {
+				return fmt.Errorf("%s: line %d is longer than %d bytes, the largest frame payload of this log (a --wide log holds more)", inName, n, maxPayload)
+			}
+			long = append(long, chunk...)
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading %s: %w", inName, err)
+		}
+		line := chunk
+		if long != nil {
+			long = append(long, chunk...)
+			line = long
+		}
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			line = line[:len(line)-1]
+		} else if len(line) == 0 && errors.Is(err, io.EOF) {
+			return nil // no unterminated last line
+		}
+		if len(line) > maxPayload {
+			return fmt.Errorf("%s: line %d is %d bytes, longer than %d bytes, the largest frame payload of this log (a --wide log holds more)", inName, n, len(line), maxPayload)
+		}
+		if ferr := frame(line, n); ferr != nil {
+			return ferr
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		long = nil
+		n++
+	}
+}
+
+// readRecords calls frame for each record of br: a u32 little-endian length, then the payload.
+func readRecords(br *bufio.Reader, inName string, maxPayload int, frame func(p []byte, n int64) error) error {
+	var hdr [4]byte
+	var buf []byte
+	var offset int64
+	for n := int64(1); ; n++ {
+		k, err := io.ReadFull(br, hdr[:])
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return fmt.Errorf("%s: record %d at byte %d: input ends inside its 4-byte length (%d bytes)", inName, n, offset, k)
+			}
+			return fmt.Errorf("reading %s: %w", inName, err)
+		}
+		size := binary.LittleEndian.Uint32(hdr[:])
+		if uint64(size) > uint64(maxPayload) {
+			return fmt.Errorf("%s: record %d at byte %d has length %d, more than %d bytes, the largest frame payload of this log", inName, n, offset, size, maxPayload)
+		}
+		if cap(buf) < int(size) {
+			buf = make([]byte, size)
+		}
+		p := buf[:size]
+		if got, err := io.ReadFull(br, p); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return fmt.Errorf("%s: record %d at byte %d: input ends after %d of its %d bytes", inName, n, offset, got, size)
+			}
+			return fmt.Errorf("reading %s: %w", inName, err)
+		}
+		offset += 4 + int64(size)
+		if err := frame(p, n); err != nil {
+			return err
+		}
+	}
+}
+
+// plural returns word, with an s unless n is 1.
+func plural(n int64, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// writeAt overwrites bytes of the log file at a cursor (file offset DataOffset+cursor).
+func writeAt(t testing.TB, path string, cursor int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, statJSON(t, path).DataOffset+cursor); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDump(t *testing.T) {
+	path := createLog(t, "1MiB")
+	appendLines(t, path, "hello", "0123456789abcdefXYZ", "end")
+
+	want := `cursor 0  file offset 192  length 5 (frame 9 bytes)
+  00000000  68 65 6c 6c 6f                                    |hello|
+cursor 9  file offset 201  length 19 (frame 23 bytes)
+  00000000  30 31 32 33 34 35 36 37  38 39 61 62 63 64 65 66  |0123456789abcdef|
+  00000010  58 59 5a                                          |XYZ|
+cursor 32  file offset 224  length 3 (frame 7 bytes)
+  00000000  65 6e 64                                          |end|
+-- 3 frames shown (forward from cursor 0); committed end at cursor 39 (file offset 231)
+`
+	if out := mustRun(t, []string{"dump", path}); out != want {
+		t.Fatalf("dump:\n%s\nwant:\n%s", out, want)
+	}
+
+	want = `cursor 32  file offset 224  length 3 (frame 7 bytes)
+  00000000  65 6e 64                                          |end|
+cursor 9  file offset 201  length 19 (frame 23 bytes)
+  00000000  30 31 32 33 34 35 36 37  38 39 61 62 63 64 65 66  |0123456789abcdef|
+  00000010  58 59 5a                                          |XYZ|
+-- 2 frames shown (backward from cursor 39); committed end at cursor 39 (file offset 231)
+`
+	if out := mustRun(t, []string{"dump", path, "--reverse", "-n", "2"}); out != want {
+		t.Fatalf("dump --reverse -n 2:\n%s\nwant:\n%s", out, want)
+	}
+
+	// Backward from a cursor: the frames before it, newest first.
+	want = `cursor 0  file offset 192  length 5 (frame 9 bytes)
+  00000000  68 65 6c 6c 6f                                    |hello|
+-- 1 frame shown (backward from cursor 9); committed end at cursor 39 (file offset 231)
+`
+	if out := mustRun(t, []string{"dump", path, "--reverse", "--from", "9"}); out != want {
+		t.Fatalf("dump --reverse --from 9:\n%s\nwant:\n%s", out, want)
+	}
+
+	// Forward from a cursor, payload view cut short.
+	want = `cursor 9  file offset 201  length 19 (frame 23 bytes)
+  00000000  30 31 32 33                                       |0123|
+  ... 15 more bytes (--max-bytes 0 shows all)
+-- 1 frame shown (forward from cursor 9); committed end at cursor 39 (file offset 231)
+`
+	if out := mustRun(t, []string{"dump", path, "--from", "9", "-n", "1", "--max-bytes", "4"}); out != want {
+		t.Fatalf("dump --from 9 -n 1 --max-bytes 4:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+func TestDumpCorrupt(t *testing.T) {
+	path := createLog(t, "1MiB")
+	appendLines(t, path, "hello", "world", "again") // 9-byte frames at cursors 0, 9, 18
+	writeAt(t, path, 9+7, []byte{7, 0})             // the tail length of "world"
+
+	r := runShmio(t, []string{"dump", path})
+	wantErr := "shmio: " + path + ": corrupt frame at cursor 9 (file offset 201): head length 9 but tail length 7 (asymmetric frame)\n"
+	if r.code != 1 || r.stderr != wantErr {
+		t.Fatalf("dump of a corrupt log: exit %d stderr %q, want 1 and %q", r.code, r.stderr, wantErr)
+	}
+	for _, want := range []string{
+		"cursor 0  file offset 192  length 5 (frame 9 bytes)\n",
+		"!! corrupt frame at cursor 9 (file offset 201): head length 9 but tail length 7 (asymmetric frame)\n",
+		"!! raw bytes from cursor 9 (file offset 201):\n  00000000  09 00 77 6f 72 6c 64 07  00 09 00 61 67 61 69 6e  |..world....again|\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("dump output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "cursor 18 ") {
+		t.Errorf("dump went past the corrupt frame:\n%s", r.stdout)
+	}
+
+	// Backward, the same damage is met from the other side: the tail length 7 of the frame
+	// ending at cursor 18 points at cursor 11, whose bytes are no length 7.
+	r = runShmio(t, []string{"dump", path, "--reverse"})
+	wantErr = "shmio: " + path + ": corrupt frame ending at cursor 18 (file offset 210): tail length 7 points back to cursor 11, where the head length is 28535 (asymmetric frame)\n"
+	if r.code != 1 || r.stderr != wantErr || !strings.HasPrefix(r.stdout, "cursor 18  file offset 210  length 5 (frame 9 bytes)\n") {
+		t.Fatalf("dump --reverse of a corrupt log: exit %d stdout %q stderr %q, want 1 and %q", r.code, r.stdout, r.stderr, wantErr)
+	}
+}
+
+func TestDumpErrors(t *testing.T) {
+	path := createLog(t, "1MiB")
+	appendLines(t, path, "hello")
+	for _, tc := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"dump", path, "--from", "4"}, "shmio: " + path + ": cursor 4 is not the start of a frame (use a cursor printed by tail, dump or stat)"},
+		{[]string{"dump", path, "--from", "10"}, "shmio: " + path + ": cursor 10 is past the committed end (9)"},
+		{[]string{"dump", path, "--from", "x"}, `shmio: invalid --from "x": want a cursor`},
+		{[]string{"dump", path + "x"}, "shmio: " + path + "x: no such file (create one with: shmio create " + path + "x --capacity 64MiB)"},
+	} {
+		r := runShmio(t, tc.args)
+		if r.code != 2 || r.stderr != tc.stderr+"\n" || r.stdout != "" {
+			t.Errorf("%v: exit %d stdout %q stderr %q, want exit 2 and %q", tc.args, r.code, r.stdout, r.stderr, tc.stderr)
+		}
+	}
+}
