@@ -34,6 +34,8 @@ var (
 	ErrLocked error = &codedError{"ERR_SHM_LOCKED", "log locked by another writer"}
 	// ErrBadHeader: the file is not a shmio log (too small, zero-filled, garbage, not a regular file).
 	ErrBadHeader error = &codedError{"ERR_SHM_BAD_HEADER", "bad log header"}
+	// ErrSealed: Wait on a sealed log whose every frame has been read: none will follow.
+	ErrSealed error = &codedError{"ERR_SHM_SEALED", "log sealed: no frame will follow"}
 	// ErrMappingGone: the mapped file shrank under us (truncated by another process).
 	ErrMappingGone error = &codedError{"ERR_SHM_MAPPING_GONE", "mapping gone: file truncated while mapped"}
 )

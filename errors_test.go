@@ -21,6 +21,7 @@ func TestErrorCodes(t *testing.T) {
 		ErrLocked:        "ERR_SHM_LOCKED",
 		ErrBadHeader:     "ERR_SHM_BAD_HEADER",
 		ErrMappingGone:   "ERR_SHM_MAPPING_GONE", // Node shmio's code
+		ErrSealed:        "ERR_SHM_SEALED",
 	}
 	for sentinel, code := range want {
 		if got := ErrorCode(sentinel); got != code {

@@ -17,6 +17,8 @@ const sleepSlice = 10 * time.Millisecond
 // done. It first polls the committed end for the iterator's Spin time, then sleeps: on Linux on a
 // futex over the header's wake word, counted among the header's waiters so that the writer knows
 // to wake it; on Node-made files, read-only files and other systems, by polling with backoff.
+// On a sealed log (see Writer.Seal) with nothing left to read it returns ErrSealed, as a reader's
+// end of file.
 func (it *Iterator) Wait(ctx context.Context) (err error) {
 	if err := it.checkOpen("wait"); err != nil {
 		return err
@@ -25,6 +27,9 @@ func (it *Iterator) Wait(ctx context.Context) (err error) {
 	defer it.guard("wait", debug.SetPanicOnFault(true), &err)
 	if it.available() {
 		return nil
+	}
+	if err := it.sealed(); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -49,6 +54,15 @@ func (it *Iterator) Wait(ctx context.Context) (err error) {
 // available reports whether a frame lies beyond the cursor.
 func (it *Iterator) available() bool { return int(it.log.size.Load()) > it.pos }
 
+// sealed returns ErrSealed when the log is sealed and every frame is behind the cursor. The seal
+// is set after the last commit, so a seal seen with nothing available means nothing will come.
+func (it *Iterator) sealed() error {
+	if it.log.Sealed() && !it.available() {
+		return errorf("wait", it.log.path, int64(it.pos), ErrSealed, "at cursor %d", it.pos-it.base)
+	}
+	return nil
+}
+
 // sleepFutex implements the waiting side of the wake protocol. The reader counts itself in
 // waiters, reads the wake word, re-checks the committed end and sleeps only if the word is still
 // unchanged. The writer stores the end, then reads waiters, and if non-zero bumps the word and
@@ -64,6 +78,9 @@ func (it *Iterator) sleepFutex(ctx context.Context) error {
 		seq := l.wake.Load()
 		if it.available() {
 			return nil
+		}
+		if err := it.sealed(); err != nil {
+			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -88,6 +105,9 @@ func (it *Iterator) sleepPoll(ctx context.Context) error {
 		}
 		if it.available() {
 			return nil
+		}
+		if err := it.sealed(); err != nil {
+			return err
 		}
 		if err := it.checkOpen("wait"); err != nil {
 			return err

@@ -300,3 +300,41 @@ func TestWaitNoLostWakeups(t *testing.T) {
 		t.Fatalf("%d of %d waits took a whole sleep slice: wake-ups are being lost", slow, rounds)
 	}
 }
+
+// Sealing wakes a sleeping reader, which gets ErrSealed once it has read everything; frames
+// committed before the seal still come first.
+func TestWaitSealed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path})
+	w := utWriter(t, l)
+	r := utReopen(t, path, false, false)
+	it, err := r.NewIterator(IteratorOptions{Spin: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := utAsyncWait(context.Background(), it)
+	if futex.Supported {
+		utWaitFor(t, "the reader to sleep", func() bool { return l.Header().Waiters == 1 })
+	}
+	if err := w.Append([]byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := utRecv(t, "Wait", done, 5*time.Second); err != nil {
+		t.Fatalf("Wait with a frame before the seal: %v", err)
+	}
+	if f, err := it.Next(); err != nil || string(f) != "last" {
+		t.Fatalf("Next = %q, %v", f, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = it.Wait(ctx)
+	if !errors.Is(err, ErrSealed) || ErrorCode(err) != "ERR_SHM_SEALED" {
+		t.Fatalf("Wait at the end of a sealed log = %v, want ErrSealed", err)
+	}
+	if !r.Sealed() || !r.Header().Sealed {
+		t.Fatal("reader does not see the seal")
+	}
+}

@@ -250,7 +250,8 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 				return fmt.Errorf("writing output: %w", err)
 			}
 			if err := it.Wait(ctx); err != nil {
-				if ctx.Err() != nil {
+				// Sealed while we slept: every frame is printed, following ends.
+				if ctx.Err() != nil || errors.Is(err, shmio.ErrSealed) {
 					break
 				}
 				return fmt.Errorf("%s: %s", path, rootCause(err))
