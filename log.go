@@ -283,7 +283,14 @@ func (l *Log) CommitTag() (tag uint64, ok bool) {
 	end := l.size.Load()
 	for _, s := range [2]int{offTag0End, offTag1End} {
 		if u64at(l.mem, s).Load() == end {
-			return u64at(l.mem, s+8).Load(), true
+			tag = u64at(l.mem, s+8).Load()
+			// A writer reuses this slot (tag first, then end) only after the committed end
+			// moved past it: if the end is unchanged, the tag read belongs to it. Otherwise the
+			// slot may hold the tag of a commit not yet published: read again.
+			if l.size.Load() == end {
+				return tag, true
+			}
+			return l.CommitTag()
 		}
 	}
 	return 0, false
