@@ -68,6 +68,9 @@ func (it *Iterator) sealed() error {
 // unchanged. The writer stores the end, then reads waiters, and if non-zero bumps the word and
 // wakes. Sequentially consistent atomics on both sides mean either the writer sees the count, and
 // its bump makes the futex return at once, or the reader sees the new end: no lost wake-ups.
+//
+// A reader killed while asleep stays counted (a count cannot be repaired safely while others
+// sleep): wake-ups still work, but every later commit then pays one futex wake system call.
 func (it *Iterator) sleepFutex(ctx context.Context) error {
 	l := it.log
 	l.waiters.Add(1)
