@@ -29,7 +29,10 @@
 //	 60    4 (reserved)
 //	 64   16 tag slot 0   committed end (8) and commit tag (8), see Writer.CommitTagged
 //	 80   16 tag slot 1   committed end (8) and commit tag (8)
-//	 96   32 (reserved, zero)
+//	 96    8 segment      queue segments only: segment number (0 in plain logs)
+//	104    8 prevID       queue segments only: id of the previous segment
+//	112    8 sealedAt     queue segments only: when the segment was sealed, Unix nanoseconds
+//	120    8 (reserved, zero)
 //	128    4 wake         futex word: bumped by the writer to wake sleeping readers
 //	132    4 waiters      number of readers asleep on wake
 //	136   56 (reserved, zero)

@@ -28,8 +28,12 @@ type AnthropicConfig struct {
 	// BaseURL overrides the API address; empty keeps the SDK's behaviour (ANTHROPIC_BASE_URL,
 	// else the production API), so a gateway or a test server can stand in.
 	BaseURL string
-	// HTTPClient replaces the SDK's default HTTP client (nil keeps it).
+	// HTTPClient replaces the HTTP client. nil means a clone of http.DefaultTransport that keeps
+	// up to MaxIdleConns connections per host (the default 2 would make concurrent requests over
+	// HTTP/1.1, e.g. to a gateway, open and close connections all the time).
 	HTTPClient *http.Client
+	// MaxIdleConns is the idle connections kept per host by the default HTTP client; default 64.
+	MaxIdleConns int
 	// Options are appended to the SDK client options.
 	Options []option.RequestOption
 }
@@ -52,9 +56,17 @@ func NewAnthropicClient(cfg AnthropicConfig) (*AnthropicClient, error) {
 	if cfg.BaseURL != "" {
 		opts = append(opts, option.WithBaseURL(cfg.BaseURL))
 	}
-	if cfg.HTTPClient != nil {
-		opts = append(opts, option.WithHTTPClient(cfg.HTTPClient))
+	hc := cfg.HTTPClient
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = cfg.MaxIdleConns
+		if tr.MaxIdleConnsPerHost <= 0 {
+			tr.MaxIdleConnsPerHost = 64
+		}
+		tr.MaxIdleConns = max(tr.MaxIdleConns, tr.MaxIdleConnsPerHost)
+		hc = &http.Client{Transport: tr}
 	}
+	opts = append(opts, option.WithHTTPClient(hc))
 	opts = append(opts, cfg.Options...)
 	return &AnthropicClient{c: anthropic.NewClient(opts...)}, nil
 }

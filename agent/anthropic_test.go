@@ -1,0 +1,212 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+const testKey = "sk-ant-test-key"
+
+type scenario struct {
+	prompt   string
+	status   Status
+	attempts int
+	http     int
+	errHas   string
+}
+
+// The scenarios the fake API can play, with the outcome the agent must record for each.
+var apiScenarios = []scenario{
+	{"hello", StatusAnswered, 1, 0, ""},
+	{"!429,200 rate limited once", StatusAnswered, 2, 0, ""},
+	{"!529,200 overloaded once", StatusAnswered, 2, 0, ""},
+	{"!500,500,200 two server errors", StatusAnswered, 3, 0, ""},
+	{"!400 bad request", StatusFailed, 1, 400, "prompt is too long"},
+	{"!403 forbidden", StatusFailed, 1, 403, "permission_error"},
+	{"!slow,200 slow then fine", StatusAnswered, 2, 0, ""},
+	{"!drop,200 dropped connection", StatusAnswered, 2, 0, ""},
+	{"!cut,200 body cut short", StatusAnswered, 2, 0, ""},
+	{"!malformed garbage body", StatusFailed, 1, 0, "malformed"},
+	{"!529 always overloaded", StatusFailed, 4, 529, "giving up after 4 attempts"},
+}
+
+func checkScenarios(t *testing.T, h *harness, api *fakeAPI, scen []scenario, cursors []int64, model string) {
+	t.Helper()
+	m := byCursor(outcomesOf(t, h.out))
+	for i, sc := range scen {
+		os := m[cursors[i]]
+		if len(os) != 1 {
+			t.Errorf("%q: %d outcomes", sc.prompt, len(os))
+			continue
+		}
+		o := os[0]
+		if o.Status != sc.status || o.Attempts != sc.attempts || o.HTTPStatus != sc.http || !strings.Contains(o.Error, sc.errHas) {
+			t.Errorf("%q: got status %s attempts %d http %d error %q; want %s %d %d %q", sc.prompt, o.Status, o.Attempts, o.HTTPStatus, o.Error, sc.status, sc.attempts, sc.http, sc.errHas)
+		}
+		if sc.status == StatusAnswered && (o.Text != "answer: "+sc.prompt || o.Model != model || o.StopReason != "end_turn" ||
+			o.InputTokens != int64(len(sc.prompt)/4+1) || o.OutputTokens == 0) {
+			t.Errorf("%q: answer fields %+v", sc.prompt, o)
+		}
+		if got := api.attemptsFor(sc.prompt); got != sc.attempts {
+			t.Errorf("%q: the server saw %d requests, want %d", sc.prompt, got, sc.attempts)
+		}
+	}
+}
+
+// TestAgentAnthropicFakeAPI drives the real SDK client against the fake API over an in-memory
+// network inside a synctest bubble, so retry-after (1 s), backoff and the per-attempt timeout
+// run in fake time.
+func TestAgentAnthropicFakeAPI(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := newFakeAPI(testKey)
+		hc, stop := servePipe(api)
+		defer stop()
+		client, err := NewAnthropicClient(AnthropicConfig{APIKey: testKey, BaseURL: "http://api.fake", HTTPClient: hc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newHarness(t, Config{Client: client, Model: "claude-test", MaxInFlight: 16, RequestTimeout: 2 * time.Second,
+			BackoffBase: 100 * time.Millisecond, MaxAttempts: 4})
+		var cursors []int64
+		for _, sc := range apiScenarios {
+			cursors = append(cursors, h.in.append([]byte(sc.prompt)))
+		}
+		cj := h.in.append(jsonPrompt(t, Prompt{ID: "j", Prompt: "with options", System: "be terse", MaxTokens: 77,
+			Metadata: []byte(`{"user_id":"user-9"}`)}))
+		h.start(t)
+		h.waitOutcomes(t, len(apiScenarios)+1, time.Minute)
+		h.stop(t)
+		checkScenarios(t, h, api, apiScenarios, cursors, "claude-test")
+
+		var gap429 time.Duration
+		var first time.Time
+		for _, r := range api.requests() {
+			if r.Auth != "bearer" {
+				t.Errorf("auth %q", r.Auth)
+			}
+			if strings.HasPrefix(r.Prompt, "!429,") {
+				if first.IsZero() {
+					first = r.At
+				} else {
+					gap429 = r.At.Sub(first)
+				}
+			}
+			if r.Prompt == "with options" && (r.System != "be terse" || r.MaxTokens != 77 || r.UserID != "user-9" || r.Model != "claude-test") {
+				t.Errorf("request fields %+v", r)
+			}
+			if r.Prompt == "hello" && r.MaxTokens != 1024 {
+				t.Errorf("default max_tokens %d", r.MaxTokens)
+			}
+		}
+		if gap429 < time.Second {
+			t.Errorf("retry-after: 1 not honoured, retried after %v", gap429)
+		}
+		if o := byCursor(outcomesOf(t, h.out))[cj][0]; o.Status != StatusAnswered || o.ID != "j" {
+			t.Errorf("json prompt %+v", o)
+		}
+		s := h.a.Stats()
+		// Retries: 1+1+2+1+1+1+3 = 10; requests: 12 scenarios' attempts + the JSON prompt.
+		if s.Answered != 8 || s.Failed != 4 || s.Retries != 10 || s.Requests != 22 || s.InFlight != 0 || s.Pending != 0 ||
+			s.InputTokens == 0 || s.OutputTokens == 0 {
+			t.Errorf("stats %+v", s)
+		}
+	})
+}
+
+// TestAgentAnthropicHTTPTest runs the transport-level scenarios over real TCP (httptest) in real
+// time, with short timeouts.
+func TestAgentAnthropicHTTPTest(t *testing.T) {
+	api := newFakeAPI(testKey)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	t.Setenv("ANTHROPIC_API_KEY", testKey)
+	t.Setenv("ANTHROPIC_BASE_URL", srv.URL) // the SDK's own variable points it at the fake
+	client, err := NewAnthropicClient(AnthropicConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scen := []scenario{
+		{"hello over tcp", StatusAnswered, 1, 0, ""},
+		{"!429ms,200 retry-after-ms", StatusAnswered, 2, 0, ""},
+		{"!drop,drop,200 dropped twice", StatusAnswered, 3, 0, ""},
+		{"!cut,200 cut body", StatusAnswered, 2, 0, ""},
+		{"!slow,200 slow", StatusAnswered, 2, 0, ""},
+		{"!malformed garbage", StatusFailed, 1, 0, "malformed"},
+		{"!400 bad", StatusFailed, 1, 400, "invalid_request_error"},
+	}
+	h := newHarness(t, Config{Client: client, Model: "claude-test", RequestTimeout: time.Second,
+		BackoffBase: 20 * time.Millisecond, MaxAttempts: 4})
+	var cursors []int64
+	for _, sc := range scen {
+		cursors = append(cursors, h.in.append([]byte(sc.prompt)))
+	}
+	h.start(t)
+	h.waitOutcomes(t, len(scen), 30*time.Second)
+	h.stop(t)
+	checkScenarios(t, h, api, scen, cursors, "claude-test")
+}
+
+func TestAgentAnthropicAuth(t *testing.T) {
+	t.Setenv("ANTHROPIC_API_KEY", "")
+	if _, err := NewAnthropicClient(AnthropicConfig{}); !errors.Is(err, ErrNoAPIKey) {
+		t.Fatalf("missing key: %v", err)
+	}
+	api := newFakeAPI(testKey)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+
+	// The fake accepts x-api-key as well as Bearer.
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/messages", strings.NewReader(`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("x-api-key", testKey)
+	req.Header.Set("anthropic-version", "2023-06-01")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("x-api-key: %d", res.StatusCode)
+	}
+
+	// A wrong key is a 401: failed at once, not retried.
+	client, err := NewAnthropicClient(AnthropicConfig{APIKey: "wrong", BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.SendPrompt(context.Background(), Request{Model: "m", Prompt: "x", MaxTokens: 5})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.StatusCode != 401 || ae.Type != "authentication_error" || retryable(err) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	if strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("the key leaked into the error: %v", err)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		h    map[string]string
+		want time.Duration
+	}{
+		{map[string]string{"Retry-After": "3"}, 3 * time.Second},
+		{map[string]string{"Retry-After-Ms": "250", "Retry-After": "3"}, 250 * time.Millisecond},
+		{map[string]string{"Retry-After": now.Add(10 * time.Second).Format(http.TimeFormat)}, 10 * time.Second},
+		{map[string]string{"Retry-After": "soon"}, 0},
+		{map[string]string{}, 0},
+	} {
+		h := http.Header{}
+		for k, v := range tc.h {
+			h.Set(k, v)
+		}
+		if got := parseRetryAfter(h, now); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.h, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,309 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go/v2/option"
+	"github.com/shmio/shmio"
+)
+
+// Environment of the re-executed test binary when it plays the agent process.
+const (
+	envCrashChild = "SHMIO_AGENT_TEST_CHILD" // directory holding the logs and the checkpoint
+	envCrashURL   = "SHMIO_AGENT_TEST_URL"   // the fake API
+	envCrashID    = "SHMIO_AGENT_TEST_ID"    // child number, sent as a header so the fake knows who asked
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(envCrashChild); dir != "" {
+		if err := crashChild(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "agent child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// crashChild runs the agent as the command would, until SIGTERM (or SIGKILL).
+func crashChild(dir string) error {
+	// Handle SIGTERM before anything else, then tell the parent it may send it.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	fmt.Println("ready")
+	in, err := shmio.Open(shmio.Options{Path: filepath.Join(dir, "prompts")})
+	if err != nil {
+		return err
+	}
+	out, err := shmio.Open(shmio.Options{Path: filepath.Join(dir, "outcomes"), Writable: true})
+	if err != nil {
+		return err
+	}
+	w, err := out.Writer()
+	if err != nil {
+		return err
+	}
+	inIt, err := in.NewIterator(shmio.IteratorOptions{})
+	if err != nil {
+		return err
+	}
+	outIt, err := out.NewIterator(shmio.IteratorOptions{})
+	if err != nil {
+		return err
+	}
+	client, err := NewAnthropicClient(AnthropicConfig{APIKey: testKey, BaseURL: os.Getenv(envCrashURL),
+		Options: []option.RequestOption{option.WithHeader("X-Child", os.Getenv(envCrashID))}})
+	if err != nil {
+		return err
+	}
+	a, err := New(Config{Input: inIt, Output: w, Outcomes: outIt, Client: client, MaxInFlight: 16,
+		CheckpointPath: filepath.Join(dir, "checkpoint"), CheckpointInterval: 20 * time.Millisecond,
+		InputID: strconv.FormatUint(in.Header().ID, 10), MaxRecordBytes: out.MaxPayload(), DrainTimeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// TestAgentCrashRestart kills the agent process with SIGKILL at random moments while 2,000
+// prompts flow, restarts it each time, and checks that every prompt ends with an outcome record,
+// that only prompts in flight at a kill were sent twice, and that the checkpoint never passed a
+// prompt without an outcome.
+func TestAgentCrashRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	dir := shmDir(t)
+	in, err := shmio.Open(shmio.Options{Path: filepath.Join(dir, "prompts"), Capacity: 1 << 20, Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := shmio.Open(shmio.Options{Path: filepath.Join(dir, "outcomes"), Capacity: 4 << 20, Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+
+	api := newFakeAPI(testKey)
+	api.delay = func(string) time.Duration { return time.Duration(rand.IntN(15)+1) * time.Millisecond }
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+
+	// The producer writes 2,000 prompts at about 1,000 a second.
+	const total = 2000
+	prod, err := in.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prodDone := make(chan struct{})
+	go func() {
+		defer close(prodDone)
+		for i := range total {
+			prod.Append(fmt.Appendf(nil, `{"id":"p%d","prompt":"prompt %d"}`, i, i))
+			prod.Commit()
+			if i%4 == 3 {
+				time.Sleep(4 * time.Millisecond)
+			}
+		}
+	}()
+	defer prod.Close()
+
+	cpPath := filepath.Join(dir, "checkpoint")
+	var ready chan struct{} // closed when the current child handles SIGTERM
+	start := func(id int) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envCrashChild+"="+dir, envCrashURL+"="+srv.URL, envCrashID+"="+strconv.Itoa(id))
+		cmd.Stderr = os.Stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := make(chan struct{})
+		ready = r
+		go func() {
+			line, _ := bufio.NewReader(stdout).ReadString('\n')
+			if line == "ready\n" {
+				close(r)
+			}
+			io.Copy(io.Discard, stdout)
+		}()
+		return cmd
+	}
+	// Both logs are followed incrementally: re-reading everything each time would slow the test.
+	promptIt, err := in.NewIterator(shmio.IteratorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer promptIt.Close()
+	prompts := map[int64]string{}
+	promptCursors := func() map[int64]string {
+		for {
+			c := promptIt.Cursor()
+			f, err := promptIt.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f == nil {
+				return prompts
+			}
+			var p Prompt
+			json.Unmarshal(f, &p)
+			prompts[c] = p.Prompt
+		}
+	}
+	outIt, err := out.NewIterator(shmio.IteratorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outIt.Close()
+	counts := map[int64]int{}
+	outcomes := func() map[int64]int {
+		for {
+			r, err := outIt.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r == nil {
+				return counts
+			}
+			o, err := ParseOutcome(r)
+			if err != nil {
+				t.Fatalf("outcome record %q: %v", r, err)
+			}
+			counts[o.Cursor]++
+		}
+	}
+
+	kills := 0
+	const maxKills = 12
+	afterKill := map[string]map[int64]int{} // child id -> outcome counts once it was dead
+	deadline := time.Now().Add(60 * time.Second)
+	for id := 0; ; id++ {
+		cmd := start(id)
+		producing := true
+		select {
+		case <-prodDone:
+			producing = false
+		default:
+		}
+		if kills >= maxKills || (!producing && len(outcomes()) == total) {
+			// Let this one finish, then stop it gracefully (SIGTERM: drain, checkpoint, exit 0).
+			for len(outcomes()) < total {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("not done after 60s: %d of %d prompts have outcomes", len(outcomes()), total)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			select {
+			case <-ready:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the last child never became ready")
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("graceful stop: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("not done after 60s: %d of %d prompts have outcomes", len(outcomes()), total)
+		}
+		time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		kills++
+
+		// The checkpoint never passes a prompt without an outcome.
+		cp, err := ReadCheckpoint(cpPath)
+		if err != nil && !isNotExist(err) {
+			t.Fatalf("after kill %d: %v", kills, err)
+		}
+		have := outcomes()
+		for c := range promptCursors() {
+			if c < cp.Cursor && have[c] == 0 {
+				t.Fatalf("after kill %d: checkpoint %d passes prompt %d, which has no outcome", kills, cp.Cursor, c)
+			}
+		}
+		snap := make(map[int64]int, len(have))
+		for c, n := range have {
+			snap[c] = n
+		}
+		afterKill[strconv.Itoa(id)] = snap
+	}
+
+	// In flight at a kill: sent by a killed child that wrote no outcome for it before dying.
+	promptCursors()
+	byPrompt := map[string]int64{}
+	for c, p := range prompts {
+		byPrompt[p] = c
+	}
+	inFlightAtKill := map[string]bool{}
+	perChild := map[string]map[string]bool{}
+	for _, r := range api.requests() {
+		if snap, killed := afterKill[r.Child]; killed && snap[byPrompt[r.Prompt]] == 0 {
+			inFlightAtKill[r.Prompt] = true
+			if perChild[r.Child] == nil {
+				perChild[r.Child] = map[string]bool{}
+			}
+			perChild[r.Child][r.Prompt] = true
+		}
+	}
+	// At most MaxPending prompts (2*16 + 64) are read and not yet covered by a committed outcome.
+	for child, ps := range perChild {
+		if len(ps) > 96 {
+			t.Errorf("child %s had %d prompts in flight, more than MaxPending 96", child, len(ps))
+		}
+	}
+	have := outcomes()
+	dupRecords, resent := 0, 0
+	for c, p := range prompts {
+		switch n := have[c]; {
+		case n == 0:
+			t.Errorf("prompt %q at %d has no outcome", p, c)
+		case n > 1:
+			dupRecords++
+			if !inFlightAtKill[p] {
+				t.Errorf("prompt %q has %d outcomes but was not in flight at a kill", p, n)
+			}
+		}
+		if api.attemptsFor(p) > 1 {
+			resent++
+			if !inFlightAtKill[p] {
+				t.Errorf("prompt %q was sent %d times but was not in flight at a kill", p, api.attemptsFor(p))
+			}
+		}
+	}
+	if len(prompts) != total {
+		t.Fatalf("%d prompts in the log", len(prompts))
+	}
+	cp, err := ReadCheckpoint(cpPath)
+	if err != nil || cp.Cursor != in.Header().Size-in.Header().DataOffset {
+		t.Fatalf("final checkpoint %+v (%v)", cp, err)
+	}
+	if kills < 3 {
+		t.Fatalf("only %d kills", kills)
+	}
+	t.Logf("%d kills; %d prompts in flight at a kill, %d of them sent again; %d duplicate outcome records", kills, len(inFlightAtKill), resent, dupRecords)
+}

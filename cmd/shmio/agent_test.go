@@ -1,0 +1,297 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmio/shmio"
+	"github.com/shmio/shmio/agent"
+)
+
+// agentPaths are the files of one agent setup in a fresh directory (the logs do not exist yet).
+type agentPaths struct{ in, out, cp string }
+
+func newAgentPaths(t testing.TB) agentPaths {
+	d := t.TempDir()
+	return agentPaths{filepath.Join(d, "prompts"), filepath.Join(d, "answers"), filepath.Join(d, "agent.cp")}
+}
+
+func (p agentPaths) agentArgs(extra ...string) []string {
+	return append([]string{"agent", "--in", p.in, "--out", p.out, "--checkpoint", p.cp, "--capacity", "1MiB"}, extra...)
+}
+
+func (p agentPaths) promptArgs(extra ...string) []string {
+	return append([]string{"prompt", "--in", p.in, "--out", p.out, "--timeout", "30s"}, extra...)
+}
+
+// startAgent starts "shmio agent" and waits until it follows the prompt log.
+func startAgent(t testing.TB, p agentPaths, env []string, extra ...string) *proc {
+	t.Helper()
+	pr := startShmio(t, p.agentArgs(extra...), func(c *exec.Cmd) { c.Env = append(c.Env, env...) })
+	waitFor(t, 30*time.Second, "the agent to start", func() bool { return strings.Contains(pr.stderr.String(), "agent started") })
+	return pr
+}
+
+// stopAgent sends SIGTERM and expects a clean exit.
+func stopAgent(t testing.TB, pr *proc) {
+	t.Helper()
+	pr.signal(t, syscall.SIGTERM)
+	if code := pr.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("agent exit %d; stderr: %s", code, pr.stderr.String())
+	}
+}
+
+// outcomeRecords decodes every record of a response log.
+func outcomeRecords(t testing.TB, path string) []agent.Outcome {
+	t.Helper()
+	l, err := shmio.Open(shmio.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	it, err := l.NewIterator(shmio.IteratorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []agent.Outcome
+	for f, err := range it.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := agent.ParseOutcome(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+func metricsURL(t testing.TB, pr *proc) string {
+	t.Helper()
+	m := regexp.MustCompile(`url=(http://\S+/metrics)`).FindStringSubmatch(pr.stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics URL in %q", pr.stderr.String())
+	}
+	return m[1]
+}
+
+func scrape(t testing.TB, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+func TestAgentCmdEchoWalkthrough(t *testing.T) {
+	p := newAgentPaths(t)
+	pr := startAgent(t, p, nil, "--client", "echo", "--metrics-addr", "127.0.0.1:0")
+	for _, f := range []string{p.in, p.out, p.cp} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("%s not created: %v", f, err)
+		}
+	}
+	wantLines(t, mustRun(t, p.promptArgs("Name three prime numbers.")), "Name three prime numbers.")
+	out := mustRun(t, p.promptArgs("--json", "--id", "q2", "--system", "terse", "--metadata", `{"user_id":"u1"}`, "-"), withStdin("from stdin\n"))
+	var o agent.Outcome
+	if err := json.Unmarshal([]byte(out), &o); err != nil {
+		t.Fatalf("--json printed %q: %v", out, err)
+	}
+	if o.ID != "q2" || o.Status != agent.StatusAnswered || o.Text != "from stdin" || o.Model != "echo" || o.Attempts != 1 ||
+		string(o.Metadata) != `{"user_id":"u1"}` || o.Cursor <= 0 {
+		t.Fatalf("outcome %+v", o)
+	}
+	appendLines(t, p.in, `{"prompt": broken`) // not a valid prompt: a rejected outcome, not a crash
+	waitFor(t, 10*time.Second, "the rejected outcome", func() bool { return len(outcomeRecords(t, p.out)) == 3 })
+	recs := outcomeRecords(t, p.out)
+	if recs[2].Status != agent.StatusRejected || !strings.Contains(recs[2].Error, "decode JSON prompt") {
+		t.Fatalf("third record %+v", recs[2])
+	}
+
+	// Counters follow the commit that readers see; give them a moment.
+	wants := []string{
+		`shmio_agent_prompts_total{outcome="answered"} 2`,
+		`shmio_agent_prompts_total{outcome="rejected"} 1`,
+		`shmio_agent_outcome_records_total 3`,
+		`shmio_agent_in_flight 0`,
+		`shmio_agent_lag_bytes 0`,
+		`shmio_agent_api_latency_seconds_count{result="ok"} 2`,
+		`shmio_agent_e2e_latency_seconds_count{outcome="answered"} 2`,
+		`shmio_agent_tokens_total{direction="input"}`,
+	}
+	url := metricsURL(t, pr)
+	var metrics string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		metrics = scrape(t, url)
+		missing := 0
+		for _, want := range wants {
+			if !strings.Contains(metrics, want) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, want := range wants {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("metrics lack %q", want)
+				}
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopAgent(t, pr)
+	if !strings.Contains(pr.stderr.String(), "answered=2") || !strings.Contains(pr.stderr.String(), "rejected=1") {
+		t.Fatalf("summary missing: %s", pr.stderr.String())
+	}
+	cp, err := agent.ReadCheckpoint(p.cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := statJSON(t, p.in).Committed; cp.Cursor != end {
+		t.Fatalf("checkpoint %+v, want cursor %d", cp, end)
+	}
+
+	// A restart resumes at the checkpoint: nothing is answered twice.
+	pr = startAgent(t, p, nil, "--client", "echo")
+	wantLines(t, mustRun(t, p.promptArgs("again")), "again")
+	stopAgent(t, pr)
+	if n := len(outcomeRecords(t, p.out)); n != 4 {
+		t.Fatalf("%d outcome records after the restart, want 4", n)
+	}
+}
+
+// fakeMessages is a minimal Messages API: it answers "answer: <prompt>", or 400 for a prompt
+// starting with "bad", and remembers the model and credentials it saw.
+type fakeMessages struct {
+	mu     sync.Mutex
+	models []string
+}
+
+func (f *fakeMessages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("x-api-key")
+	if key == "" {
+		key = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if r.URL.Path != "/v1/messages" || key != "sk-test" {
+		w.WriteHeader(401)
+		fmt.Fprint(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`)
+		return
+	}
+	var body struct {
+		Model    string `json:"model"`
+		Messages []struct {
+			Content []struct{ Text string } `json:"content"`
+		} `json:"messages"`
+	}
+	json.NewDecoder(r.Body).Decode(&body)
+	f.mu.Lock()
+	f.models = append(f.models, body.Model)
+	f.mu.Unlock()
+	prompt := body.Messages[0].Content[0].Text
+	if strings.HasPrefix(prompt, "bad") {
+		w.WriteHeader(400)
+		fmt.Fprint(w, `{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long"}}`)
+		return
+	}
+	text, _ := json.Marshal("answer: " + prompt)
+	fmt.Fprintf(w, `{"id":"msg_1","type":"message","role":"assistant","model":%q,"content":[{"type":"text","text":%s}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":3}}`, body.Model, text)
+}
+
+func TestAgentCmdAnthropic(t *testing.T) {
+	api := &fakeMessages{}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	p := newAgentPaths(t)
+	pr := startAgent(t, p, []string{"ANTHROPIC_API_KEY=sk-test", "ANTHROPIC_BASE_URL=" + srv.URL}, "--model", "claude-test", "--max-attempts", "2")
+	wantLines(t, mustRun(t, p.promptArgs("hi there")), "answer: hi there")
+	r := runShmio(t, p.promptArgs("bad prompt"))
+	if r.code != 1 || !strings.Contains(r.stderr, "failed") || !strings.Contains(r.stderr, "prompt is too long") || r.stdout != "" {
+		t.Fatalf("failed prompt: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	stopAgent(t, pr)
+	if strings.Contains(pr.stderr.String(), "sk-test") {
+		t.Fatal("the API key appears in the agent's output")
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if len(api.models) != 2 || api.models[0] != "claude-test" {
+		t.Fatalf("models %v (a 400 must not be retried)", api.models)
+	}
+	recs := outcomeRecords(t, p.out)
+	if len(recs) != 2 || recs[1].Status != agent.StatusFailed || recs[1].HTTPStatus != 400 || recs[1].Attempts != 1 {
+		t.Fatalf("records %+v", recs)
+	}
+}
+
+func TestAgentCmdErrors(t *testing.T) {
+	p := newAgentPaths(t)
+	r := runShmio(t, p.agentArgs(), func(c *exec.Cmd) { c.Env = append(c.Env, "ANTHROPIC_API_KEY=") })
+	if r.code != 2 || !strings.Contains(r.stderr, "ANTHROPIC_API_KEY") || !strings.Contains(r.stderr, "--client echo") {
+		t.Fatalf("missing key: exit %d stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(p.in); err == nil {
+		t.Fatal("logs were created before the configuration was checked")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{p.agentArgs("--client", "bogus"), `--client must be "anthropic" or "echo"`},
+		{p.agentArgs("--client", "echo", "--max-in-flight", "0"), "at least 1"},
+		{p.agentArgs("--client", "echo", "--from", "middle"), `--from must be "start" or "end"`},
+		{[]string{"agent", "--in", p.in, "--client", "echo"}, `required flag(s) "checkpoint", "out" not set`},
+	} {
+		if r := runShmio(t, tc.args); r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d stderr %q, want %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	// The response log has one writer: a second agent on it is refused.
+	pr := startAgent(t, p, nil, "--client", "echo")
+	r = runShmio(t, newAgentPathsSharingOut(t, p).agentArgs("--client", "echo"))
+	if r.code != 2 || !strings.Contains(r.stderr, "another process is writing to it") {
+		t.Fatalf("second agent: exit %d stderr %q", r.code, r.stderr)
+	}
+	stopAgent(t, pr)
+}
+
+func newAgentPathsSharingOut(t testing.TB, p agentPaths) agentPaths {
+	q := newAgentPaths(t)
+	q.out = p.out
+	return q
+}
+
+func TestAgentCmdQueues(t *testing.T) {
+	d := t.TempDir()
+	p := agentPaths{filepath.Join(d, "qin"), filepath.Join(d, "qout"), filepath.Join(d, "cp")}
+	for _, dir := range []string{p.in, p.out} {
+		q, err := shmio.OpenQueue(shmio.QueueOptions{Dir: dir, SegmentSize: 64 << 10, Writable: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Close()
+	}
+	pr := startAgent(t, p, nil, "--client", "echo")
+	wantLines(t, mustRun(t, p.promptArgs("through queues")), "through queues")
+	stopAgent(t, pr)
+}

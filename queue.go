@@ -1,0 +1,525 @@
+package shmio
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmio/shmio/internal/flock"
+)
+
+// A Queue is a directory of segments: ordinary log files named by a zero-padded sequence number
+// (0000000001.seg, 0000000002.seg, ...), each in the Node-compatible format, so Node shmio can
+// read any single segment. A frame never spans two segments. When a frame does not fit, the
+// writer seals the current segment (a header flag, set after its last commit) and continues in
+// the next one, which a background goroutine has already created, reserved and prefaulted.
+//
+// Queue cursors are one int64: the segment number in the high 32 bits and the offset within the
+// segment (relative to its DataOffset, as a Log cursor) in the low 32 bits:
+//
+//	cursor = segment<<32 | offset
+//
+// Cursors increase along the queue. The end of a sealed segment and the start of the next one
+// are the same position; Cursor reports the latter. Cursor 0 means "the first frame still
+// available" (segment numbers start at 1). Frame offsets inside a segment advance as in a Log:
+// the cursor after frame F is the cursor before F plus len(F)+4, except across a roll.
+//
+// Segments removed by retention are recycled when nobody maps them: the file is renamed out of
+// sight at once (to readers it is gone, as if removed), and later given a fresh header and the
+// name of a new segment, so that steady-state writing reuses memory instead of asking the kernel
+// for fresh zeroed pages. Every queue reader holds a shared lock (an open file description lock
+// on byte 0) on each segment it maps, which recycling respects. A tool that maps a segment file
+// of a live queue directly, with Open, takes no such lock: use the queue's iterators instead.
+//
+// Files in the directory besides the segments: queue.json (segment size and the writer's
+// retention policy, for tools), writer.lock (flocked by the single writer), and
+// readers/NAME.reader per named reader (its cursor, see Queue.NewIterator).
+type Queue struct {
+	dir     string
+	opts    QueueOptions
+	segSize int64
+	debug   bool
+
+	mu     sync.Mutex // guards writer, iters and Close
+	closed atomic.Bool
+	writer *QueueWriter
+	iters  map[*QueueIterator]struct{}
+
+	retMu sync.Mutex // serialises retention passes
+}
+
+// QueueOptions configure OpenQueue.
+type QueueOptions struct {
+	Dir string // the queue's directory; created (with its first segment) when Writable and missing
+	// SegmentSize is the file size of each new segment, at most MaxSegmentSize. 0 means the size
+	// recorded in the queue, or DefaultSegmentSize for a new queue. Existing segments keep theirs.
+	SegmentSize int64
+	Writable    bool        // this handle may open the (single) writer and apply retention
+	DebugChecks bool        // integrity checks in every segment (see Options.DebugChecks)
+	Mode        os.FileMode // permission bits of new files; 0 means 0o600 (the directory adds x where r)
+	// Prefault populates reader mappings of segments when they are opened. The writer always
+	// prefaults the segments it prepares ahead, in the background.
+	Prefault bool
+	// Retention is applied by the writer after each roll (and by ApplyRetention). It is recorded
+	// in the queue (queue.json) by OpenQueue when it creates the queue and by every Writer; the
+	// zero policy means the recorded one.
+	Retention RetentionPolicy
+}
+
+// Segment size limits: the offset half of a cursor is 32 bits.
+const (
+	DefaultSegmentSize       = 64 << 20
+	MinSegmentSize           = 1 << 10
+	MaxSegmentSize     int64 = 1 << 32
+	maxSegNum                = 1<<31 - 1
+	cursorOffBits            = 32
+	cursorOffMask            = 1<<cursorOffBits - 1
+)
+
+// Queue-only header words of a segment, in space the log header leaves unused (offsets 96..127;
+// Node shmio ignores everything past its 24 bytes). They chain segments for verification and
+// date them for retention by age.
+const (
+	offSegNum      = 96  // u64 segment number (0: not yet stamped)
+	offSegPrevID   = 104 // u64 ID of the previous segment (0 for the first)
+	offSegSealedAt = 112 // u64 Unix nanoseconds when sealed
+)
+
+const (
+	segSuffix    = ".seg"
+	segDigits    = 10
+	metaFile     = "queue.json"
+	lockFile     = "writer.lock"
+	readersDir   = "readers"
+	readerSuffix = ".reader"
+)
+
+// QueueCursor packs a segment number and an offset within it into a queue cursor.
+func QueueCursor(segment int64, offset int64) int64 { return segment<<cursorOffBits | offset }
+
+// SplitQueueCursor returns the segment number and offset packed in a queue cursor.
+func SplitQueueCursor(c int64) (segment, offset int64) {
+	return c >> cursorOffBits, c & cursorOffMask
+}
+
+func segName(n int64) string { return fmt.Sprintf("%0*d%s", segDigits, n, segSuffix) }
+
+func (q *Queue) segPath(n int64) string { return filepath.Join(q.dir, segName(n)) }
+
+// parseSegName returns the number of a segment file name, or false.
+func parseSegName(name string) (int64, bool) {
+	s, ok := strings.CutSuffix(name, segSuffix)
+	if !ok || len(s) < segDigits {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 || n > maxSegNum {
+		return 0, false
+	}
+	return n, true
+}
+
+// queueMeta is queue.json: what tools need to know without a writer.
+type queueMeta struct {
+	Format      string          `json:"format"`
+	Version     int             `json:"version"`
+	SegmentSize int64           `json:"segment_size"`
+	Retention   RetentionPolicy `json:"retention"`
+}
+
+// OpenQueue opens the queue in opts.Dir, creating the directory and its first segment when
+// opts.Writable is set and there is none. Opening a missing queue read-only gives an error
+// wrapping fs.ErrNotExist.
+func OpenQueue(opts QueueOptions) (*Queue, error) {
+	dir := opts.Dir
+	if dir == "" {
+		return nil, newError("open queue", "", -1, errors.New("empty directory"))
+	}
+	if opts.SegmentSize != 0 && (opts.SegmentSize < MinSegmentSize || opts.SegmentSize > MaxSegmentSize) {
+		return nil, newError("open queue", dir, -1, fmt.Errorf("segment size %d outside [%d, %d]", opts.SegmentSize, MinSegmentSize, MaxSegmentSize))
+	}
+	if err := opts.Retention.validate(); err != nil {
+		return nil, newError("open queue", dir, -1, err)
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && !fi.IsDir():
+		return nil, errorf("open queue", dir, -1, ErrBadHeader, "not a directory")
+	case errors.Is(err, fs.ErrNotExist) && opts.Writable:
+		if err := os.MkdirAll(dir, dirMode(opts.Mode)); err != nil {
+			return nil, newError("open queue", dir, -1, err)
+		}
+	case err != nil:
+		return nil, newError("open queue", dir, -1, err)
+	}
+	q := &Queue{dir: dir, opts: opts, debug: opts.DebugChecks || debugFromEnv(), iters: map[*QueueIterator]struct{}{}}
+	meta, err := q.readMeta()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if opts.Retention.zero() {
+		q.opts.Retention = meta.Retention // the queue's recorded policy
+	}
+	q.segSize = opts.SegmentSize
+	if q.segSize == 0 {
+		q.segSize = meta.SegmentSize
+	}
+	if q.segSize < MinSegmentSize || q.segSize > MaxSegmentSize {
+		q.segSize = DefaultSegmentSize
+	}
+	nums, err := q.listSegments()
+	if err != nil {
+		return nil, err
+	}
+	if len(nums) == 0 {
+		if !opts.Writable {
+			return nil, newError("open queue", dir, -1, fmt.Errorf("no segments: not a queue: %w", fs.ErrNotExist))
+		}
+		// Open's create is atomic (link into place), so racing creators share one segment 1.
+		l, err := Open(Options{Path: q.segPath(1), Capacity: q.segSize, Writable: true, Mode: opts.Mode})
+		if err != nil {
+			return nil, err
+		}
+		u64at(l.mem, offSegNum).CompareAndSwap(0, 1)
+		l.Close()
+	}
+	if opts.Writable && meta.Format == "" {
+		if err := q.writeMeta(); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+func dirMode(m os.FileMode) os.FileMode {
+	m = m.Perm()
+	if m == 0 {
+		m = 0o600
+	}
+	return m | (m&0o444)>>2 // x wherever r: a directory one may read but not enter is useless
+}
+
+func (q *Queue) readMeta() (queueMeta, error) {
+	var m queueMeta
+	b, err := os.ReadFile(filepath.Join(q.dir, metaFile))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, errorf("open queue", filepath.Join(q.dir, metaFile), -1, ErrBadHeader, "%v", err)
+	}
+	return m, nil
+}
+
+// writeMeta replaces queue.json atomically (write a temporary file, rename).
+func (q *Queue) writeMeta() error {
+	b, _ := json.MarshalIndent(queueMeta{Format: "shmio-queue", Version: 1, SegmentSize: q.segSize, Retention: q.opts.Retention}, "", "  ")
+	return writeFileAtomic(filepath.Join(q.dir, metaFile), append(b, '\n'), q.opts.Mode)
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if mode = mode.Perm(); mode == 0 {
+		mode = 0o600
+	}
+	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return newError("write", path, -1, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return newError("write", path, -1, err)
+	}
+	return nil
+}
+
+// Dir returns the queue's directory.
+func (q *Queue) Dir() string { return q.dir }
+
+// SegmentSize returns the size given to new segments.
+func (q *Queue) SegmentSize() int64 { return q.segSize }
+
+// Retention returns the retention policy this handle applies (the writer's). Policy recorded in
+// the queue by its last writer is in QueueInfo.
+func (q *Queue) Retention() RetentionPolicy { return q.opts.Retention }
+
+// MaxPayload returns the largest frame payload: the format's limit or what an empty segment of
+// SegmentSize holds, whichever is smaller.
+func (q *Queue) MaxPayload() int {
+	return int(min(int64(MaxPayload), q.segSize-goHeaderSize-4))
+}
+
+// listSegments returns the segment numbers present, ascending.
+func (q *Queue) listSegments() ([]int64, error) {
+	ents, err := os.ReadDir(q.dir)
+	if err != nil {
+		return nil, newError("list segments", q.dir, -1, err)
+	}
+	var nums []int64
+	for _, e := range ents {
+		if n, ok := parseSegName(e.Name()); ok {
+			nums = append(nums, n)
+		}
+	}
+	slices.Sort(nums)
+	return nums, nil
+}
+
+// segHeader is a segment header read with pread: no mapping, for listing and retention.
+type segHeader struct {
+	num       int64
+	fileSize  int64
+	committed int64 // bytes of frames (committed end minus data offset)
+	sealed    bool
+	nodeFmt   bool
+	id        uint64
+	created   int64
+	segNum    int64
+	prevID    uint64
+	sealedAt  int64
+}
+
+func readSegHeader(path string) (segHeader, error) {
+	var h segHeader
+	f, err := os.Open(path)
+	if err != nil {
+		return h, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return h, err
+	}
+	h.fileSize = fi.Size()
+	buf := make([]byte, goHeaderSize)
+	n, err := f.ReadAt(buf, 0)
+	if n < nodeHeaderSize {
+		if err == nil || err == io.EOF {
+			err = errorf("read header", path, -1, ErrBadHeader, "file is %d bytes", n)
+		}
+		return h, err
+	}
+	hs, do, size := int64(le.Uint64(buf[offHeaderSize:])), int64(le.Uint64(buf[offDataOffset:])), int64(le.Uint64(buf[offSize:]))
+	if hs < nodeHeaderSize || do < hs || size < do || size > h.fileSize {
+		return h, errorf("read header", path, -1, ErrBadHeader, "header size %d, data offset %d, committed end %d, file size %d", hs, do, size, h.fileSize)
+	}
+	h.committed = size - do
+	if n < goHeaderSize || hs < goHeaderSize || [8]byte(buf[offMagic:offMagic+8]) != magic {
+		h.nodeFmt = true
+		return h, nil
+	}
+	h.sealed = le.Uint32(buf[offFlags:])&flagSealed != 0
+	h.id = le.Uint64(buf[offID:])
+	h.created = int64(le.Uint64(buf[offCreated:]))
+	h.segNum = int64(le.Uint64(buf[offSegNum:]))
+	h.prevID = le.Uint64(buf[offSegPrevID:])
+	h.sealedAt = int64(le.Uint64(buf[offSegSealedAt:]))
+	return h, nil
+}
+
+func (q *Queue) segHeader(n int64) (segHeader, error) {
+	h, err := readSegHeader(q.segPath(n))
+	h.num = n
+	if err == nil && h.segNum != 0 && h.segNum != n {
+		// Opened as it was being recycled into another segment: segment n is gone.
+		return h, &fs.PathError{Op: "open", Path: q.segPath(n), Err: fs.ErrNotExist}
+	}
+	return h, err
+}
+
+// firstSegment returns the lowest segment number present.
+func (q *Queue) firstSegment() (int64, error) {
+	nums, err := q.listSegments()
+	if err != nil {
+		return 0, err
+	}
+	if len(nums) == 0 {
+		return 0, newError("list segments", q.dir, -1, fmt.Errorf("%w: queue has no segments", ErrCorrupt))
+	}
+	return nums[0], nil
+}
+
+// findHead returns the segment the writer appends to: the first unsealed one at or after from
+// (sealed segments form a prefix of the chain). It binary-searches the listing.
+func (q *Queue) findHead(from int64) (int64, error) {
+	nums, err := q.listSegments()
+	if err != nil {
+		return 0, err
+	}
+	i, _ := slices.BinarySearch(nums, from)
+	nums = nums[i:]
+	if len(nums) == 0 {
+		return 0, errorf("find head", q.dir, -1, ErrCursor, "segment %d is not in the queue", from)
+	}
+	lo, hi := 0, len(nums)-1 // the last segment is never sealed by a healthy writer
+	for lo < hi {
+		mid := (lo + hi) / 2
+		h, err := q.segHeader(nums[mid])
+		if errors.Is(err, fs.ErrNotExist) { // removed by retention meanwhile: it was sealed
+			lo = mid + 1
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if h.sealed {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return nums[lo], nil
+}
+
+// openSegment maps segment n for reading and holds a shared lock on it while it is open, so that
+// retention does not recycle it under the mapping (see segReadLock). A segment being recycled,
+// or recycled between the open and the lock (its recorded number changed), is reported as not
+// existing: to its readers it was removed.
+func (q *Queue) openSegment(n int64, debug bool) (*Log, error) {
+	l, err := Open(Options{Path: q.segPath(n), Prefault: q.opts.Prefault, DebugChecks: debug})
+	if err != nil {
+		return nil, err
+	}
+	if !segReadLock(l.file) || !l.lo.nodeFormat && func() bool { s := u64at(l.mem, offSegNum).Load(); return s != 0 && s != uint64(n) }() {
+		l.Close()
+		return nil, &fs.PathError{Op: "open", Path: q.segPath(n), Err: fs.ErrNotExist}
+	}
+	return l, nil
+}
+
+// goneError explains a cursor in a segment that is not there: removed by retention (ErrCursor,
+// naming the first cursor still available) or never written.
+func (q *Queue) goneError(op string, seg int64, cursor int64) error {
+	first, err := q.firstSegment()
+	if err != nil {
+		return err
+	}
+	if seg < first {
+		return errorf(op, q.dir, -1, ErrCursor, "cursor %d: segment %d was removed by retention; the first available cursor is %d", cursor, seg, QueueCursor(first, 0))
+	}
+	return errorf(op, q.dir, -1, ErrCursor, "cursor %d: segment %d does not exist", cursor, seg)
+}
+
+// Close closes the writer (uncommitted frames are discarded) and every iterator of this Queue.
+// Frames returned by them are invalid afterwards. As with Log.Close, no other goroutine may be
+// inside a method of the queue's writer or iterators meanwhile.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed.Load() {
+		return newError("close queue", q.dir, -1, ErrClosed)
+	}
+	var errs []error
+	if q.writer != nil {
+		errs = append(errs, q.writer.closeLocked())
+	}
+	for it := range q.iters {
+		errs = append(errs, it.closeLocked())
+	}
+	q.closed.Store(true)
+	return errors.Join(errs...)
+}
+
+// SegmentInfo describes one segment file.
+type SegmentInfo struct {
+	Number      int64
+	Path        string
+	FileSize    int64     // bytes of the file (its capacity)
+	Committed   int64     // bytes of committed frames
+	Sealed      bool      // complete: the writer moved on
+	Created     time.Time // zero if unknown
+	SealedAt    time.Time // zero while not sealed
+	ID          uint64    // the segment's random identity
+	PrevID      uint64    // recorded ID of the previous segment (the chain); 0 for the first
+	FirstCursor int64     // queue cursor of its first frame
+	Err         error     // header unreadable (the other fields are partial)
+}
+
+// Segments lists the segments present, oldest first.
+func (q *Queue) Segments() ([]SegmentInfo, error) {
+	nums, err := q.listSegments()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SegmentInfo, 0, len(nums))
+	for _, n := range nums {
+		h, err := q.segHeader(n)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed by retention meanwhile
+		}
+		si := SegmentInfo{Number: n, Path: q.segPath(n), FileSize: h.fileSize, Committed: h.committed, Sealed: h.sealed,
+			ID: h.id, PrevID: h.prevID, FirstCursor: QueueCursor(n, 0), Err: err}
+		if h.created != 0 {
+			si.Created = time.Unix(0, h.created)
+		}
+		if h.sealedAt != 0 {
+			si.SealedAt = time.Unix(0, h.sealedAt)
+		}
+		out = append(out, si)
+	}
+	return out, nil
+}
+
+// QueueInfo is what queue.json records: the segment size and the retention policy of the last
+// writer, for tools such as `shmio stat`.
+type QueueInfo struct {
+	SegmentSize int64
+	Retention   RetentionPolicy
+}
+
+// Info returns the recorded QueueInfo.
+func (q *Queue) Info() (QueueInfo, error) {
+	m, err := q.readMeta()
+	if err != nil {
+		return QueueInfo{SegmentSize: q.segSize}, err
+	}
+	return QueueInfo{SegmentSize: m.SegmentSize, Retention: m.Retention}, nil
+}
+
+// WriterStatus reports whether a writer, in any process, holds the queue's writer lock, and its
+// pid when the system tells (see Log.WriterStatus).
+func (q *Queue) WriterStatus() (held bool, pid int, err error) {
+	q.mu.Lock()
+	mine := q.writer != nil
+	q.mu.Unlock()
+	if mine {
+		return true, os.Getpid(), nil
+	}
+	held, pid, err = flock.Holder(filepath.Join(q.dir, lockFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, 0, nil // no writer ever opened
+	}
+	if err != nil {
+		return false, 0, newError("writer status", q.dir, -1, err)
+	}
+	return held, pid, nil
+}
+
+// IsQueue reports whether path is a queue directory (it holds queue.json or a segment), so that
+// tools taking "a log or a queue" can tell which they were given.
+func IsQueue(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(path, metaFile)); err == nil {
+		return true
+	}
+	q := &Queue{dir: path}
+	nums, _ := q.listSegments()
+	return len(nums) > 0
+}

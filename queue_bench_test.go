@@ -1,0 +1,193 @@
+package shmio
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// Queue benchmarks: writing throughput of a queue with 1 MiB segments against one large log, and
+// the latency of every Allocate across rolls.
+//
+//	go test -run '^$' -bench 'Queue' -benchtime 20000000x -count 5 .
+//
+// Three writers of 32-byte frames, committing every 1000 frames, are compared:
+//   - log=hot: one 256 MiB prefaulted log, rewound when full: memory written over and over, the
+//     ceiling (BenchmarkWrite's method);
+//   - log=fresh: one 256 MiB log that is replaced by a new one when full, as a long-running
+//     producer without a queue would have to: it pays for fresh memory, in the writer;
+//   - queue/segment=1MiB (and 16MiB): a queue keeping 64 MiB, in steady state (128 MiB written
+//     before the timer starts): retention hands the files of old segments, still mapped, to the
+//     preparation of new ones, in the background while the writer writes.
+func BenchmarkQueueWrite(b *testing.B) {
+	payload := make([]byte, benchPayload)
+	b.Run("log=hot", func(b *testing.B) {
+		l := benchLog(b, true)
+		w, err := l.Writer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(benchPayload)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			p, err := w.Allocate(benchPayload)
+			if err != nil {
+				w.rewind()
+				p, _ = w.Allocate(benchPayload)
+			}
+			copy(p, payload)
+			if i%benchCommit == benchCommit-1 {
+				w.Commit()
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+	})
+	b.Run("log=fresh", func(b *testing.B) {
+		dir := benchDir(b)
+		n := 0
+		open := func() (*Log, *Writer) {
+			n++
+			path := filepath.Join(dir, fmt.Sprint("log", n))
+			l, err := Open(Options{Path: path, Capacity: benchCap, Writable: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			w, err := l.Writer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			return l, w
+		}
+		l, w := open()
+		b.SetBytes(benchPayload)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			p, err := w.Allocate(benchPayload)
+			if err != nil {
+				w.Commit()
+				l.Close()
+				os.Remove(l.Path())
+				l, w = open()
+				p, _ = w.Allocate(benchPayload)
+			}
+			copy(p, payload)
+			if i%benchCommit == benchCommit-1 {
+				w.Commit()
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+		l.Close()
+	})
+	for _, seg := range []int64{1 << 20, 16 << 20} {
+		b.Run(fmt.Sprintf("queue/segment=%dMiB", seg>>20), func(b *testing.B) {
+			q, err := OpenQueue(QueueOptions{Dir: filepath.Join(benchDir(b), "q"), Writable: true, SegmentSize: seg,
+				Retention: RetentionPolicy{MaxBytes: 64 << 20}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer q.Close()
+			w, err := q.Writer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Steady state: write 128 MiB first, so that retention recycles segment files (as
+			// log=hot's memory is provisioned before its timer starts).
+			for i := 0; i < (128<<20)/(benchPayload+4); i++ {
+				w.Append(payload)
+			}
+			w.Commit()
+			st0 := w.Stats()
+			b.SetBytes(benchPayload)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				p, err := w.Allocate(benchPayload)
+				if err != nil {
+					b.Fatal(err)
+				}
+				copy(p, payload)
+				if i%benchCommit == benchCommit-1 {
+					w.Commit()
+				}
+			}
+			b.StopTimer()
+			st := w.Stats()
+			rolls := st.Rolls - st0.Rolls
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+			b.ReportMetric(float64(rolls), "rolls")
+			b.ReportMetric(float64(st.Stalls-st0.Stalls), "stalls")
+			b.ReportMetric(float64(st.Recycled-st0.Recycled), "recycled")
+			if rolls > 0 {
+				b.ReportMetric(float64((st.TotalTime-st0.TotalTime).Microseconds())/float64(rolls), "µs/roll")
+			}
+		})
+	}
+}
+
+// BenchmarkQueueAllocateLatency times every Allocate (32-byte frames, a commit every 100) through
+// 64 KiB and 1 MiB segments and reports percentiles over all calls, and over the calls that
+// rolled. The writer is paced (a pause every 1000 frames) to a rate the background preparation
+// of segments sustains on this machine, as a producer below the memory bandwidth would be: at
+// full speed every roll waits for the next segment and p99 measures page provisioning instead.
+func BenchmarkQueueAllocateLatency(b *testing.B) {
+	for _, seg := range []int64{64 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("segment=%dKiB", seg>>10), func(b *testing.B) {
+			q, err := OpenQueue(QueueOptions{Dir: filepath.Join(benchDir(b), "q"), Writable: true, SegmentSize: seg,
+				Retention: RetentionPolicy{MaxBytes: 64 << 20}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer q.Close()
+			w, err := q.Writer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			lat := make([]int32, b.N)
+			var rolled []int32
+			payload := make([]byte, benchPayload)
+			rolls := int64(0)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				p, err := w.Allocate(benchPayload)
+				d := time.Since(t0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat[i] = int32(min(d, time.Second))
+				if r := w.stats.Rolls; r != rolls {
+					rolls = r
+					rolled = append(rolled, lat[i])
+				}
+				copy(p, payload)
+				if i%100 == 99 {
+					w.Commit()
+				}
+				if i%1000 == 999 {
+					time.Sleep(20 * time.Microsecond)
+				}
+			}
+			b.StopTimer()
+			pct := func(v []int32, p float64) float64 {
+				if len(v) == 0 {
+					return 0
+				}
+				return float64(v[min(int(float64(len(v))*p), len(v)-1)])
+			}
+			slices.Sort(lat)
+			slices.Sort(rolled)
+			b.ReportMetric(pct(lat, 0.50), "p50-ns")
+			b.ReportMetric(pct(lat, 0.99), "p99-ns")
+			b.ReportMetric(pct(lat, 0.999), "p99.9-ns")
+			b.ReportMetric(float64(lat[len(lat)-1]), "max-ns")
+			b.ReportMetric(float64(len(rolled)), "rolls")
+			b.ReportMetric(pct(rolled, 0.50), "roll-p50-ns")
+			b.ReportMetric(pct(rolled, 0.99), "roll-p99-ns")
+			b.ReportMetric(float64(w.Stats().Stalls), "stalls")
+		})
+	}
+}

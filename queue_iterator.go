@@ -1,0 +1,517 @@
+package shmio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"iter"
+	"time"
+
+	"github.com/shmio/shmio/internal/futex"
+)
+
+// QueueIterator reads a queue's committed frames with one cursor across its segments: the same
+// methods as Iterator. At the end of a sealed segment it moves to the next one; Wait wakes for
+// frames in the next segment as well; Prev and Seek cross segment boundaries. It is for one
+// goroutine at a time.
+//
+// Frames are slices of a segment's mapping. A frame stays valid while the iterator is in its
+// segment or the one after (the iterator keeps the previous segment mapped); once it has moved
+// two segments on, or is closed, the frame's memory is gone: copy what you keep longer.
+type QueueIterator struct {
+	q     *Queue
+	spin  time.Duration
+	seg   int64
+	log   *Log
+	it    *Iterator
+	prev  *Log // previous segment, kept mapped so that its frames stay valid a while
+	prevN int64
+	rd    *namedReader
+	state bool // closed
+}
+
+// queueSleepSlice bounds each futex sleep of QueueIterator.Wait (tests raise it to prove that
+// wake-ups, not timeouts, end the sleeps).
+var queueSleepSlice = sleepSlice
+
+// NewIterator returns an iterator positioned at opts.StartCursor (0: the first frame still
+// available; see Queue for the cursor layout). It gives ErrCursor for a cursor in a segment
+// that retention removed, naming the first cursor still available.
+//
+// With opts.Name the iterator is a named reader: its cursor lives in Dir/readers/NAME.reader, is stored
+// (one atomic store to a small shared mapping, no system call) whenever the application asks for
+// more (Next, NextBatch, Wait) or moves (Seek, Prev), and at Close; retention keeps every segment
+// the reader has not finished, and Queue.Readers reports its lag. Asking for more acknowledges
+// the frames returned before, so after a crash the reader resumes at the first frame it had not
+// finished: delivery is at least once. A name that exists resumes from its stored cursor and
+// ignores StartCursor; one process at a time may use a name (ErrLocked otherwise). Names are 1 to
+// 128 characters of letters, digits, '_', '-' and '.', not starting with '.'.
+func (q *Queue) NewIterator(opts IteratorOptions) (*QueueIterator, error) {
+	if q.closed.Load() {
+		return nil, newError("iterator", q.dir, -1, ErrClosed)
+	}
+	qi := &QueueIterator{q: q, spin: opts.Spin}
+	if qi.spin == 0 {
+		qi.spin = DefaultSpin
+	}
+	start := opts.StartCursor
+	if opts.Name != "" {
+		rd, created, err := openNamedReader(q.dir, opts.Name, q.opts.Mode)
+		if err != nil {
+			return nil, err
+		}
+		qi.rd = rd
+		if !created {
+			start = int64(rd.cursor.Load())
+		}
+	}
+	if err := qi.seekTo(start, "iterator"); err != nil {
+		qi.rd.close()
+		return nil, err
+	}
+	qi.storeCursor()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed.Load() {
+		qi.closeLocked()
+		return nil, newError("iterator", q.dir, -1, ErrClosed)
+	}
+	q.iters[qi] = struct{}{}
+	return qi, nil
+}
+
+// storeCursor publishes a named reader's cursor.
+func (qi *QueueIterator) storeCursor() {
+	if qi.rd != nil {
+		qi.rd.cursor.Store(uint64(qi.Cursor()))
+	}
+}
+
+// caughtUp records that a named reader found nothing more to read.
+func (qi *QueueIterator) caughtUp() {
+	if qi.rd != nil {
+		qi.rd.caughtUp.Store(uint64(time.Now().UnixNano()))
+	}
+}
+
+func (qi *QueueIterator) checkOpen(op string) error {
+	if qi.state || qi.q.closed.Load() {
+		return newError(op, qi.q.dir, -1, ErrClosed)
+	}
+	return nil
+}
+
+// Cursor returns the cursor of the next frame Next would return. At the end of a sealed segment
+// that is the start of the next segment.
+func (qi *QueueIterator) Cursor() int64 {
+	if qi.it == nil {
+		return 0
+	}
+	if it := qi.it; it.pos == it.end && it.pos != it.base && !qi.state && qi.log.Sealed() && int(qi.log.size.Load()) == it.pos {
+		return QueueCursor(qi.seg+1, 0)
+	}
+	return QueueCursor(qi.seg, qi.it.Cursor())
+}
+
+// moveTo opens segment seg and positions at off (-1: its committed end), keeping the segment it
+// leaves mapped as prev.
+func (qi *QueueIterator) moveTo(op string, seg, off int64) error {
+	if seg == qi.seg && qi.it != nil {
+		if off < 0 {
+			_, err := qi.it.Seek(0, io.SeekEnd)
+			return err
+		}
+		_, err := qi.it.Seek(off, io.SeekStart)
+		return err
+	}
+	var l *Log
+	if seg == qi.prevN && qi.prev != nil {
+		l, qi.prev = qi.prev, nil // going back to the segment we just left
+	} else {
+		var err error
+		if l, err = qi.q.openSegment(seg, qi.q.debug); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return qi.q.goneError(op, seg, QueueCursor(seg, max(off, 0)))
+			}
+			return err
+		}
+	}
+	it, err := l.NewIterator(IteratorOptions{Spin: -1})
+	if err == nil {
+		if off < 0 {
+			_, err = it.Seek(0, io.SeekEnd)
+		} else {
+			_, err = it.Seek(off, io.SeekStart)
+		}
+	}
+	if err != nil {
+		l.Close()
+		if errors.Is(err, ErrCursor) {
+			return newError(op, qi.q.dir, -1, fmt.Errorf("segment %d: %w", seg, err))
+		}
+		return err
+	}
+	if qi.prev != nil {
+		qi.prev.Close()
+	}
+	qi.prev, qi.prevN = qi.log, qi.seg
+	qi.log, qi.it, qi.seg = l, it, seg
+	return nil
+}
+
+// seekTo positions at queue cursor c, validating it.
+func (qi *QueueIterator) seekTo(c int64, op string) error {
+	if c < 0 {
+		return errorf(op, qi.q.dir, -1, ErrCursor, "negative cursor %d", c)
+	}
+	seg, off := SplitQueueCursor(c)
+	if c == 0 {
+		// The first segment, unless retention removes it between the listing and the open.
+		for tries := 0; ; tries++ {
+			first, err := qi.q.firstSegment()
+			if err != nil {
+				return err
+			}
+			err = qi.moveTo(op, first, 0)
+			if err == nil || tries == 100 || !errors.Is(err, ErrCursor) {
+				return err
+			}
+			if _, serr := qi.q.segHeader(first); !errors.Is(serr, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	if seg > 1 && seg != qi.seg {
+		// The start of a segment is a position only once the one before is sealed: before, the
+		// segment is prepared ahead and the position would skip the frames still to come.
+		h, err := qi.q.segHeader(seg - 1)
+		if err == nil && !h.sealed {
+			return errorf(op, qi.q.dir, -1, ErrCursor, "cursor %d is beyond the committed end (segment %d is not sealed)", c, seg-1)
+		}
+	}
+	return qi.moveTo(op, seg, off)
+}
+
+// advance moves to the next segment if the current one is sealed and read to its end. It
+// reports whether the caller should look again.
+func (qi *QueueIterator) advance(op string) (bool, error) {
+	if !qi.log.Sealed() {
+		return false, nil
+	}
+	// Seal follows the last commit: with the seal seen, the end loaded now is final.
+	if qi.it.available() {
+		return true, nil
+	}
+	if err := qi.moveTo(op, qi.seg+1, 0); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Next returns the next committed frame, moving across segments, or nil, nil when nothing more
+// is committed. A frame in a segment that retention removed gives ErrCursor.
+func (qi *QueueIterator) Next() ([]byte, error) {
+	if qi.state {
+		return nil, qi.checkOpen("next")
+	}
+	qi.storeCursor()
+	for {
+		f, err := qi.it.Next()
+		if f != nil || err != nil {
+			return f, err
+		}
+		again, err := qi.advance("next")
+		if err != nil {
+			return nil, err
+		}
+		if !again {
+			qi.caughtUp()
+			return nil, nil
+		}
+	}
+}
+
+// NextBatch appends committed frames to dst as Iterator.NextBatch does. A batch holds frames of
+// one segment.
+func (qi *QueueIterator) NextBatch(dst [][]byte, o BatchOptions) ([][]byte, error) {
+	if qi.state {
+		return dst, qi.checkOpen("next batch")
+	}
+	qi.storeCursor()
+	for {
+		n := len(dst)
+		dst, err := qi.it.NextBatch(dst, o)
+		if len(dst) > n || err != nil {
+			return dst, err
+		}
+		again, err := qi.advance("next batch")
+		if err != nil {
+			return dst, err
+		}
+		if !again {
+			qi.caughtUp()
+			return dst, nil
+		}
+	}
+}
+
+// Prev returns the frame before the cursor and moves back to its start, crossing into earlier
+// segments; nil, nil at the first frame still available.
+func (qi *QueueIterator) Prev() ([]byte, error) {
+	if err := qi.checkOpen("prev"); err != nil {
+		return nil, err
+	}
+	defer qi.storeCursor()
+	for {
+		f, err := qi.it.Prev()
+		if f != nil || err != nil {
+			return f, err
+		}
+		if qi.seg <= 1 {
+			return nil, nil
+		}
+		// At the start of a segment: the previous one, if retention left it.
+		err = qi.moveTo("prev", qi.seg-1, -1)
+		if errors.Is(err, ErrCursor) {
+			if _, statErr := qi.q.segHeader(qi.seg - 1); errors.Is(statErr, fs.ErrNotExist) {
+				return nil, nil
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// CommittedSize returns the queue cursor of the committed end: Cursor() < CommittedSize() means
+// frames wait to be read. (Differences of queue cursors are not byte counts across segments; see
+// Queue.Lag.)
+func (qi *QueueIterator) CommittedSize() int64 {
+	if qi.state || qi.q.closed.Load() {
+		return qi.Cursor()
+	}
+	if !qi.log.Sealed() {
+		return QueueCursor(qi.seg, qi.it.CommittedSize())
+	}
+	c, err := qi.q.endCursor(qi.seg)
+	if err != nil {
+		return qi.Cursor()
+	}
+	return c
+}
+
+// endCursor returns the queue cursor of the committed end, searching from segment from.
+func (q *Queue) endCursor(from int64) (int64, error) {
+	head, err := q.findHead(from)
+	if err != nil {
+		return 0, err
+	}
+	h, err := q.segHeader(head)
+	if err != nil {
+		return 0, err
+	}
+	return QueueCursor(head, h.committed), nil
+}
+
+// Seek moves the cursor as io.Seeker does, on queue cursors: io.SeekStart takes a cursor (0: the
+// first available frame), io.SeekEnd counts from the committed end and io.SeekCurrent from the
+// cursor, both by adding to the packed value, so relative seeks make sense within one segment
+// only. The target must be 0, the committed end, or a frame start in an available segment;
+// otherwise ErrCursor and the cursor stays.
+func (qi *QueueIterator) Seek(offset int64, whence int) (int64, error) {
+	if err := qi.checkOpen("seek"); err != nil {
+		return qi.Cursor(), err
+	}
+	var target int64
+	switch whence {
+	case io.SeekStart:
+		target = offset
+	case io.SeekCurrent:
+		target = qi.Cursor() + offset
+	case io.SeekEnd:
+		end, err := qi.q.endCursor(qi.seg)
+		if err != nil {
+			return qi.Cursor(), err
+		}
+		target = end + offset
+	default:
+		return qi.Cursor(), errorf("seek", qi.q.dir, -1, ErrCursor, "bad whence %d", whence)
+	}
+	if err := qi.seekTo(target, "seek"); err != nil {
+		return qi.Cursor(), err
+	}
+	qi.storeCursor()
+	return qi.Cursor(), nil
+}
+
+// Wait returns nil as soon as a frame beyond the cursor is committed, or ctx.Err() once ctx is
+// done. A reader asleep at the end of a segment is woken by its seal and moves on to the next
+// segment (so the cursor may change to the next segment's start), where it waits again.
+func (qi *QueueIterator) Wait(ctx context.Context) error {
+	if err := qi.checkOpen("wait"); err != nil {
+		return err
+	}
+	qi.storeCursor()
+	var deadline time.Time
+	for spun := false; ; {
+		if qi.it.available() {
+			return nil
+		}
+		again, err := qi.advance("wait")
+		if err != nil {
+			return err
+		}
+		if again {
+			qi.storeCursor()
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if qi.spin > 0 && !spun {
+			if deadline.IsZero() {
+				deadline = time.Now().Add(qi.spin)
+			}
+			for i := 0; ; i++ {
+				if qi.it.available() || qi.log.Sealed() {
+					break
+				}
+				if i&63 == 63 && time.Now().After(deadline) {
+					spun = true
+					break
+				}
+			}
+			continue
+		}
+		qi.caughtUp()
+		if err := qi.sleep(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// sleep blocks until the current segment has a frame past the cursor, is sealed, or ctx is done.
+// It is Iterator.sleepFutex with "sealed" as a second reason to wake: Seal sets the flag, then
+// reads the waiter count and bumps the wake word, so no sleeper misses it.
+func (qi *QueueIterator) sleep(ctx context.Context) error {
+	l := qi.log
+	ready := func() bool { return qi.it.available() || l.Sealed() }
+	if l.wake == nil || !futex.Supported {
+		d := 10 * time.Microsecond
+		for !ready() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := qi.checkOpen("wait"); err != nil {
+				return err
+			}
+			time.Sleep(sliceUntil(ctx, d))
+			d = min(d*2, queueSleepSlice)
+		}
+		return nil
+	}
+	l.waiters.Add(1)
+	defer l.waiters.Add(^uint32(0))
+	stop := context.AfterFunc(ctx, func() { futex.Wake(l.wake) })
+	defer stop()
+	for {
+		seq := l.wake.Load()
+		if ready() {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := qi.checkOpen("wait"); err != nil {
+			return err
+		}
+		futex.Wait(l.wake, seq, sliceUntil(ctx, queueSleepSlice))
+	}
+}
+
+// All returns the committed frames from the cursor on, across segments, without waiting.
+func (qi *QueueIterator) All() iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		for {
+			f, err := qi.Next()
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if f == nil || !yield(f, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Follow is All that waits for more until ctx is done, across rolls.
+func (qi *QueueIterator) Follow(ctx context.Context) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		for {
+			f, err := qi.Next()
+			if err == nil && f == nil {
+				if err = qi.Wait(ctx); err == nil {
+					continue
+				}
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(f, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Segment returns the number of the segment the iterator is in.
+func (qi *QueueIterator) Segment() int64 { return qi.seg }
+
+// Name returns the reader's name, "" for an anonymous iterator.
+func (qi *QueueIterator) Name() string {
+	if qi.rd == nil {
+		return ""
+	}
+	return qi.rd.name
+}
+
+// Close stores a named reader's cursor, releases the name and unmaps the iterator's segments.
+// Frames it returned are invalid afterwards.
+func (qi *QueueIterator) Close() error {
+	qi.q.mu.Lock()
+	defer qi.q.mu.Unlock()
+	if qi.state || qi.q.closed.Load() {
+		return newError("close iterator", qi.q.dir, -1, ErrClosed)
+	}
+	return qi.closeLocked()
+}
+
+func (qi *QueueIterator) closeLocked() error {
+	qi.storeCursor()
+	qi.state = true
+	delete(qi.q.iters, qi)
+	var errs []error
+	if qi.rd != nil {
+		errs = append(errs, qi.rd.close())
+	}
+	if qi.prev != nil {
+		errs = append(errs, qi.prev.Close())
+		qi.prev = nil
+	}
+	if qi.log != nil {
+		errs = append(errs, qi.log.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return newError("close iterator", qi.q.dir, -1, err)
+	}
+	return nil
+}
+
+var (
+	_ FrameWriter   = (*QueueWriter)(nil)
+	_ FrameIterator = (*QueueIterator)(nil)
+)

@@ -1,0 +1,293 @@
+package shmio
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmio/shmio/internal/flock"
+	"github.com/shmio/shmio/internal/mmap"
+	"golang.org/x/sys/unix"
+)
+
+// A named reader's file, Dir/readers/NAME.reader, is 64 bytes, mapped shared by the reader so that
+// storing its cursor is one atomic store and survives the process (it is in the page cache, or
+// in /dev/shm's memory). Tools read it with pread.
+const (
+	rdOffMagic    = 0  // [8]byte "SHMIORD\x00"
+	rdOffVersion  = 8  // u32
+	rdOffPID      = 12 // u32 pid of the process using the name last (informational)
+	rdOffCursor   = 16 // u64 queue cursor: everything before it is done
+	rdOffCaughtUp = 24 // u64 Unix nanoseconds when the reader last found nothing more to read
+	rdOffCreated  = 32 // u64 Unix nanoseconds
+	rdSize        = 64
+)
+
+var readerMagic = [8]byte{'S', 'H', 'M', 'I', 'O', 'R', 'D', 0}
+
+type namedReader struct {
+	name     string
+	path     string
+	f        *os.File
+	mem      []byte
+	cursor   *atomic.Uint64
+	caughtUp *atomic.Uint64
+}
+
+// validReaderName keeps names to plain file names.
+func validReaderName(name string) error {
+	if name == "" || len(name) > 128 || name[0] == '.' {
+		return fmt.Errorf("reader name %q: want 1 to 128 characters, not starting with '.'", name)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return fmt.Errorf("reader name %q: only letters, digits, '_', '-' and '.'", name)
+		}
+	}
+	return nil
+}
+
+// Reader files live in their own directory, so that listing them stays cheap however many
+// segments there are (retention reads every cursor after each roll).
+func readerPath(dir, name string) string { return filepath.Join(dir, readersDir, name+readerSuffix) }
+
+// openNamedReader opens (creating when missing) and locks a named reader's file.
+func openNamedReader(dir, name string, mode os.FileMode) (*namedReader, bool, error) {
+	if err := validReaderName(name); err != nil {
+		return nil, false, newError("iterator", dir, -1, err)
+	}
+	path := readerPath(dir, name)
+	created := false
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), dirMode(mode)); err != nil {
+			return nil, false, newError("iterator", path, -1, err)
+		}
+		if f, err = createReaderFile(path, mode); err == nil {
+			created = true
+		} else if errors.Is(err, fs.ErrExist) {
+			f, err = os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+		}
+	}
+	if err != nil {
+		return nil, false, newError("iterator", path, -1, err)
+	}
+	switch err := flock.TryLock(int(f.Fd())); {
+	case errors.Is(err, flock.ErrWouldBlock):
+		f.Close()
+		return nil, false, errorf("iterator", path, -1, ErrLocked, "reader %q is in use by another iterator", name)
+	case err != nil:
+		f.Close()
+		return nil, false, newError("iterator", path, -1, fmt.Errorf("flock: %w", err))
+	}
+	mem, err := mmap.Map(int(f.Fd()), rdSize, true, false)
+	if err == nil {
+		if fi, serr := f.Stat(); serr != nil || fi.Size() < rdSize || [8]byte(mem[:8]) != readerMagic {
+			mmap.Unmap(mem)
+			err = fmt.Errorf("%w: not a reader file", ErrBadHeader)
+		}
+	}
+	if err != nil {
+		flock.Unlock(int(f.Fd()))
+		f.Close()
+		return nil, false, newError("iterator", path, -1, err)
+	}
+	u32at(mem, rdOffPID).Store(uint32(os.Getpid()))
+	return &namedReader{name: name, path: path, f: f, mem: mem,
+		cursor: u64at(mem, rdOffCursor), caughtUp: u64at(mem, rdOffCaughtUp)}, created, nil
+}
+
+// createReaderFile makes the file under a temporary name and links it into place, so nobody
+// sees it without its magic.
+func createReaderFile(path string, mode os.FileMode) (*os.File, error) {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.tmp-%d-%x", filepath.Base(path), os.Getpid(), rnd))
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, permOr600(mode))
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp)
+	b := make([]byte, rdSize)
+	copy(b, readerMagic[:])
+	le.PutUint32(b[rdOffVersion:], 1)
+	le.PutUint64(b[rdOffCreated:], uint64(time.Now().UnixNano()))
+	err = f.Chmod(permOr600(mode))
+	if err == nil {
+		_, err = f.WriteAt(b, 0)
+	}
+	if err == nil {
+		err = os.Link(tmp, path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (r *namedReader) close() error {
+	if r == nil {
+		return nil
+	}
+	u32at(r.mem, rdOffPID).CompareAndSwap(uint32(os.Getpid()), 0)
+	return errors.Join(mmap.Unmap(r.mem), flock.Unlock(int(r.f.Fd())), r.f.Close())
+}
+
+// ReaderInfo describes a named reader.
+type ReaderInfo struct {
+	Name     string
+	Path     string
+	Cursor   int64     // stored cursor: every frame before it is done
+	Active   bool      // an iterator holds the name right now (in some process)
+	PID      int       // that process, when known
+	CaughtUp time.Time // when the reader last found nothing more to read (zero: never)
+	Created  time.Time
+	// Lag: what is committed after Cursor. Lag is how long the reader has been behind: 0 when
+	// LagFrames is 0, else the time since CaughtUp (or since Created).
+	LagFrames int64
+	LagBytes  int64 // payload plus the 4 bytes of lengths per frame
+	Lag       time.Duration
+	Err       error // the file is unreadable, or its cursor is gone (ErrCursor)
+}
+
+// Readers lists the named readers with their lag, walking the frames each one has not read
+// (cost proportional to the lag).
+func (q *Queue) Readers() ([]ReaderInfo, error) {
+	names, err := q.readerNames()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := make([]ReaderInfo, 0, len(names))
+	for _, name := range names {
+		ri := ReaderInfo{Name: name, Path: readerPath(q.dir, name)}
+		var b [rdSize]byte
+		if ri.Err = preadFile(ri.Path, b[:]); ri.Err != nil {
+			out = append(out, ri)
+			continue
+		}
+		ri.Cursor = int64(le.Uint64(b[rdOffCursor:]))
+		if t := int64(le.Uint64(b[rdOffCaughtUp:])); t != 0 {
+			ri.CaughtUp = time.Unix(0, t)
+		}
+		if t := int64(le.Uint64(b[rdOffCreated:])); t != 0 {
+			ri.Created = time.Unix(0, t)
+		}
+		ri.Active, ri.PID, _ = flock.Holder(ri.Path)
+		ri.LagFrames, ri.LagBytes, ri.Err = q.Lag(ri.Cursor)
+		if ri.LagFrames > 0 {
+			since := ri.CaughtUp
+			if since.IsZero() {
+				since = ri.Created
+			}
+			if !since.IsZero() {
+				ri.Lag = max(now.Sub(since), 0)
+			}
+		}
+		out = append(out, ri)
+	}
+	return out, nil
+}
+
+func (q *Queue) readerNames() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(q.dir, readersDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, newError("list readers", q.dir, -1, err)
+	}
+	var names []string
+	for _, e := range ents {
+		if n, ok := strings.CutSuffix(e.Name(), readerSuffix); ok && validReaderName(n) == nil {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// readerCursors returns every named reader's stored cursor (unreadable files are skipped: a
+// reader being created has not read anything yet, and is at the start it was given).
+func (q *Queue) readerCursors() ([]int64, error) {
+	names, err := q.readerNames()
+	if err != nil {
+		return nil, err
+	}
+	var cs []int64
+	for _, name := range names {
+		var b [rdSize]byte
+		if preadFile(readerPath(q.dir, name), b[:]) == nil && [8]byte(b[:8]) == readerMagic {
+			cs = append(cs, int64(le.Uint64(b[rdOffCursor:])))
+		}
+	}
+	return cs, nil
+}
+
+func preadFile(path string, b []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := f.ReadAt(b, 0)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil {
+		err = fmt.Errorf("short read: %d of %d bytes", n, len(b))
+	}
+	return err
+}
+
+// Lag counts the frames and bytes committed after cursor c, across segments.
+func (q *Queue) Lag(c int64) (frames, bytes int64, err error) {
+	it, err := q.NewIterator(IteratorOptions{StartCursor: c, Spin: -1})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer it.Close()
+	batch := make([][]byte, 0, 256)
+	for {
+		batch, err = it.NextBatch(batch[:0], BatchOptions{MaxMessages: 256, MaxBytes: 1 << 20})
+		for _, f := range batch {
+			frames++
+			bytes += int64(len(f)) + 4
+		}
+		if err != nil || len(batch) == 0 {
+			return frames, bytes, err
+		}
+	}
+}
+
+// RemoveReader deletes a named reader, so that retention no longer keeps segments for it. It
+// fails with ErrLocked while an iterator uses the name.
+func (q *Queue) RemoveReader(name string) error {
+	if err := validReaderName(name); err != nil {
+		return newError("remove reader", q.dir, -1, err)
+	}
+	path := readerPath(q.dir, name)
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return newError("remove reader", path, -1, err)
+	}
+	defer f.Close()
+	switch err := flock.TryLock(int(f.Fd())); {
+	case errors.Is(err, flock.ErrWouldBlock):
+		return errorf("remove reader", path, -1, ErrLocked, "reader %q is in use", name)
+	case err != nil:
+		return newError("remove reader", path, -1, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return newError("remove reader", path, -1, err)
+	}
+	return nil
+}
