@@ -335,6 +335,19 @@ func nonZero(d time.Duration) time.Duration {
 	return d
 }
 
+// discardAhead closes and removes every segment prepared ahead; the next prepareAhead makes
+// them again.
+func (w *QueueWriter) discardAhead() {
+	for _, f := range w.ahead {
+		<-f.done
+		if f.seg != nil {
+			f.seg.close()
+			os.Remove(w.q.segPath(f.num))
+		}
+	}
+	w.ahead = nil
+}
+
 func (s *wseg) close() {
 	s.w.Close()
 	s.log.Close()
@@ -408,7 +421,10 @@ func (w *QueueWriter) roll() error {
 	}
 	if next == nil {
 		// Preparing it failed (or was not started): try here, so the caller gets the reason
-		// and a freed filesystem is noticed at once.
+		// and a freed filesystem is noticed at once. Segments prepared after it may hold the
+		// very space it lacks (the filesystem filled up while they were made): nothing is or
+		// can be published in them yet, so give them back first.
+		w.discardAhead()
 		stalled = true
 		var err error
 		if next, err = w.prepare(want); err != nil {
