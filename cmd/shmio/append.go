@@ -29,7 +29,7 @@ type appendOptions struct {
 func newAppendCmd() *cobra.Command {
 	var o appendOptions
 	cmd := &cobra.Command{
-		Use:   "append PATH",
+		Use:   "append PATH|DIR",
 		Short: "Append one frame per input line (or length-prefixed records with --raw)",
 		Long: `Append frames to a log from standard input (or --file): one frame per line, without its
 newline. Empty lines are skipped, because shmio frames cannot be empty; the number skipped is
@@ -40,10 +40,14 @@ that many payload bytes (records of length 0 are skipped like empty lines).
 
 Frames are committed (made visible to readers) in batches of --batch, whenever the input
 pauses, and at least every --flush, so "shmio tail -f" sees each line promptly. Ctrl-C commits
-what was read before exiting. Only one writer may append to a log at a time.`,
+what was read before exiting. Only one writer may append to a log at a time.
+
+Given a queue directory (see create --queue), frames go to the queue, which rolls to a new
+segment whenever one is full, so the input may be longer than any one segment.`,
 		Example: `  seq 1 1000 | shmio append /dev/shm/events
   tail -F /var/log/syslog | shmio append /dev/shm/syslog --flush 50ms
-  shmio append /dev/shm/events --raw --file records.bin`,
+  shmio append /dev/shm/events --raw --file records.bin
+  seq 1 1000000 | shmio append /dev/shm/events.q`,
 		Args: requireArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runAppend(cmd, args[0], o)
@@ -62,10 +66,10 @@ what was read before exiting. Only one writer may append to a log at a time.`,
 // goroutine at a time, so both take mu.
 type appender struct {
 	mu        sync.Mutex
-	w         *shmio.Writer
-	pending   int   // frames appended but not committed
-	frames    int64 // frames committed
-	bytes     int64 // payload bytes committed
+	w         shmio.FrameWriter // a log's or a queue's writer
+	pending   int               // frames appended but not committed
+	frames    int64             // frames committed
+	bytes     int64             // payload bytes committed
 	pendBytes int64
 	skipped   int64 // empty inputs
 	err       error // first commit error, reported by the input loop
@@ -133,21 +137,11 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 		defer f.Close()
 		in, inName = f, o.file
 	}
-	l, err := openLog(path, true, false)
+	w, maxPayload, closeStore, err := openFrameWriter(path)
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	w, err := l.Writer()
-	if err != nil {
-		if errors.Is(err, shmio.ErrLocked) {
-			if held, pid, _ := l.WriterStatus(); held && pid != 0 {
-				return fmt.Errorf("%s: another writer (pid %d) holds the log; only one writer may append at a time", path, pid)
-			}
-			return fmt.Errorf("%s: another writer holds the log; only one writer may append at a time", path)
-		}
-		return fmt.Errorf("%s: %s", path, rootCause(err))
-	}
+	defer closeStore()
 	a := &appender{w: w}
 	unit := "line"
 	if o.raw {
@@ -198,7 +192,6 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 	}()
 
 	br := bufio.NewReaderSize(in, 256<<10)
-	maxPayload := l.MaxPayload()
 	var readErr error
 	onFrame := func(p []byte, n int64) error {
 		if len(p) == 0 {
@@ -247,6 +240,35 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 		return fmt.Errorf("%s: %s", path, rootCause(err))
 	}
 	return nil
+}
+
+// openFrameWriter opens the writer of the log file or queue directory at path, with the largest
+// payload it takes and a function that closes the log or queue.
+func openFrameWriter(path string) (shmio.FrameWriter, int, func() error, error) {
+	if shmio.IsQueue(path) {
+		q, err := openQueue(path, true)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		w, err := q.Writer()
+		if err != nil {
+			err = lockedWriterError(path, "queue", err, q.WriterStatus) // before Close: it asks the queue
+			q.Close()
+			return nil, 0, nil, err
+		}
+		return w, q.MaxPayload(), q.Close, nil
+	}
+	l, err := openLog(path, true, false)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	w, err := l.Writer()
+	if err != nil {
+		err = lockedWriterError(path, "log", err, l.WriterStatus)
+		l.Close()
+		return nil, 0, nil, err
+	}
+	return w, l.MaxPayload(), l.Close, nil
 }
 
 // frameError explains why the n-th input line or record could not be appended.

@@ -34,20 +34,48 @@ func newCreateCmd() *cobra.Command {
 		mode     = modeValue(0o600)
 		wide     bool
 		force    bool
+		qo       createQueueOptions
 	)
 	cmd := &cobra.Command{
-		Use:   "create PATH --capacity SIZE",
-		Short: "Create an empty log file of a fixed capacity",
+		Use:   "create PATH --capacity SIZE | create --queue DIR --segment-size SIZE",
+		Short: "Create an empty log file of a fixed capacity, or a queue of rolling segments",
 		Long: `Create an empty log file of a fixed capacity. The whole capacity is reserved up front,
 so a full disk or /dev/shm shows up now rather than in the middle of a write.
 
 Frames carry u16 lengths by default (payloads up to 65531 bytes), readable by Node shmio.
 --wide uses u32 lengths for larger payloads; Node shmio cannot read such a file.
-An existing file is never overwritten unless --force is given.`,
+An existing file is never overwritten unless --force is given.
+
+--queue DIR creates a queue instead: a directory of segment files of --segment-size each (a log
+that never fills up: the writer rolls to a new segment when one is full). Retention removes old
+segments: --keep-segments, --keep-bytes and --keep-age never remove a segment that a named reader
+has not finished; the --hard-* limits remove it anyway. An existing queue is never replaced.`,
 		Example: `  shmio create /dev/shm/events --capacity 64MiB
-  shmio create /dev/shm/events --capacity 1GiB --mode 0640 --wide --force`,
-		Args: requireArgs(1, "PATH"),
+  shmio create /dev/shm/events --capacity 1GiB --mode 0640 --wide --force
+  shmio create --queue /dev/shm/events.q --segment-size 64MiB --keep-segments 8 --hard-keep-bytes 4GiB`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("queue") {
+				if len(args) != 0 {
+					return fmt.Errorf("create: --queue DIR takes no PATH argument, got %d (see shmio create --help)", len(args))
+				}
+				return nil
+			}
+			return requireArgs(1, "PATH")(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("queue") {
+				if cmd.Flags().Changed("capacity") || wide || force {
+					return errors.New("--capacity, --wide and --force are for log files; a queue takes --segment-size")
+				}
+				qo.mode = os.FileMode(mode)
+				return runCreateQueue(cmd, qo)
+			}
+			if qo.anySet(cmd) {
+				return errors.New("--segment-size and the --keep/--hard-keep flags need --queue DIR")
+			}
+			if !cmd.Flags().Changed("capacity") {
+				return errors.New(`required flag(s) "capacity" not set`)
+			}
 			path := args[0]
 			if capacity <= 0 {
 				return errors.New("--capacity must be greater than zero (for example --capacity 64MiB)")
@@ -91,11 +119,11 @@ An existing file is never overwritten unless --force is given.`,
 		},
 	}
 	f := cmd.Flags()
-	f.Var(&capacity, "capacity", "file size, with a unit such as 64MiB or 1GiB (required)")
+	f.Var(&capacity, "capacity", "file size, with a unit such as 64MiB or 1GiB (required for a log file)")
 	f.Var(&mode, "mode", "permission bits of the new file, octal")
 	f.BoolVar(&wide, "wide", false, "u32 frame lengths for payloads over 65531 bytes (not Node shmio compatible)")
 	f.BoolVar(&force, "force", false, "replace an existing file")
-	_ = cmd.MarkFlagRequired("capacity")
+	qo.addFlags(f)
 	return cmd
 }
 

@@ -23,19 +23,26 @@ type dumpOptions struct {
 func newDumpCmd() *cobra.Command {
 	var o dumpOptions
 	cmd := &cobra.Command{
-		Use:   "dump PATH",
+		Use:   "dump PATH|DIR",
 		Short: "Show frames with their cursors, lengths and a hex/ASCII view, forward or backward",
 		Long: `Show committed frames with their cursor (offset from the first frame), file offset,
 payload length, frame length and a hex/ASCII view of the payload.
 
 --reverse walks backward from --from (default: the committed end), newest frame first, the way a
 reader recovering after a crash would. Forward, --from is the first frame shown (default: 0).
-A corrupt frame stops the dump with exit status 1; the raw bytes at that offset are shown.`,
+A corrupt frame stops the dump with exit status 1; the raw bytes at that offset are shown.
+
+Given a queue directory, dump walks across its segments (a "== segment N" line where each
+segment starts) and cursors are queue cursors (segment<<32 | offset; --from also takes
+SEGMENT:OFFSET).`,
 		Example: `  shmio dump /dev/shm/events -n 5
   shmio dump /dev/shm/events --reverse -n 3
   shmio dump /dev/shm/events --from 4096 --max-bytes 0`,
 		Args: requireArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if shmio.IsQueue(args[0]) {
+				return runDumpQueue(cmd, args[0], o)
+			}
 			return runDump(cmd, args[0], o)
 		},
 	}

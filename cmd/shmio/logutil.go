@@ -224,3 +224,66 @@ func rawBytes(path string, h shmio.Header, cursor int64, n int) []byte {
 	k, _ := f.ReadAt(b, h.DataOffset+cursor)
 	return b[:k]
 }
+
+// openQueue opens an existing queue directory, turning the usual failures into one clear
+// sentence. It never creates one (shmio.OpenQueue would, when writable).
+func openQueue(dir string, writable bool) (*shmio.Queue, error) {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s: no such queue (create one with: shmio create --queue %s --segment-size 4MiB)", dir, dir)
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("%s: permission denied", dir)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", dir, unwrapPathError(err))
+	case !fi.IsDir():
+		return nil, fmt.Errorf("%s: not a directory, not a shmio queue", dir)
+	}
+	if !shmio.IsQueue(dir) {
+		return nil, fmt.Errorf("%s: is a directory but not a shmio queue (no queue.json or segments; create one with: shmio create --queue %s --segment-size 4MiB)", dir, dir)
+	}
+	q, err := shmio.OpenQueue(shmio.QueueOptions{Dir: dir, Writable: writable, DebugChecks: true})
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("%s: permission denied", dir)
+		}
+		return nil, &msgError{fmt.Sprintf("%s: %s", dir, rootCause(err)), err}
+	}
+	return q, nil
+}
+
+// lockedWriterError words a failure to become the (single) writer of a log or queue at path;
+// status reports the lock holder, when it can.
+func lockedWriterError(path, what string, err error, status func() (bool, int, error)) error {
+	if errors.Is(err, shmio.ErrLocked) {
+		if held, pid, _ := status(); held && pid != 0 {
+			return fmt.Errorf("%s: another writer (pid %d) holds the %s; only one writer may append at a time", path, pid, what)
+		}
+		return fmt.Errorf("%s: another writer holds the %s; only one writer may append at a time", path, what)
+	}
+	return fmt.Errorf("%s: %s", path, rootCause(err))
+}
+
+// queueCursorString shows a queue cursor as the packed int64 and its parts.
+func queueCursorString(c int64) string {
+	seg, off := shmio.SplitQueueCursor(c)
+	return fmt.Sprintf("%d (segment %d offset %d)", c, seg, off)
+}
+
+// parseQueueCursor parses a queue cursor: the packed int64, or SEGMENT:OFFSET.
+func parseQueueCursor(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if a, b, ok := strings.Cut(s, ":"); ok {
+		seg, err1 := strconv.ParseInt(a, 10, 64)
+		off, err2 := strconv.ParseInt(b, 10, 64)
+		if err1 != nil || err2 != nil || seg < 0 || off < 0 || seg > 1<<31-1 || off > 1<<32-1 {
+			return 0, fmt.Errorf("invalid queue cursor %q: want a cursor printed by tail, dump or stat, or SEGMENT:OFFSET", s)
+		}
+		return shmio.QueueCursor(seg, off), nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid queue cursor %q: want a cursor printed by tail, dump or stat, or SEGMENT:OFFSET", s)
+	}
+	return n, nil
+}

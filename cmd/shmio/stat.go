@@ -44,18 +44,25 @@ type statInfo struct {
 func newStatCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "stat PATH",
+		Use:   "stat PATH|DIR",
 		Short: "Show a log's format, header, fill level, frame count and writer",
 		Long: `Show a log's format, header fields, capacity, committed bytes and fill level, the number of
 frames and the first and last cursor (found by walking the frames), whether a writer holds the
 lock (and its pid), and how many readers are asleep waiting for frames.
 
 Cursors are byte offsets from the first frame, as tail, dump and Node shmio use them.
-stat only reads; it is safe on a live log (it counts the frames committed when it started).`,
+stat only reads; it is safe on a live log (it counts the frames committed when it started).
+
+Given a queue directory, stat lists its segments (number, size, committed bytes, sealed), the
+retention policy, every named reader's lag in frames, bytes and time, and the writer.`,
 		Example: `  shmio stat /dev/shm/events
-  shmio stat --json /dev/shm/events | jq .fill_percent`,
+  shmio stat --json /dev/shm/events | jq .fill_percent
+  shmio stat /dev/shm/events.q`,
 		Args: requireArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if shmio.IsQueue(args[0]) {
+				return runStatQueue(cmd, args[0], asJSON)
+			}
 			info, err := collectStat(args[0])
 			if err != nil {
 				return err

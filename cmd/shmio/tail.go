@@ -30,12 +30,13 @@ type tailOptions struct {
 	cursorFile string
 	format     string
 	lines      int
+	name       string
 }
 
 func newTailCmd() *cobra.Command {
 	var o tailOptions
 	cmd := &cobra.Command{
-		Use:   "tail PATH",
+		Use:   "tail PATH|DIR",
 		Short: "Print frames, optionally following the log as frames are committed",
 		Long: `Print frames of a log, one per line.
 
@@ -55,13 +56,27 @@ shmio-go) and prints frames as they come, until interrupted or until the log is 
 
 Formats: text prints the payload as is; hex and base64 encode it; json prints objects with
 the frame's cursor, payload length, the next cursor, and "payload" (when it is valid UTF-8)
-or "payload_base64".`,
+or "payload_base64".
+
+Given a queue directory, tail reads across its segments (following rolls with -f). Queue cursors
+are one int64, segment<<32 | offset; --from also takes SEGMENT:OFFSET, and json lines add
+"segment" and "offset". --name READER reads as a named reader: it resumes where that reader
+stopped (a new reader starts at --from, default start; an explicit --from moves it), its cursor
+is kept in the queue (so retention keeps what it has not read, and stat shows its lag), and it is
+saved on exit, Ctrl-C included. --cursor-file is for log files only.`,
 		Example: `  shmio tail /dev/shm/events
   shmio tail -f /dev/shm/events
   shmio tail /dev/shm/events --from start -n 100 --format json
-  shmio tail -f /dev/shm/events --cursor-file ~/.events.cursor`,
+  shmio tail -f /dev/shm/events --cursor-file ~/.events.cursor
+  shmio tail -f /dev/shm/events.q --name billing`,
 		Args: requireArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if shmio.IsQueue(args[0]) {
+				return runTailQueue(cmd, args[0], o)
+			}
+			if o.name != "" {
+				return errors.New("--name is for queues (a named reader); with a log file use --cursor-file")
+			}
 			return runTail(cmd, args[0], o)
 		},
 	}
@@ -71,6 +86,7 @@ or "payload_base64".`,
 	f.StringVar(&o.cursorFile, "cursor-file", "", "resume from the cursor saved in this file and save it on exit")
 	f.StringVar(&o.format, "format", "text", "output format: text, hex, json or base64")
 	f.IntVarP(&o.lines, "lines", "n", 10, "number of frames (see above)")
+	f.StringVar(&o.name, "name", "", "with a queue: read as this named reader, resuming where it stopped")
 	return cmd
 }
 

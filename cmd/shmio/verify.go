@@ -13,7 +13,7 @@ func init() { register(newVerifyCmd()) }
 
 func newVerifyCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "verify PATH",
+		Use:   "verify PATH|DIR",
 		Short: "Check every committed frame, walking forward and backward",
 		Long: `Check a log's integrity: walk every committed frame forward from the first, checking that
 each frame's leading and trailing lengths agree and stay within the committed end; then walk
@@ -22,10 +22,19 @@ does; and check that both walks found exactly the same frames.
 
 Exit status 0: the log is clean. 1: the log is damaged (or not a shmio log); the first problem is
 printed with its cursor and file offset. 2: verify could not run (missing file, bad arguments).
-Safe on a live log: frames committed after verify started are not checked.`,
-		Example: `  shmio verify /dev/shm/events && echo clean`,
-		Args:    requireArgs(1, "PATH"),
+Safe on a live log: frames committed after verify started are not checked.
+
+Given a queue directory, verify checks every segment (header, recorded number, every frame's
+lengths) and the chain between them (no gaps, each segment naming its predecessor's ID, every
+segment before the one being written sealed); a damaged segment is then walked as a log to name
+the first bad frame's cursor and file offset within it.`,
+		Example: `  shmio verify /dev/shm/events && echo clean
+  shmio verify /dev/shm/events.q`,
+		Args: requireArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if shmio.IsQueue(args[0]) {
+				return runVerifyQueue(cmd.OutOrStdout(), args[0])
+			}
 			return runVerify(cmd.OutOrStdout(), args[0])
 		},
 	}

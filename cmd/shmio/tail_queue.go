@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"syscall"
+	"unicode/utf8"
+
+	"github.com/shmio/shmio"
+	"github.com/spf13/cobra"
+)
+
+// queueJSONFrame is one line of tail --format json on a queue: jsonFrame plus the cursor's parts.
+type queueJSONFrame struct {
+	Cursor        int64  `json:"cursor"`
+	Segment       int64  `json:"segment"`
+	Offset        int64  `json:"offset"`
+	Length        int    `json:"length"`
+	Next          int64  `json:"next"`
+	Payload       string `json:"payload,omitempty"`
+	PayloadBase64 string `json:"payload_base64,omitempty"`
+}
+
+func queueFormatterFor(name string) (frameFormatter, error) {
+	if name != "json" {
+		return formatterFor(name)
+	}
+	return func(buf, p []byte, c, next int64) []byte {
+		seg, off := shmio.SplitQueueCursor(c)
+		buf = append(buf, `{"cursor":`...)
+		buf = strconv.AppendInt(buf, c, 10)
+		buf = append(buf, `,"segment":`...)
+		buf = strconv.AppendInt(buf, seg, 10)
+		buf = append(buf, `,"offset":`...)
+		buf = strconv.AppendInt(buf, off, 10)
+		buf = append(buf, `,"length":`...)
+		buf = strconv.AppendInt(buf, int64(len(p)), 10)
+		buf = append(buf, `,"next":`...)
+		buf = strconv.AppendInt(buf, next, 10)
+		if utf8.Valid(p) {
+			buf = append(buf, `,"payload":`...)
+			buf = appendJSONString(buf, p)
+		} else {
+			buf = append(buf, `,"payload_base64":"`...)
+			buf = base64.StdEncoding.AppendEncode(buf, p)
+			buf = append(buf, '"')
+		}
+		return append(buf, '}', '\n')
+	}, nil
+}
+
+func runTailQueue(cmd *cobra.Command, dir string, o tailOptions) error {
+	format, err := queueFormatterFor(o.format)
+	if err != nil {
+		return err
+	}
+	if o.lines < 0 {
+		return fmt.Errorf("invalid -n %d: want a number of frames, 0 or more", o.lines)
+	}
+	if o.cursorFile != "" {
+		return errors.New("--cursor-file is for log files; a queue keeps a reader's cursor itself: use --name READER")
+	}
+	fromGiven := cmd.Flags().Changed("from")
+	var from int64
+	switch o.from {
+	case "", "start", "end":
+	default:
+		if from, err = parseQueueCursor(o.from); err != nil {
+			return fmt.Errorf("invalid --from %q: want start, end or a cursor", o.from)
+		}
+	}
+	q, err := openQueue(dir, false)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+
+	existed := false
+	if o.name != "" {
+		readers, err := q.Readers()
+		if err != nil {
+			return fmt.Errorf("%s: %s", dir, rootCause(err))
+		}
+		existed = slices.ContainsFunc(readers, func(r shmio.ReaderInfo) bool { return r.Name == o.name })
+	}
+	it, err := q.NewIterator(shmio.IteratorOptions{Name: o.name})
+	if err != nil {
+		if errors.Is(err, shmio.ErrLocked) {
+			return fmt.Errorf("%s: reader %q is in use by another process", dir, o.name)
+		}
+		return fmt.Errorf("%s: %s", dir, rootCause(err))
+	}
+	defer it.Close()
+
+	limit := int64(-1)
+	if (fromGiven || o.name != "") && cmd.Flags().Changed("lines") {
+		limit = int64(o.lines)
+	}
+	switch {
+	case o.name != "" && existed && !fromGiven:
+		// resume where the named reader stopped
+	case fromGiven || o.name != "":
+		switch o.from {
+		case "", "start":
+			if _, err = it.Seek(0, io.SeekStart); err != nil {
+				return fmt.Errorf("%s: %s", dir, rootCause(err))
+			}
+		case "end":
+			if _, err = it.Seek(0, io.SeekEnd); err != nil {
+				return fmt.Errorf("%s: %s", dir, rootCause(err))
+			}
+		default:
+			if _, err = it.Seek(from, io.SeekStart); err != nil {
+				return queueCursorError(dir, from, err)
+			}
+		}
+	default:
+		// The last N frames: step back from the committed end, across segments.
+		if _, err := it.Seek(0, io.SeekEnd); err != nil {
+			return fmt.Errorf("%s: %s", dir, rootCause(err))
+		}
+		for i := 0; i < o.lines; i++ {
+			end := it.Cursor()
+			p, err := it.Prev()
+			if err != nil {
+				return &exitError{1, fmt.Errorf("%s: corrupt frame ending at cursor %s: %s (run shmio verify)", dir, queueCursorString(end), rootCause(err))}
+			}
+			if p == nil {
+				break
+			}
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
+	var buf []byte
+	var walkErr error
+	for printed := int64(0); limit < 0 || printed < limit; {
+		c := it.Cursor()
+		p, err := it.Next()
+		if err != nil {
+			walkErr = &exitError{1, fmt.Errorf("%s: at cursor %s: %s (run shmio verify)", dir, queueCursorString(c), rootCause(err))}
+			break
+		}
+		if p == nil {
+			if !o.follow {
+				break
+			}
+			if err := out.Flush(); err != nil {
+				return fmt.Errorf("writing output: %w", err)
+			}
+			if err := it.Wait(ctx); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				return fmt.Errorf("%s: %s", dir, rootCause(err))
+			}
+			continue
+		}
+		// it.Cursor() before Next is the frame's start, already in the next segment at a roll.
+		buf = format(buf[:0], p, c, it.Cursor())
+		if _, err := out.Write(buf); err != nil {
+			return fmt.Errorf("writing output: %w", err)
+		}
+		printed++
+		select {
+		case <-ctx.Done():
+			limit = printed
+		default:
+		}
+	}
+	if err := out.Flush(); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	// Close stores a named reader's cursor: after the last frame printed.
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("%s: %s", dir, rootCause(err))
+	}
+	return walkErr
+}
+
+// queueCursorError words a failure to start at a queue cursor the user gave.
+func queueCursorError(dir string, c int64, err error) error {
+	if errors.Is(err, shmio.ErrCursor) {
+		return fmt.Errorf("%s: cursor %s: %s", dir, queueCursorString(c), rootCause(err))
+	}
+	return fmt.Errorf("%s: cannot start at cursor %s: %s", dir, queueCursorString(c), rootCause(err))
+}
