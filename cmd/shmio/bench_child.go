@@ -1,0 +1,283 @@
+package main
+
+// Process orchestration shared by "shmio demo" and "shmio bench": every measured party runs in its own
+// process (the command re-executes itself with the hidden "__child" subcommand), so what is measured is
+// really cross-process. A child gets its role and a JSON config on the command line, inherited file
+// descriptors for sockets and pipes (fd 3 onwards), and talks back with JSON lines on its stdout:
+// {"event":"ready"}, any number of {"event":"stats",...}, then {"event":"result",...} or
+// {"event":"error","error":"..."}. stderr is kept for error messages.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+const childCmdName = "__child"
+
+func init() { register(newChildCmd()) }
+
+// childRoles maps a role name to its implementation; demo_*.go and bench_*.go fill it from init.
+var childRoles = map[string]func(ctx context.Context, cfg json.RawMessage, out *childOut) error{}
+
+func newChildCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    childCmdName + " ROLE CONFIG",
+		Short:  "internal: a writer/reader process started by demo and bench",
+		Hidden: true,
+		Args:   cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			role, ok := childRoles[args[0]]
+			if !ok {
+				return fmt.Errorf("unknown child role %q", args[0])
+			}
+			out := &childOut{w: bufio.NewWriter(os.Stdout)}
+			// Ctrl-C on a terminal signals the whole process group: leave it to the parent, which
+			// stops every child and removes its files (and the kernel kills us if the parent dies).
+			signal.Ignore(os.Interrupt)
+			err := role(cmd.Context(), json.RawMessage(args[1]), out)
+			if err != nil {
+				out.send(childMsg{Event: "error", Error: err.Error()})
+			}
+			return err
+		},
+	}
+}
+
+// childMsg is one line of the child protocol. Result and stats payloads are role-specific JSON.
+type childMsg struct {
+	Event string          `json:"event"`
+	Error string          `json:"error,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+// childOut writes protocol lines to stdout; safe for concurrent use (the demo's stats ticker).
+type childOut struct {
+	mu sync.Mutex
+	w  *bufio.Writer
+}
+
+func (o *childOut) send(m childMsg) {
+	b, _ := json.Marshal(m)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.w.Write(b)
+	o.w.WriteByte('\n')
+	o.w.Flush()
+}
+
+func (o *childOut) ready() { o.send(childMsg{Event: "ready"}) }
+
+func (o *childOut) emit(event string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		o.send(childMsg{Event: "error", Error: err.Error()})
+		return
+	}
+	o.send(childMsg{Event: event, Data: b})
+}
+
+// child is the parent's handle on one child process.
+type childProc struct {
+	name   string
+	cmd    *exec.Cmd
+	msgs   chan childMsg // closed when stdout ends
+	stderr *childStderr
+	done   chan struct{} // closed after Wait returns
+	err    error         // Wait's result, valid after done
+}
+
+// startChild re-executes this binary as "__child role cfg". files become fd 3, 4, ... in the child; the
+// caller may close its copies once this returns. The child is killed when ctx is done.
+func startChild(ctx context.Context, name, role string, cfg any, files ...*os.File) (*childProc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding own executable to start %s: %w", name, err)
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, childCmdName, role, string(b))
+	cmd.ExtraFiles = files
+	cmd.Stdin = nil
+	cmd.WaitDelay = 2 * time.Second
+	setChildAttrs(cmd)
+	c := &childProc{name: name, cmd: cmd, msgs: make(chan childMsg, 64), stderr: &childStderr{max: 4096}, done: make(chan struct{})}
+	cmd.Stderr = c.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			var m childMsg
+			if json.Unmarshal(sc.Bytes(), &m) != nil {
+				continue // stray output; the protocol lines are what count
+			}
+			c.msgs <- m
+		}
+		close(c.msgs)
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+// next returns the child's next message other than stats (passed to onStats when non-nil).
+func (c *childProc) next(ctx context.Context, onStats func(json.RawMessage)) (childMsg, error) {
+	for {
+		select {
+		case m, ok := <-c.msgs:
+			if !ok {
+				<-c.done
+				return childMsg{}, c.failure(errors.New("exited without a result"))
+			}
+			switch m.Event {
+			case "stats":
+				if onStats != nil {
+					onStats(m.Data)
+				}
+				continue
+			case "error":
+				return m, fmt.Errorf("%s: %s", c.name, m.Error)
+			}
+			return m, nil
+		case <-ctx.Done():
+			return childMsg{}, fmt.Errorf("%s: %w", c.name, context.Cause(ctx))
+		}
+	}
+}
+
+// waitReady waits for the child's "ready" line.
+func (c *childProc) waitReady(ctx context.Context) error {
+	m, err := c.next(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if m.Event != "ready" {
+		return fmt.Errorf("%s: expected ready, got %q", c.name, m.Event)
+	}
+	return nil
+}
+
+// result waits for the child's result line, decodes it into v, and waits for the process to exit.
+func (c *childProc) result(ctx context.Context, v any, onStats func(json.RawMessage)) error {
+	m, err := c.next(ctx, onStats)
+	if err != nil {
+		return err
+	}
+	if m.Event != "result" {
+		return fmt.Errorf("%s: expected result, got %q", c.name, m.Event)
+	}
+	if err := json.Unmarshal(m.Data, v); err != nil {
+		return fmt.Errorf("%s: decoding result: %w", c.name, err)
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", c.name, context.Cause(ctx))
+	}
+	if c.err != nil {
+		return c.failure(c.err)
+	}
+	return nil
+}
+
+// failure describes an abnormal exit with the child's last stderr line, e.g. a Go panic message.
+func (c *childProc) failure(err error) error {
+	if c.err != nil {
+		err = c.err
+	}
+	msg := strings.TrimSpace(c.stderr.String())
+	if msg != "" {
+		lines := strings.Split(msg, "\n")
+		msg = lines[0]
+		if strings.HasPrefix(msg, "shmio: ") {
+			msg = strings.TrimPrefix(msg, "shmio: ")
+		}
+		return fmt.Errorf("%s: %v (%s)", c.name, err, msg)
+	}
+	return fmt.Errorf("%s: %v", c.name, err)
+}
+
+// cpu is the CPU time (user + system) the exited child used; spinning readers show up here.
+func (c *childProc) cpu() time.Duration {
+	select {
+	case <-c.done:
+	default:
+		return 0
+	}
+	if ps := c.cmd.ProcessState; ps != nil {
+		return ps.UserTime() + ps.SystemTime()
+	}
+	return 0
+}
+
+// kill stops the child (if still running) and waits for it.
+func (c *childProc) kill() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	if c.cmd.Process != nil {
+		c.cmd.Process.Kill()
+	}
+	// Drain stdout so the reader goroutine can reach Wait.
+	go func() {
+		for range c.msgs {
+		}
+	}()
+	<-c.done
+}
+
+// killAll kills every child still running; used on every exit path so no child outlives the command.
+func killAll(cs []*childProc) {
+	for _, c := range cs {
+		if c != nil {
+			c.kill()
+		}
+	}
+}
+
+// childStderr keeps the first max bytes written to it (enough for an error line).
+type childStderr struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (b *childStderr) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *childStderr) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var _ io.Writer = (*childStderr)(nil)

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"syscall"
+	"time"
+)
+
+// nowNanos is a clock every process on the machine reads alike, for timestamps that cross processes
+// (Go's monotonic reading is relative to each process's start, so it cannot be compared between them).
+// It is the vDSO wall clock: about 20 ns, no system call.
+func nowNanos() int64 { return time.Now().UnixNano() }
+
+// cpuNanos is the CPU time (user + system) this process has used so far. Rates swing with
+// whatever else runs on a busy machine; the CPU a side spends per frame is steadier.
+func cpuNanos() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// latHist is a log-linear latency histogram (32 sub-buckets per power of two, about 3% resolution)
+// that records without allocating, for per-frame latencies in the demo.
+type latHist struct {
+	counts [64 * histSub]uint64
+	n      uint64
+	max    int64
+}
+
+const (
+	histSubBits = 5
+	histSub     = 1 << histSubBits
+)
+
+func histIndex(v int64) int {
+	if v < histSub {
+		if v < 0 {
+			return 0
+		}
+		return int(v)
+	}
+	e := bits.Len64(uint64(v)) - histSubBits // >= 1
+	return e*histSub + int(uint64(v)>>(e-1)) - histSub
+}
+
+// histValue is the middle of bucket i (the inverse of histIndex).
+func histValue(i int) int64 {
+	if i < histSub {
+		return int64(i)
+	}
+	e := i / histSub
+	m := int64(i%histSub + histSub)
+	lo := m << (e - 1)
+	return lo + (int64(1)<<(e-1))/2
+}
+
+func (h *latHist) add(v int64) {
+	h.counts[histIndex(v)]++
+	h.n++
+	if v > h.max {
+		h.max = v
+	}
+}
+
+// quantile returns the value at quantile q (0..1), 0 when empty.
+func (h *latHist) quantile(q float64) int64 {
+	if h.n == 0 {
+		return 0
+	}
+	want := uint64(math.Ceil(q * float64(h.n)))
+	if want < 1 {
+		want = 1
+	}
+	var seen uint64
+	for i, c := range h.counts {
+		seen += c
+		if seen >= want {
+			return min(histValue(i), h.max)
+		}
+	}
+	return h.max
+}
+
+func (h *latHist) reset() { *h = latHist{} }
+
+// latPercentile of sorted samples (nearest rank).
+func latPercentile(sorted []int64, q float64) int64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+type latencySummary struct {
+	P50, P99, P999, Max int64
+}
+
+func latSummarize(samples []int64) latencySummary {
+	slices.Sort(samples)
+	return latencySummary{
+		P50:  latPercentile(samples, 0.50),
+		P99:  latPercentile(samples, 0.99),
+		P999: latPercentile(samples, 0.999),
+		Max:  latPercentile(samples, 1),
+	}
+}
+
+// fmtNanos prints a latency compactly: 820ns, 3.4µs, 12µs, 1.2ms.
+func fmtNanos(ns int64) string {
+	switch {
+	case ns < 1000:
+		return fmt.Sprintf("%dns", ns)
+	case ns < 10_000:
+		return fmt.Sprintf("%.1fµs", float64(ns)/1e3)
+	case ns < 1_000_000:
+		return fmt.Sprintf("%.0fµs", float64(ns)/1e3)
+	case ns < 10_000_000:
+		return fmt.Sprintf("%.1fms", float64(ns)/1e6)
+	default:
+		return fmt.Sprintf("%.0fms", float64(ns)/1e6)
+	}
+}
+
+// fmtRate prints a per-second rate with an SI prefix and three significant digits: 950, 12.3k,
+// 992k, 1.20M, 95.1M.
+func fmtRate(v float64) string {
+	unit := ""
+	for _, u := range []string{"k", "M", "G"} {
+		if v < 999.5 {
+			break
+		}
+		v /= 1000
+		unit = u
+	}
+	switch {
+	case unit == "" || v >= 99.95:
+		return fmt.Sprintf("%.0f%s", v, unit)
+	case v >= 9.995:
+		return fmt.Sprintf("%.1f%s", v, unit)
+	default:
+		return fmt.Sprintf("%.2f%s", v, unit)
+	}
+}
+
+// fmtBytesRate prints bytes per second in binary units: 512 MiB/s, 3.1 GiB/s.
+func fmtBytesRate(v float64) string {
+	switch {
+	case v >= 1<<30:
+		return fmt.Sprintf("%.2f GiB/s", v/(1<<30))
+	case v >= 1<<20:
+		return fmt.Sprintf("%.0f MiB/s", v/(1<<20))
+	default:
+		return fmt.Sprintf("%.0f KiB/s", v/(1<<10))
+	}
+}
+
+// fmtCount prints an integer with thousands separators: 3,000,000.
+func fmtCount(n int64) string {
+	s := fmt.Sprint(n)
+	neg := n < 0
+	if neg {
+		s = s[1:]
+	}
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	if neg {
+		return "-" + string(out)
+	}
+	return string(out)
+}

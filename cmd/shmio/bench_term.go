@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/term"
+)
+
+// statusLine is a single refreshing line on a terminal (progress, live rates); on anything else it
+// writes nothing, so logs and pipes stay clean.
+type statusLine struct {
+	w     io.Writer
+	tty   bool
+	width int
+	shown bool
+}
+
+func newStatusLine(f *os.File) *statusLine {
+	s := &statusLine{w: f, width: 80}
+	if term.IsTerminal(int(f.Fd())) {
+		s.tty = true
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 10 {
+			s.width = w
+		}
+	}
+	return s
+}
+
+// update replaces the line's text, cut to the terminal width so it never wraps (a wrapped line
+// cannot be redrawn with a carriage return).
+func (s *statusLine) update(format string, args ...any) {
+	if !s.tty {
+		return
+	}
+	line := fmt.Sprintf(format, args...)
+	if utf8.RuneCountInString(line) > s.width-1 {
+		line = string([]rune(line)[:s.width-1])
+	}
+	fmt.Fprintf(s.w, "\r%s\x1b[K", line)
+	s.shown = true
+}
+
+// clear erases the line so normal output continues on a clean line.
+func (s *statusLine) clear() {
+	if s.tty && s.shown {
+		fmt.Fprint(s.w, "\r\x1b[K")
+		s.shown = false
+	}
+}
+
+// defaultLogDir is where demo and bench put their logs: /dev/shm (memory, the intended home of a log)
+// when it exists and has room for need bytes, else the temporary directory.
+func defaultLogDir(need int64) string {
+	const shm = "/dev/shm"
+	if st, err := os.Stat(shm); err == nil && st.IsDir() {
+		if free, ok := freeBytes(shm); !ok || free >= need+need/8 {
+			if f, err := os.CreateTemp(shm, ".shmio-probe-*"); err == nil {
+				f.Close()
+				os.Remove(f.Name())
+				return shm
+			}
+		}
+	}
+	return os.TempDir()
+}
+
+// tempLogPath names a fresh log file in dir for this process.
+func tempLogPath(dir, kind string, n int) string {
+	return filepath.Join(dir, fmt.Sprintf("shmio-%s-%d-%d", kind, os.Getpid(), n))
+}
+
+// benchPad is for aligned plain-text columns with multi-byte characters (µ).
+func benchPad(s string, n int) string {
+	if k := utf8.RuneCountInString(s); k < n {
+		return s + strings.Repeat(" ", n-k)
+	}
+	return s
+}
