@@ -12,12 +12,14 @@
 //	Nats-Msg-Id   <log id, 16 hex digits>:<source cursor>   JetStream drops duplicates by it
 //	Shmio-Cursor  <source cursor>                           where the frame starts in the source log
 //
-// and, except for the first message after a (re)start on an empty stream,
-// Nats-Expected-Last-Msg-Id naming the previous frame. The server rejects a message whose
-// predecessor is not the stream's last message, so a lost or timed-out publish can never leave a
-// gap or a reordering behind it: the pusher drains its window, asks the stream where it ends, seeks
-// the source log there and carries on. The stream therefore holds the source frames in source
-// order, each once.
+// and Nats-Expected-Last-Sequence, the stream sequence the message must follow. The server
+// refuses a message whose predecessor is not the stream's last (the leader checks it before
+// replicating, with publishes in flight accounted for), so a lost or timed-out publish can never
+// leave a gap or a reordering behind it: the pusher drains its window, asks the stream where it
+// ends, seeks the source log there and carries on. The stream therefore holds the source frames
+// in source order, each once. (Nats-Expected-Last-Msg-Id would say the same by message id, but
+// nats-server 2.15 checks it only when a replica applies the message, and a replica that fails
+// the check there stops serving the stream.)
 //
 // The pusher persists the acknowledged cursor (atomically: temporary file, fsync, rename) and on
 // start also reads the stream's last message, so a pusher killed at any point resumes exactly
@@ -33,8 +35,9 @@
 //
 // # Logs
 //
-// Both sides take logs through small interfaces (Source, Sink, TagReader) that *shmio.Iterator,
-// *shmio.Writer and *shmio.Log satisfy, so other frame stores (a segmented queue) plug in
-// unchanged. Frames handed to Push must stay valid and unchanged until the pusher is done with
-// them (shmio frames are, while the log is open).
+// Both sides take logs through small interfaces: Source (what Push reads; *shmio.Iterator and
+// *shmio.QueueIterator satisfy it) and Sink (what Pull appends to; *shmio.Writer and
+// *shmio.QueueWriter). Pull starts after PullConfig.Tag, the destination's commit tag (Log.CommitTag
+// or Queue.CommitTag). Push reads a frame only until its next call to NextBatch (publishing copies
+// it), so a source may unmap what it has moved past.
 package replicate

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,10 +57,11 @@ type Pusher struct {
 	stream jetstream.Stream
 	log    logf
 
-	lastID    string // Nats-Msg-Id of the frame published last: the next one's expected predecessor
-	overhead  int64  // bytes a frame adds to its payload in the source's cursor space (4 or 8 for shmio)
-	persisted int64  // cursor last written to the cursor file
+	expect    uint64 // stream sequence the next publish expects to follow (Nats-Expected-Last-Sequence)
+	persisted int64  // cursor last written (or being written) to the cursor file
 	lastSave  time.Time
+	saveMu    sync.Mutex // held while the cursor file is written, by a background save too
+	saveErr   atomic.Pointer[error]
 
 	cursor, published, acked, dups, resyncs atomic.Int64
 	seq                                     atomic.Uint64
@@ -173,17 +175,36 @@ func (p *Pusher) loadCursorFile() error {
 	return nil
 }
 
-// persist writes the cursor file when the cursor moved and (unless force) PersistEvery elapsed.
+// persist saves the cursor when it moved: in the background at most every PersistEvery (an fsync
+// must not stall publishing), or, with force, right away and after any background save.
 func (p *Pusher) persist(force bool) error {
-	cur := p.cursor.Load()
-	if p.cfg.CursorFile == "" || cur == p.persisted || (!force && time.Since(p.lastSave) < p.cfg.PersistEvery) {
+	if e := p.saveErr.Load(); e != nil {
+		return &fatalError{*e}
+	}
+	if p.cfg.CursorFile == "" {
 		return nil
 	}
-	err := WriteCursorFile(p.cfg.CursorFile, CursorState{
-		LogID: p.cfg.LogID, Stream: p.cfg.Stream.Name, Cursor: cur, Seq: p.seq.Load(),
-	})
-	if err != nil {
-		return &fatalError{err}
+	cur := p.cursor.Load()
+	st := CursorState{LogID: p.cfg.LogID, Stream: p.cfg.Stream.Name, Cursor: cur, Seq: p.seq.Load()}
+	if force {
+		p.saveMu.Lock()
+		defer p.saveMu.Unlock()
+		if cur == p.persisted {
+			return nil
+		}
+		if err := WriteCursorFile(p.cfg.CursorFile, st); err != nil {
+			return &fatalError{err}
+		}
+	} else {
+		if cur == p.persisted || time.Since(p.lastSave) < p.cfg.PersistEvery || !p.saveMu.TryLock() {
+			return nil
+		}
+		go func() {
+			defer p.saveMu.Unlock()
+			if err := WriteCursorFile(p.cfg.CursorFile, st); err != nil {
+				p.saveErr.Store(&err)
+			}
+		}()
 	}
 	p.persisted, p.lastSave = cur, time.Now()
 	return nil
@@ -210,7 +231,7 @@ func (p *Pusher) resync(ctx context.Context) error {
 		return fmt.Errorf("replicate: stream info: %w", err)
 	}
 	acked := p.cursor.Load()
-	resume, lastID := acked, ""
+	resume := acked
 	if info.State.LastSeq == 0 {
 		if acked > 0 {
 			return fatalf("replicate: stream %s is empty but cursor %d of log %016x was acknowledged: "+
@@ -221,7 +242,8 @@ func (p *Pusher) resync(ctx context.Context) error {
 		raw, err := p.stream.GetMsg(ctx, info.State.LastSeq)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
-			// The last message was removed (limits, age): only de-duplication guards the restart.
+			// The last message was removed (limits, age): frames after the acknowledged cursor
+			// that the stream still holds come back as duplicates and are skipped.
 			p.log.printf("push: last message %d of stream %s is gone; resuming at cursor %d", info.State.LastSeq, p.cfg.Stream.Name, acked)
 		case err != nil:
 			return fmt.Errorf("replicate: read stream %s message %d: %w", p.cfg.Stream.Name, info.State.LastSeq, err)
@@ -232,15 +254,15 @@ func (p *Pusher) resync(ctx context.Context) error {
 				return fatalf("replicate: stream %s ends with message %d (id %q) from another source; "+
 					"use one stream per log", p.cfg.Stream.Name, raw.Sequence, id)
 			}
-			if cur < acked {
-				return fatalf("replicate: stream %s ends at cursor %d but cursor %d was acknowledged: "+
-					"messages were removed; remove the cursor file to push the log again", p.cfg.Stream.Name, cur, acked)
-			}
 			next, err := p.frameAfter(cur, raw.Data)
 			if err != nil {
 				return err
 			}
-			resume, lastID = next, id
+			if next < acked {
+				return fatalf("replicate: stream %s ends at cursor %d but cursor %d was acknowledged: "+
+					"messages were removed; remove the cursor file to push the log again", p.cfg.Stream.Name, next, acked)
+			}
+			resume = next
 			p.seq.Store(raw.Sequence)
 		}
 	}
@@ -248,7 +270,7 @@ func (p *Pusher) resync(ctx context.Context) error {
 		return fatalf("replicate: seek source to %d: %w", resume, err)
 	}
 	p.cursor.Store(resume)
-	p.lastID = lastID
+	p.expect = info.State.LastSeq
 	return nil
 }
 
@@ -267,6 +289,11 @@ func (p *Pusher) frameAfter(cur int64, data []byte) (int64, error) {
 	}
 	return p.src.Cursor(), nil
 }
+
+// noRetry turns off the client's own re-publish on "no responders": it would re-read the frame
+// later (a segmented queue may have unmapped it by then) and could reorder; the pusher's resync
+// already covers that failure.
+var noRetry = jetstream.WithRetryAttempts(0)
 
 type inflight struct {
 	fut jetstream.PubAckFuture
@@ -301,13 +328,11 @@ func (p *Pusher) pump(ctx context.Context) error {
 			for i, f := range batch {
 				id := MsgID(p.cfg.LogID, starts[i])
 				h := nats.Header{
-					jetstream.MsgIDHeader: {id},
-					HeaderCursor:          {strconv.FormatInt(starts[i], 10)},
+					jetstream.MsgIDHeader:           {id},
+					HeaderCursor:                    {strconv.FormatInt(starts[i], 10)},
+					jetstream.ExpectedLastSeqHeader: {strconv.FormatUint(p.expect, 10)},
 				}
-				if p.lastID != "" {
-					h[jetstream.ExpectedLastMsgIDHeader] = []string{p.lastID}
-				}
-				fut, err := p.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: f, Header: h})
+				fut, err := p.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: f, Header: h}, noRetry)
 				if err != nil {
 					if errors.Is(err, nats.ErrMaxPayload) {
 						return fatalf("replicate: frame at cursor %d (%d bytes) exceeds the server's max_payload", starts[i], len(f))
@@ -315,7 +340,7 @@ func (p *Pusher) pump(ctx context.Context) error {
 					return fmt.Errorf("replicate: publish frame at cursor %d: %w", starts[i], err)
 				}
 				p.published.Add(1)
-				p.lastID = id
+				p.expect++
 				end := p.src.Cursor()
 				if i+1 < len(batch) {
 					end = starts[i+1]
@@ -324,17 +349,25 @@ func (p *Pusher) pump(ctx context.Context) error {
 			}
 		}
 		if len(q) == 0 {
-			if err := p.persist(true); err != nil {
+			if p.cfg.Once {
+				return p.persist(true)
+			}
+			if err := p.persist(false); err != nil {
 				return err
 			}
-			if p.cfg.Once {
-				return nil
+			// Caught up. A cursor not saved yet (saving at most every PersistEvery keeps fsync off
+			// the path of a trickle of frames) bounds the wait.
+			wctx, cancel := ctx, context.CancelFunc(func() {})
+			if p.cfg.CursorFile != "" && p.cursor.Load() != p.persisted {
+				wctx, cancel = context.WithDeadline(ctx, p.lastSave.Add(p.cfg.PersistEvery))
 			}
-			if err := p.src.Wait(ctx); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
+			err := p.src.Wait(wctx)
+			cancel()
+			if err != nil && wctx.Err() == nil {
 				return fatalf("replicate: wait for source: %w", err)
+			}
+			if ctx.Err() != nil {
+				return nil
 			}
 			continue
 		}
@@ -385,8 +418,9 @@ func (p *Pusher) pump(ctx context.Context) error {
 }
 
 // frameStarts returns each frame's source cursor. Cursors advance by payload length plus a fixed
-// per-frame overhead (4, or 8 for wide frames), derived from the batch; a source whose cursors
-// do not follow that rule is read one frame at a time instead.
+// per-frame overhead (4, or 8 for wide frames), derived from the batch; when the batch does not
+// follow that rule (a segmented queue's cursor jumps at a segment boundary) it is re-read one
+// frame at a time.
 func (p *Pusher) frameStarts(c0 int64, batch [][]byte) ([]int64, error) {
 	if len(batch) == 0 {
 		return nil, nil
@@ -399,14 +433,12 @@ func (p *Pusher) frameStarts(c0 int64, batch [][]byte) ([]int64, error) {
 	gap := c1 - c0 - payload
 	n := int64(len(batch))
 	starts := make([]int64, len(batch))
-	if gap > 0 && gap%n == 0 {
-		per := gap / n
+	if per := gap / n; gap%n == 0 && (per == 4 || per == 8) {
 		c := c0
 		for i, f := range batch {
 			starts[i] = c
 			c += int64(len(f)) + per
 		}
-		p.overhead = per
 		return starts, nil
 	}
 	if _, err := p.src.Seek(c0, io.SeekStart); err != nil {

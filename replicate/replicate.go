@@ -14,7 +14,7 @@ import (
 	"github.com/shmio/shmio"
 )
 
-// Source is the log Push reads: *shmio.Iterator satisfies it.
+// Source is the log Push reads: *shmio.Iterator and *shmio.QueueIterator satisfy it.
 type Source interface {
 	// NextBatch appends committed frames after the cursor to dst; none when caught up.
 	NextBatch(dst [][]byte, o shmio.BatchOptions) ([][]byte, error)
@@ -28,7 +28,7 @@ type Source interface {
 	CommittedSize() int64
 }
 
-// Sink is the log Pull appends to: *shmio.Writer satisfies it.
+// Sink is the log Pull appends to: *shmio.Writer and *shmio.QueueWriter satisfy it.
 type Sink interface {
 	// Allocate reserves a frame of n payload bytes to be filled before the commit.
 	Allocate(n int) ([]byte, error)
@@ -36,10 +36,13 @@ type Sink interface {
 	CommitTagged(tag uint64) error
 }
 
-// TagReader reads back the tag of the committed end: *shmio.Log satisfies it.
-type TagReader interface {
-	CommitTag() (tag uint64, ok bool)
-}
+// The shmio logs and segmented queues plug in as they are.
+var (
+	_ Source = (*shmio.Iterator)(nil)
+	_ Source = (*shmio.QueueIterator)(nil)
+	_ Sink   = (*shmio.Writer)(nil)
+	_ Sink   = (*shmio.QueueWriter)(nil)
+)
 
 // Header names carried by every replicated message.
 const (

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmio/shmio"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func replicateStatus(t *testing.T, args ...string) statusJSON {
+	t.Helper()
+	out := mustRun(t, append([]string{"replicate", "status", "--json"}, args...))
+	var st statusJSON
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	return st
+}
+
+func logFrames(t *testing.T, path string) [][]byte {
+	t.Helper()
+	l, err := shmio.Open(shmio.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	it, err := l.NewIterator(shmio.IteratorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]byte
+	for f, err := range it.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, bytes.Clone(f))
+	}
+	return frames
+}
+
+func replicateLines(from, to int) []string {
+	var lines []string
+	for i := from; i < to; i++ {
+		lines = append(lines, fmt.Sprintf("event %d %s", i, strings.Repeat("x", i%300)))
+	}
+	return lines
+}
+
+// TestReplicateCLI runs push with an embedded server, pull and status against it, as a user would.
+func TestReplicateCLI(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src.log"), filepath.Join(dir, "dst.log")
+	mustRun(t, []string{"create", src, "--capacity", "4MiB"})
+	appendLines(t, src, replicateLines(0, 1000)...)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	listen := strings.TrimPrefix(url, "nats://")
+	push := startShmio(t, []string{"replicate", "push", "--log", src, "--nats", "embedded", "--listen", listen,
+		"--store-dir", filepath.Join(dir, "js"), "--stream", "CLI", "--progress", "0"})
+
+	caughtUp := func(want uint64) {
+		waitFor(t, time.Minute, "push to catch up", func() bool {
+			r := runShmio(t, []string{"replicate", "status", "--json", "--nats", url, "--stream", "CLI", "--log", src})
+			var st statusJSON
+			return r.code == 0 && json.Unmarshal([]byte(r.stdout), &st) == nil && st.Push != nil &&
+				st.Push.BehindFrames == 0 && st.Stream.LastSeq == want
+		})
+	}
+	caughtUp(1000)
+	var st statusJSON
+	// The cursor file follows within PersistEvery (100ms) of the last ack.
+	waitFor(t, 10*time.Second, "the cursor file", func() bool {
+		st = replicateStatus(t, "--nats", url, "--stream", "CLI", "--log", src)
+		return st.Push.CursorFile != nil && *st.Push.CursorFile == st.Push.Committed
+	})
+	if st.Stream.Messages != 1000 || st.Stream.Subjects[0] != "shmio.CLI" || st.Push.StreamEnd != st.Push.Committed {
+		t.Fatalf("status after push: %+v %+v", st.Stream, *st.Push)
+	}
+
+	pull := []string{"replicate", "pull", "--log", dst, "--nats", url, "--stream", "CLI", "--once", "--capacity", "4MiB", "--progress", "0"}
+	r := runShmio(t, pull)
+	if r.code != 0 || !strings.Contains(r.stderr, "1000 frames") || !strings.Contains(r.stderr, "up to sequence 1000") {
+		t.Fatalf("pull: exit %d: %s", r.code, r.stderr)
+	}
+	st = replicateStatus(t, "--nats", url, "--stream", "CLI", "--pull-log", dst)
+	if st.Pull.Tag == nil || *st.Pull.Tag != 1000 || st.Pull.BehindMessages != 0 || *st.Pull.BehindBytes != 0 ||
+		st.Pull.ConsumerPending == nil || *st.Pull.ConsumerPending != 0 {
+		t.Fatalf("status after pull: %+v", *st.Pull)
+	}
+
+	appendLines(t, src, replicateLines(1000, 1500)...)
+	caughtUp(1500)
+	st = replicateStatus(t, "--nats", url, "--stream", "CLI", "--log", src, "--pull-log", dst)
+	if st.Pull.BehindMessages != 500 || st.Pull.BehindBytes == nil || *st.Pull.BehindBytes <= 0 {
+		t.Fatalf("status with 500 to pull: %+v", *st.Pull)
+	}
+	if r := runShmio(t, pull); r.code != 0 || !strings.Contains(r.stderr, "500 frames") {
+		t.Fatalf("second pull: exit %d: %s", r.code, r.stderr)
+	}
+	want, got := logFrames(t, src), logFrames(t, dst)
+	if len(got) != 1500 || len(want) != 1500 {
+		t.Fatalf("source %d frames, copy %d", len(want), len(got))
+	}
+	for i := range want {
+		if !bytes.Equal(want[i], got[i]) {
+			t.Fatalf("frame %d: %q != %q", i, got[i], want[i])
+		}
+	}
+	out := mustRun(t, []string{"replicate", "status", "--nats", url, "--stream", "CLI", "--log", src, "--pull-log", dst})
+	out = strings.Join(strings.Fields(out), " ")
+	for _, s := range []string{"stream CLI (subjects shmio.CLI, 1 replica(s), file storage)", "behind 0 frames, 0 bytes pull",
+		"holds stream sequences up to 1500 behind 0 frames, 0 bytes"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("status output lacks %q:\n%s", s, out)
+		}
+	}
+
+	push.signal(t, syscall.SIGTERM)
+	if code := push.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("push exit %d: %s", code, push.stderr.String())
+	}
+	if !strings.Contains(push.stderr.String(), "1500 frames acknowledged") {
+		t.Fatalf("push summary: %s", push.stderr.String())
+	}
+	b, err := os.ReadFile(src + ".CLI.cursor")
+	if err != nil || !bytes.Contains(b, []byte(fmt.Sprintf(`"cursor":%d`, st.Push.Committed))) {
+		t.Fatalf("cursor file: %s %v (committed %d)", b, err, st.Push.Committed)
+	}
+}
+
+func TestReplicateCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	used := createLog(t, "1MiB")
+	appendLines(t, used, "not pulled")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"replicate", "status", "--nats", "embedded", "--stream", "S"}, "connects to a running server"},
+		{[]string{"replicate", "push", "--log", used, "--nats", "embedded", "--stream", "S", "--storage", "disk"}, "want file or memory"},
+		{[]string{"replicate", "push", "--log", used, "--nats", "embedded", "--stream", "S", "--replicas", "7"}, "1 to 5"},
+		{[]string{"replicate", "push", "--log", filepath.Join(dir, "missing"), "--nats", "embedded", "--stream", "S"}, "no such file"},
+		{[]string{"replicate", "push", "--log", used, "--nats", "embedded", "--stream", "S", "--log-id", "zz"}, "hexadecimal"},
+		{[]string{"replicate", "pull", "--log", used, "--nats", "embedded", "--stream", "S"}, "did not write"},
+		{[]string{"replicate", "push", "--log", used, "--stream", "S"}, `"nats" not set`},
+	} {
+		r := runShmio(t, c.args)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("shmio %s: exit %d, stderr %q; want an error containing %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
+		}
+	}
+}
