@@ -1,6 +1,7 @@
 package shmio
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ import (
 // on byte 0) on each segment it maps, which recycling respects. A tool that maps a segment file
 // of a live queue directly, with Open, takes no such lock: use the queue's iterators instead.
 //
-// Files in the directory besides the segments: queue.json (segment size and the writer's
+// Files in the directory besides the segments: queue.json (identity, segment size and the writer's
 // retention policy, for tools), writer.lock (flocked by the single writer), and
 // readers/NAME.reader per named reader (its cursor, see Queue.NewIterator).
 type Queue struct {
@@ -49,6 +50,7 @@ type Queue struct {
 	opts    QueueOptions
 	segSize int64
 	debug   bool
+	id      atomic.Uint64 // see ID
 
 	mu     sync.Mutex // guards writer, iters and Close
 	closed atomic.Bool
@@ -140,6 +142,17 @@ type queueMeta struct {
 	Version     int             `json:"version"`
 	SegmentSize int64           `json:"segment_size"`
 	Retention   RetentionPolicy `json:"retention"`
+	// ID is the queue's identity, 16 hex digits (a string: JSON numbers lose 64-bit precision in
+	// most other languages). Absent in queues made before it existed.
+	ID string `json:"id,omitempty"`
+}
+
+func (m queueMeta) id() uint64 {
+	id, err := strconv.ParseUint(m.ID, 16, 64)
+	if err != nil {
+		return 0
+	}
+	return id
 }
 
 // OpenQueue opens the queue in opts.Dir, creating the directory and its first segment when
@@ -198,7 +211,10 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 		u64at(l.mem, offSegNum).CompareAndSwap(0, 1)
 		l.Close()
 	}
-	if opts.Writable && meta.Format == "" {
+	if err := q.loadID(meta); err != nil {
+		return nil, err
+	}
+	if opts.Writable && (meta.Format == "" || meta.id() == 0) {
 		if err := q.writeMeta(); err != nil {
 			return nil, err
 		}
@@ -226,9 +242,63 @@ func (q *Queue) readMeta() (queueMeta, error) {
 	return m, nil
 }
 
-// writeMeta replaces queue.json atomically (write a temporary file, rename).
+// loadID sets the queue's identity: the one recorded in queue.json, else the ID segment 1 got
+// when it was created. Deriving it (instead of drawing a new random number) makes racing
+// creators, and every handle on a queue made before queue.json recorded it, agree without
+// coordination; writable handles then record it. A queue whose segment 1 retention already
+// removed falls back to the first remaining segment's PrevID (the ID of the segment before it),
+// or its own ID: stable until that segment goes too, by which time a writer has recorded it.
+func (q *Queue) loadID(meta queueMeta) error {
+	if id := meta.id(); id != 0 {
+		q.id.Store(id)
+		return nil
+	}
+	var (
+		first int64
+		h     segHeader
+		err   error
+	)
+	for range 3 { // retention may remove the first segment as we read it
+		if first, err = q.firstSegment(); err != nil {
+			return err
+		}
+		if h, err = q.segHeader(first); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
+	if err != nil {
+		return newError("open queue", q.segPath(first), -1, err)
+	}
+	id := h.id
+	if first != 1 && h.prevID != 0 {
+		id = h.prevID
+	}
+	if id == 0 { // a Node-made segment has no identity
+		var b [8]byte
+		for id == 0 {
+			if _, err := rand.Read(b[:]); err != nil {
+				return newError("open queue", q.dir, -1, err)
+			}
+			id = le.Uint64(b[:])
+		}
+	}
+	q.id.Store(id)
+	return nil
+}
+
+// ID returns the queue's stable identity: random, non-zero, chosen when the queue was created
+// and recorded in queue.json (see loadID for queues made before). Segments have IDs of their
+// own; this one names the whole queue, e.g. in replicated message ids.
+func (q *Queue) ID() uint64 { return q.id.Load() }
+
+// writeMeta replaces queue.json atomically (write a temporary file, rename). An identity
+// already recorded wins over this handle's, which a racing handle may have derived differently.
 func (q *Queue) writeMeta() error {
-	b, _ := json.MarshalIndent(queueMeta{Format: "shmio-queue", Version: 1, SegmentSize: q.segSize, Retention: q.opts.Retention}, "", "  ")
+	if m, err := q.readMeta(); err == nil && m.id() != 0 {
+		q.id.Store(m.id())
+	}
+	b, _ := json.MarshalIndent(queueMeta{Format: "shmio-queue", Version: 1, SegmentSize: q.segSize, Retention: q.opts.Retention,
+		ID: fmt.Sprintf("%016x", q.id.Load())}, "", "  ")
 	return writeFileAtomic(filepath.Join(q.dir, metaFile), append(b, '\n'), q.opts.Mode)
 }
 

@@ -3,6 +3,7 @@ package shmio
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1020,4 +1021,72 @@ func TestQueueRecycleNeverGarbage(t *testing.T) {
 		qtCheck(t, f, i)
 	}
 	t.Logf("%d segments, %+v", w.Segment(), st)
+}
+
+// TestQueueID: a queue's identity is non-zero, survives reopening, is recorded in queue.json,
+// differs between queues, and a queue whose queue.json predates it (even with segment 1 gone)
+// derives the same one.
+func TestQueueID(t *testing.T) {
+	q := qtOpen(t, QueueOptions{})
+	id := q.ID()
+	if id == 0 {
+		t.Fatal("ID is 0")
+	}
+	if other := qtOpen(t, QueueOptions{}); other.ID() == id {
+		t.Fatalf("two queues share ID %016x", id)
+	}
+	metaPath := filepath.Join(q.Dir(), metaFile)
+	readID := func() string {
+		t.Helper()
+		b, err := os.ReadFile(metaPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m queueMeta
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m.ID
+	}
+	if got, want := readID(), fmt.Sprintf("%016x", id); got != want {
+		t.Fatalf("queue.json id %q, want %q", got, want)
+	}
+	if ro := qtOpen(t, QueueOptions{Dir: q.Dir()}); ro.ID() != id {
+		t.Fatalf("reopened ID %016x, want %016x", ro.ID(), id)
+	}
+	w := qtWriter(t, q)
+	for i := 0; w.Segment() < 4; i++ {
+		if err := w.Append(qtFrame(i, qtSize(i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	if readID() != fmt.Sprintf("%016x", id) {
+		t.Fatal("the writer changed the recorded id")
+	}
+
+	// An older queue: queue.json without the id, and segment 1 removed by retention.
+	legacy := `{"format":"shmio-queue","version":1,"segment_size":4096,"retention":{}}`
+	if err := os.WriteFile(metaPath, []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ro := qtOpen(t, QueueOptions{Dir: q.Dir()}); ro.ID() != id {
+		t.Fatalf("legacy queue ID %016x, want segment 1's %016x", ro.ID(), id)
+	}
+	if readID() != "" {
+		t.Fatal("a read-only open wrote queue.json")
+	}
+	if err := os.Remove(filepath.Join(q.Dir(), segName(1))); err != nil {
+		t.Fatal(err)
+	}
+	if ro := qtOpen(t, QueueOptions{Dir: q.Dir()}); ro.ID() != id {
+		t.Fatalf("legacy queue without segment 1: ID %016x, want %016x", ro.ID(), id)
+	}
+	// A writable open records it once.
+	if rw := qtOpen(t, QueueOptions{Dir: q.Dir(), Writable: true}); rw.ID() != id || readID() != fmt.Sprintf("%016x", id) {
+		t.Fatalf("writable open: ID %016x, queue.json %q; want %016x", rw.ID(), readID(), id)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"unsafe"
 
 	"github.com/shmio/shmio/internal/flock"
 	"github.com/shmio/shmio/internal/futex"
@@ -76,6 +77,9 @@ func (w *Writer) claim() (err error) {
 	l := w.log
 	defer recoverFault(debug.SetPanicOnFault(true), "writer", l.path, -1, &err)
 	end := int(l.size.Load())
+	if end < int(l.lo.dataOffset) || end > len(l.mem) {
+		return errorf("writer", l.path, int64(end), ErrCorrupt, "committed end %d outside [%d, %d]", end, l.lo.dataOffset, len(l.mem))
+	}
 	w.end, w.committed = end, end
 	if !l.lo.nodeFormat {
 		u32at(l.mem, offWriterPID).Store(uint32(os.Getpid()))
@@ -117,17 +121,21 @@ func (w *Writer) Allocate(n int) ([]byte, error) {
 		}
 		w.last = start
 	}
-	mem := w.mem
-	p := start + w.lenSize
+	w.end = start + flen
 	if w.wide {
+		mem := w.mem
+		p := start + 4
 		le.PutUint32(mem[start:], uint32(flen))
 		le.PutUint32(mem[p+n:], uint32(flen))
-	} else {
-		le.PutUint16(mem[start:], uint16(flen))
-		le.PutUint16(mem[p+n:], uint16(flen))
+		return mem[p : p+n : p+n], nil
 	}
-	w.end = start + flen
-	return mem[p : p+n : p+n], nil
+	// The checks above prove 0 <= start < start+flen <= len(mem): store the two lengths and cut
+	// the payload without the compiler's five further bounds checks. Native-endian stores are
+	// little-endian here, as the header's atomics already assume.
+	f := unsafe.Add(unsafe.Pointer(unsafe.SliceData(w.mem)), start)
+	*(*uint16)(f) = uint16(flen)
+	*(*uint16)(unsafe.Add(f, flen-2)) = uint16(flen)
+	return unsafe.Slice((*byte)(unsafe.Add(f, 2)), n), nil
 }
 
 // allocError explains why Allocate refused; it is off the fast path.

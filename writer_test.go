@@ -540,3 +540,28 @@ func TestWriterSeal(t *testing.T) {
 		t.Fatalf("Node-made file: sealed %v, size %d (want the frame committed: %d)", gl.Sealed(), gl.Header().Size, size+7)
 	}
 }
+
+// A committed end damaged after Open (by another process) stops a new writer with ErrCorrupt
+// instead of letting it write outside the mapping.
+func TestWriterDamagedCommittedEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l, err := Open(Options{Path: path, Capacity: 4096, Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, bad := range []uint64{1 << 63, 8, 4097} {
+		l.size.Store(bad)
+		if _, err := l.Writer(); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("committed end %d: Writer() = %v, want ErrCorrupt", bad, err)
+		}
+	}
+	l.size.Store(goHeaderSize)
+	w, err := l.Writer()
+	if err != nil {
+		t.Fatalf("after repair: %v", err)
+	}
+	if err := w.Append([]byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -139,6 +140,9 @@ local log on another host. Both survive kill -9 at any point: the pusher resumes
 frame the stream holds, the puller after the last stream message its log holds (a commit tag
 stored with the log's committed end), so the copy holds each frame once, in order.
 
+--log may name a queue directory instead of a log file on either side (pull needs the queue
+made first with shmio create --queue).
+
 Try it on one machine with --nats embedded (an in-process NATS server storing in --store-dir);
 in production point --nats at your NATS cluster (with --creds and TLS).`,
 		Example: `  shmio replicate push --log /dev/shm/events --nats embedded --stream EVENTS
@@ -149,20 +153,107 @@ in production point --nats at your NATS cluster (with --creds and TLS).`,
 	return cmd
 }
 
+// parseLogIDFlag parses --log-id (0 when not given).
+func parseLogIDFlag(flag string) (uint64, error) {
+	if flag == "" {
+		return 0, nil
+	}
+	id, err := strconv.ParseUint(strings.TrimPrefix(flag, "0x"), 16, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("--log-id %q: want a non-zero hexadecimal number", flag)
+	}
+	return id, nil
+}
+
 // replicateLogID returns the identity used in message ids: the header's, or --log-id for Node-made logs.
 func replicateLogID(l *shmio.Log, flag string) (uint64, error) {
-	if flag != "" {
-		id, err := strconv.ParseUint(strings.TrimPrefix(flag, "0x"), 16, 64)
-		if err != nil || id == 0 {
-			return 0, fmt.Errorf("--log-id %q: want a non-zero hexadecimal number", flag)
-		}
-		return id, nil
+	if id, err := parseLogIDFlag(flag); id != 0 || err != nil {
+		return id, err
 	}
 	if id := l.Header().ID; id != 0 {
 		return id, nil
 	}
 	return 0, fmt.Errorf("%s was made by Node shmio and has no identity: pass --log-id with a random hex "+
 		"number (for example --log-id %016x), and the same one on every restart", l.Path(), time.Now().UnixNano())
+}
+
+// replSource is what push and status read: a log file or a queue directory.
+type replSource struct {
+	src   replicate.Source
+	id    uint64       // identity in message ids: the log's or the queue's (or --log-id)
+	q     *shmio.Queue // nil for a log
+	close func()
+}
+
+// openReplSource opens the log or queue at path for reading. A queue is named by Queue.ID,
+// which stays the same across its segments, so message ids stay unique as it rolls.
+func openReplSource(path, idFlag string) (*replSource, error) {
+	if shmio.IsQueue(path) {
+		q, err := openQueue(path, false)
+		if err != nil {
+			return nil, err
+		}
+		id, err := parseLogIDFlag(idFlag)
+		if err != nil {
+			q.Close()
+			return nil, err
+		}
+		if id == 0 {
+			id = q.ID()
+		}
+		it, err := q.NewIterator(shmio.IteratorOptions{})
+		if err != nil {
+			q.Close()
+			return nil, fmt.Errorf("%s: %s", path, rootCause(err))
+		}
+		return &replSource{src: it, id: id, q: q, close: func() { q.Close() }}, nil
+	}
+	l, err := openLog(path, false, false)
+	if err != nil {
+		return nil, err
+	}
+	id, err := replicateLogID(l, idFlag)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	it, err := l.NewIterator(shmio.IteratorOptions{})
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("%s: %s", path, rootCause(err))
+	}
+	return &replSource{src: it, id: id, close: func() { l.Close() }}, nil
+}
+
+// queueBytes is the number of bytes of frames (with their length fields) between queue cursors
+// from <= to: cursors of different segments are not comparable by subtraction.
+func queueBytes(q *shmio.Queue, from, to int64) (int64, error) {
+	segs, err := q.Segments()
+	if err != nil {
+		return 0, err
+	}
+	fromSeg, fromOff := shmio.SplitQueueCursor(from)
+	toSeg, toOff := shmio.SplitQueueCursor(to)
+	var n int64
+	for _, s := range segs {
+		if s.Number < fromSeg || s.Number > toSeg {
+			continue
+		}
+		lo, hi := int64(0), s.Committed
+		if s.Number == fromSeg {
+			lo = fromOff
+		}
+		if s.Number == toSeg {
+			hi = toOff
+		}
+		n += max(hi-lo, 0)
+	}
+	return n, nil
+}
+
+// defaultCursorFile is the pusher's cursor file next to the log (or queue directory).
+func defaultCursorFile(path, stream string) string {
+	return filepath.Clean(path) + "." + stream + ".cursor"
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM: push and pull then stop cleanly.
@@ -216,8 +307,10 @@ func newReplicatePushCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "push --log PATH --nats URL --stream NAME",
-		Short: "Publish a log's frames to a JetStream stream, following new frames",
+		Short: "Publish a log's (or queue's) frames to a JetStream stream, following new frames",
 		Long: `Publish every frame of a log to a JetStream stream, then keep following the log.
+--log may also be a queue directory: its frames are published across segment rolls, and the
+queue's identity (recorded in its queue.json) names them.
 
 Each frame becomes one message on --subject (default shmio.<stream>) carrying its source cursor
 (header Shmio-Cursor) and a Nats-Msg-Id made of the log's identity and that cursor, so JetStream
@@ -239,30 +332,22 @@ used as it is. Stop with Ctrl-C or SIGTERM.`,
 			if replicas < 1 || replicas > 5 {
 				return fmt.Errorf("--replicas %d: JetStream allows 1 to 5", replicas)
 			}
-			l, err := openLog(logPath, false, false)
+			rs, err := openReplSource(logPath, idFlag)
 			if err != nil {
 				return err
 			}
-			defer l.Close()
-			id, err := replicateLogID(l, idFlag)
-			if err != nil {
-				return err
-			}
+			defer rs.close()
 			if cursor == "" {
-				cursor = logPath + "." + stream + ".cursor"
-			}
-			it, err := l.NewIterator(shmio.IteratorOptions{})
-			if err != nil {
-				return fmt.Errorf("%s: %s", logPath, rootCause(err))
+				cursor = defaultCursorFile(logPath, stream)
 			}
 			nc, stop, err := nf.connect("shmio replicate push " + logPath)
 			if err != nil {
 				return err
 			}
 			defer stop()
-			p, err := replicate.NewPusher(it, replicate.PushConfig{
+			p, err := replicate.NewPusher(rs.src, replicate.PushConfig{
 				Conn: nc, Stream: replicate.StreamOptions{Name: stream, Subject: subject, Replicas: replicas, Storage: st},
-				LogID: id, CursorFile: cursor, Window: window, Once: once, Logf: func(f string, a ...any) { stderrf(f, a...) },
+				LogID: rs.id, CursorFile: cursor, Window: window, Once: once, Logf: func(f string, a ...any) { stderrf(f, a...) },
 			})
 			if err != nil {
 				return err
@@ -286,12 +371,12 @@ used as it is. Stop with Ctrl-C or SIGTERM.`,
 	}
 	nf.add(cmd, true)
 	f := cmd.Flags()
-	f.StringVar(&logPath, "log", "", "the log to publish (required)")
+	f.StringVar(&logPath, "log", "", "the log or queue directory to publish (required)")
 	f.StringVar(&stream, "stream", "", "JetStream stream name (required)")
 	f.StringVar(&subject, "subject", "", "subject to publish on (default shmio.<stream>)")
 	f.IntVar(&replicas, "replicas", 1, "replicas of the stream when it is created (3 or 5 on a cluster)")
 	f.StringVar(&storage, "storage", "file", "storage of the stream when it is created: file or memory")
-	f.StringVar(&cursor, "cursor-file", "", "where the acknowledged cursor is saved (default <log>.<stream>.cursor)")
+	f.StringVar(&cursor, "cursor-file", "", "where the acknowledged cursor is saved (default <log>.<stream>.cursor, next to the log or queue directory)")
 	f.StringVar(&idFlag, "log-id", "", "identity of the log in message ids, hex (required for logs made by Node shmio)")
 	f.IntVar(&window, "window", 1024, "most messages awaiting their ack")
 	f.BoolVar(&once, "once", false, "exit when every committed frame is acknowledged instead of following the log")
@@ -329,6 +414,66 @@ func openPullLog(path string, capacity int64, wide bool) (*shmio.Log, uint64, er
 	return l, tag, nil
 }
 
+// replDest is what pull appends to: a log file or a queue directory, with its writer.
+type replDest struct {
+	sink  replicate.Sink
+	id    uint64 // names the default durable consumer
+	tag   uint64
+	close func()
+}
+
+// openReplDest opens the destination of pull: an existing queue directory, or a log (created
+// with capacity when missing). Queues are made with shmio create --queue beforehand: their
+// segment size and retention are choices pull has no business guessing.
+func openReplDest(path string, capacity int64, wide bool) (*replDest, error) {
+	if shmio.IsQueue(path) {
+		q, err := openQueue(path, true)
+		if err != nil {
+			return nil, err
+		}
+		tag, ok, err := q.CommitTag()
+		if err != nil {
+			q.Close()
+			return nil, fmt.Errorf("%s: %s", path, rootCause(err))
+		}
+		if !ok {
+			segs, err := q.Segments()
+			if err != nil {
+				q.Close()
+				return nil, fmt.Errorf("%s: %s", path, rootCause(err))
+			}
+			for _, s := range segs {
+				if s.Committed > 0 {
+					q.Close()
+					return nil, fmt.Errorf("%s holds frames that pull did not write (no commit tag); pull into a new or empty queue", path)
+				}
+			}
+		}
+		w, err := q.Writer()
+		if err != nil {
+			q.Close()
+			if errors.Is(err, shmio.ErrLocked) {
+				return nil, fmt.Errorf("%s: another process writes to this queue (only one pull per queue)", path)
+			}
+			return nil, fmt.Errorf("%s: %s", path, rootCause(err))
+		}
+		return &replDest{sink: w, id: q.ID(), tag: tag, close: func() { q.Close() }}, nil // Close closes w
+	}
+	l, tag, err := openPullLog(path, capacity, wide)
+	if err != nil {
+		return nil, err
+	}
+	w, err := l.Writer()
+	if err != nil {
+		l.Close()
+		if errors.Is(err, shmio.ErrLocked) {
+			return nil, fmt.Errorf("%s: another process writes to this log (only one pull per log)", path)
+		}
+		return nil, fmt.Errorf("%s: %s", path, rootCause(err))
+	}
+	return &replDest{sink: w, id: l.Header().ID, tag: tag, close: func() { w.Close(); l.Close() }}, nil
+}
+
 func newReplicatePullCmd() *cobra.Command {
 	var (
 		nf                                natsFlags
@@ -345,35 +490,30 @@ func newReplicatePullCmd() *cobra.Command {
 (created with --capacity when missing). Messages are appended in batches; each batch is committed
 together with the stream sequence of its last message (the log's commit tag) and only then
 acknowledged. On start the puller resumes right after that tag, so after a crash or kill -9 the
-log holds each stream message once, in stream order. Stop with Ctrl-C or SIGTERM.`,
+log holds each stream message once, in stream order. Stop with Ctrl-C or SIGTERM.
+
+--log may also be a queue directory, made beforehand with shmio create --queue (pull never
+creates one): the commit tag then rides on the queue's segments, across rolls.`,
 		Example: `  shmio replicate pull --log /dev/shm/copy --nats nats://127.0.0.1:4222 --stream EVENTS
   shmio replicate pull --log /data/events.copy --capacity 8GiB --nats tls://nats.example:4222 \
       --stream EVENTS --creds shmio.creds --tls-ca ca.pem --durable events-copy-host2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, tag, err := openPullLog(logPath, int64(capacity), wide)
+			d, err := openReplDest(logPath, int64(capacity), wide)
 			if err != nil {
 				return err
 			}
-			defer l.Close()
+			defer d.close()
 			if durable == "" {
-				durable = fmt.Sprintf("shmio-pull-%016x", l.Header().ID)
+				durable = fmt.Sprintf("shmio-pull-%016x", d.id)
 			}
-			w, err := l.Writer()
-			if err != nil {
-				if errors.Is(err, shmio.ErrLocked) {
-					return fmt.Errorf("%s: another process writes to this log (only one pull per log)", logPath)
-				}
-				return fmt.Errorf("%s: %s", logPath, rootCause(err))
-			}
-			defer w.Close()
 			nc, stop, err := nf.connect("shmio replicate pull " + logPath)
 			if err != nil {
 				return err
 			}
 			defer stop()
-			p, err := replicate.NewPuller(w, replicate.PullConfig{
-				Conn: nc, Stream: stream, Durable: durable, FilterSubject: subject, Tag: tag, Batch: batch, Once: once,
+			p, err := replicate.NewPuller(d.sink, replicate.PullConfig{
+				Conn: nc, Stream: stream, Durable: durable, FilterSubject: subject, Tag: d.tag, Batch: batch, Once: once,
 				Logf: func(f string, a ...any) { stderrf(f, a...) },
 			})
 			if err != nil {
@@ -398,7 +538,7 @@ log holds each stream message once, in stream order. Stop with Ctrl-C or SIGTERM
 	}
 	nf.add(cmd, true)
 	f := cmd.Flags()
-	f.StringVar(&logPath, "log", "", "the log to append to, created when missing (required)")
+	f.StringVar(&logPath, "log", "", "the log to append to, created when missing, or an existing queue directory (required)")
 	f.StringVar(&stream, "stream", "", "JetStream stream name (required)")
 	f.StringVar(&durable, "durable", "", "durable consumer name, one per destination log (default shmio-pull-<log id>)")
 	f.StringVar(&subject, "subject", "", "take only this subject of the stream")
@@ -469,7 +609,8 @@ with --pull-log, how many stream messages (and source bytes) the pulled log does
 and the durable consumer's pending counts.
 
 Point --nats at the server or cluster push and pull use (for an embedded server, the address
-it listens on, nats://127.0.0.1:4222 by default). status only reads.`,
+it listens on, nats://127.0.0.1:4222 by default). status only reads. --log and --pull-log may
+be queue directories; the pull side's byte count is then unknown (reported as null in --json).`,
 		Example: `  shmio replicate status --nats nats://127.0.0.1:4222 --stream EVENTS --log /dev/shm/events
   shmio replicate status --nats nats://127.0.0.1:4222 --stream EVENTS --pull-log /dev/shm/copy --json`,
 		Args: cobra.NoArgs,
@@ -479,33 +620,44 @@ it listens on, nats://127.0.0.1:4222 by default). status only reads.`,
 			}
 			o := replicate.StatusOptions{Stream: stream}
 			var out statusJSON
+			var srcQueue *shmio.Queue
 			if logPath != "" {
-				l, err := openLog(logPath, false, false)
+				rs, err := openReplSource(logPath, idFlag)
 				if err != nil {
 					return err
 				}
-				defer l.Close()
-				if o.LogID, err = replicateLogID(l, idFlag); err != nil {
-					return err
-				}
-				if o.Source, err = l.NewIterator(shmio.IteratorOptions{}); err != nil {
-					return fmt.Errorf("%s: %s", logPath, rootCause(err))
-				}
+				defer rs.close()
+				o.Source, o.LogID, srcQueue = rs.src, rs.id, rs.q
 				if cursor == "" {
-					cursor = logPath + "." + stream + ".cursor"
+					cursor = defaultCursorFile(logPath, stream)
 				}
 				o.CursorFile = cursor
 			}
+			pullQueue := false
 			if pullLog != "" {
-				l, err := openLog(pullLog, false, false)
-				if err != nil {
-					return err
-				}
-				defer l.Close()
 				o.Pull = true
-				o.Tag, o.TagOK = l.CommitTag()
+				var id uint64
+				if shmio.IsQueue(pullLog) {
+					q, err := openQueue(pullLog, false)
+					if err != nil {
+						return err
+					}
+					defer q.Close()
+					if o.Tag, o.TagOK, err = q.CommitTag(); err != nil {
+						return fmt.Errorf("%s: %s", pullLog, rootCause(err))
+					}
+					id, pullQueue = q.ID(), true
+				} else {
+					l, err := openLog(pullLog, false, false)
+					if err != nil {
+						return err
+					}
+					defer l.Close()
+					o.Tag, o.TagOK = l.CommitTag()
+					id = l.Header().ID
+				}
 				if durable == "" {
-					durable = fmt.Sprintf("shmio-pull-%016x", l.Header().ID)
+					durable = fmt.Sprintf("shmio-pull-%016x", id)
 				}
 				o.Durable = durable
 			}
@@ -521,6 +673,9 @@ it listens on, nats://127.0.0.1:4222 by default). status only reads.`,
 			if err != nil {
 				return err
 			}
+			if err := fixQueueBytes(st, srcQueue, pullQueue); err != nil {
+				return fmt.Errorf("%s: %s", logPath, rootCause(err))
+			}
 			fillStatusJSON(&out, st, logPath, pullLog, durable)
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -534,14 +689,50 @@ it listens on, nats://127.0.0.1:4222 by default). status only reads.`,
 	nf.add(cmd, false)
 	f := cmd.Flags()
 	f.StringVar(&stream, "stream", "", "JetStream stream name (required)")
-	f.StringVar(&logPath, "log", "", "the pushed (source) log")
+	f.StringVar(&logPath, "log", "", "the pushed (source) log or queue directory")
 	f.StringVar(&cursor, "cursor-file", "", "the pusher's cursor file (default <log>.<stream>.cursor)")
 	f.StringVar(&idFlag, "log-id", "", "identity of a Node-made source log, as given to push")
-	f.StringVar(&pullLog, "pull-log", "", "the pulled (destination) log")
+	f.StringVar(&pullLog, "pull-log", "", "the pulled (destination) log or queue directory")
 	f.StringVar(&durable, "durable", "", "the puller's durable consumer (default shmio-pull-<pull log id>)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object (for scripts)")
 	_ = cmd.MarkFlagRequired("stream")
 	return cmd
+}
+
+// fixQueueBytes replaces byte counts that replicate.GetStatus computes by subtracting cursors,
+// which is wrong for queue cursors across segments. The push side is recounted from the
+// source queue's segments. The pull side only has the stream's cursors, so when they look like
+// queue cursors (the stream comes from the --log queue, or the destination is a queue and the
+// last cursor has a segment half) its byte count is reported as unknown rather than wrong.
+func fixQueueBytes(st *replicate.Status, src *shmio.Queue, pullQueue bool) error {
+	queueCursors := src != nil && st.Stream.LastLogID == src.ID()
+	if p := st.Push; p != nil && src != nil {
+		from := max(p.FileCursor, 0)
+		if st.Stream.LastCursor >= 0 && st.Stream.LastLogID == p.LogID {
+			from = p.StreamEnd
+		}
+		if from == 0 {
+			first, err := src.Segments()
+			if err != nil {
+				return err
+			}
+			if len(first) > 0 {
+				from = first[0].FirstCursor
+			}
+		}
+		n, err := queueBytes(src, from, p.Committed)
+		if err != nil {
+			return err
+		}
+		p.BehindBytes = n
+	}
+	if seg, _ := shmio.SplitQueueCursor(st.Stream.LastCursor); pullQueue && seg > 0 {
+		queueCursors = true
+	}
+	if p := st.Pull; p != nil && queueCursors && p.BehindMsgs > 0 {
+		p.BehindBytes = -1
+	}
+	return nil
 }
 
 func fillStatusJSON(out *statusJSON, st *replicate.Status, logPath, pullLog, durable string) {

@@ -167,3 +167,121 @@ func TestReplicateCLIErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicateQueueCLI replicates a queue with 4 KiB segments (the frames span many rolls)
+// into another queue: push with an embedded server, pull twice, status on both sides.
+func TestReplicateQueueCLI(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := createQueue(t, "4KiB"), createQueue(t, "4KiB")
+	appendLines(t, src, replicateLines(0, 400)...)
+	q, err := shmio.OpenQueue(shmio.QueueOptions{Dir: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcID := fmt.Sprintf("%016x", q.ID())
+	segs, _ := q.Segments()
+	q.Close()
+	if len(segs) < 10 {
+		t.Fatalf("only %d source segments: the test wants rolls", len(segs))
+	}
+	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	push := startShmio(t, []string{"replicate", "push", "--log", src, "--nats", "embedded", "--listen", strings.TrimPrefix(url, "nats://"),
+		"--store-dir", filepath.Join(dir, "js"), "--stream", "QCLI", "--progress", "0"})
+	caughtUp := func(want uint64) statusJSON {
+		var st statusJSON
+		waitFor(t, time.Minute, "push to catch up", func() bool {
+			r := runShmio(t, []string{"replicate", "status", "--json", "--nats", url, "--stream", "QCLI", "--log", src})
+			st = statusJSON{}
+			return r.code == 0 && json.Unmarshal([]byte(r.stdout), &st) == nil && st.Push != nil &&
+				st.Push.BehindFrames == 0 && st.Stream.LastSeq == want
+		})
+		return st
+	}
+	st := caughtUp(400)
+	if st.Push.LogID != srcID || st.Stream.LastLogID != srcID || st.Push.BehindBytes != 0 || st.Push.StreamEnd != st.Push.Committed {
+		t.Fatalf("status after push (queue id %s): %+v %+v", srcID, st.Stream, *st.Push)
+	}
+
+	pull := []string{"replicate", "pull", "--log", dst, "--nats", url, "--stream", "QCLI", "--once", "--progress", "0"}
+	if r := runShmio(t, pull); r.code != 0 || !strings.Contains(r.stderr, "400 frames") || !strings.Contains(r.stderr, "up to sequence 400") {
+		t.Fatalf("pull: exit %d: %s", r.code, r.stderr)
+	}
+	appendLines(t, src, replicateLines(400, 700)...)
+	caughtUp(700)
+	st = replicateStatus(t, "--nats", url, "--stream", "QCLI", "--log", src, "--pull-log", dst)
+	if st.Pull.Tag == nil || *st.Pull.Tag != 400 || st.Pull.BehindMessages != 300 || st.Pull.BehindBytes != nil {
+		t.Fatalf("status with 300 to pull: %+v", *st.Pull)
+	}
+	if r := runShmio(t, pull); r.code != 0 || !strings.Contains(r.stderr, "300 frames") {
+		t.Fatalf("second pull: exit %d: %s", r.code, r.stderr)
+	}
+	st = replicateStatus(t, "--nats", url, "--stream", "QCLI", "--pull-log", dst)
+	if st.Pull.Tag == nil || *st.Pull.Tag != 700 || st.Pull.BehindMessages != 0 || st.Pull.BehindBytes == nil || *st.Pull.BehindBytes != 0 {
+		t.Fatalf("status after pull: %+v", *st.Pull)
+	}
+	want := mustRun(t, []string{"tail", src, "--from", "start"})
+	got := mustRun(t, []string{"tail", dst, "--from", "start"})
+	wantLines(t, want, replicateLines(0, 700)...)
+	if got != want {
+		t.Fatalf("copy differs from source:\n%s\nwant:\n%s", got, want)
+	}
+
+	// A queue holding frames pull did not write is refused.
+	other := createQueue(t, "4KiB")
+	appendLines(t, other, "not pulled")
+	if r := runShmio(t, []string{"replicate", "pull", "--log", other, "--nats", url, "--stream", "QCLI", "--once"}); r.code == 0 ||
+		!strings.Contains(r.stderr, "did not write") {
+		t.Fatalf("pull into a used queue: exit %d: %s", r.code, r.stderr)
+	}
+
+	push.signal(t, syscall.SIGTERM)
+	if code := push.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("push exit %d: %s", code, push.stderr.String())
+	}
+	if !strings.Contains(push.stderr.String(), "700 frames acknowledged") {
+		t.Fatalf("push summary: %s", push.stderr.String())
+	}
+	if _, err := os.Stat(src + ".QCLI.cursor"); err != nil {
+		t.Fatalf("cursor file: %v", err)
+	}
+}
+
+// TestReplicateQueueBytes: status counts a queue's bytes segment by segment, not by
+// subtracting cursors.
+func TestReplicateQueueBytes(t *testing.T) {
+	dir := createQueue(t, "4KiB")
+	lines := replicateLines(0, 300)
+	appendLines(t, dir, lines...)
+	q, err := shmio.OpenQueue(shmio.QueueOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	it, err := q.NewIterator(shmio.IteratorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, skip int64
+	for i, l := range lines {
+		if i < 100 {
+			skip += int64(len(l) + 4)
+		}
+		want += int64(len(l) + 4)
+	}
+	segs, _ := q.Segments()
+	start := segs[0].FirstCursor
+	if n, err := queueBytes(q, start, it.CommittedSize()); err != nil || n != want {
+		t.Fatalf("queueBytes from the start: %d, %v; want %d", n, err, want)
+	}
+	for range 100 {
+		if f, err := it.Next(); f == nil || err != nil {
+			t.Fatalf("Next: %q, %v", f, err)
+		}
+	}
+	if seg, _ := shmio.SplitQueueCursor(it.Cursor()); seg < 2 {
+		t.Fatalf("after 100 frames still in segment %d", seg)
+	}
+	if n, err := queueBytes(q, it.Cursor(), it.CommittedSize()); err != nil || n != want-skip {
+		t.Fatalf("queueBytes from frame 100: %d, %v; want %d", n, err, want-skip)
+	}
+}
