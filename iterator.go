@@ -225,9 +225,12 @@ func (it *Iterator) NextBatch(dst [][]byte, o BatchOptions) (batch [][]byte, err
 	limit := pos + maxBytes // frames must end by here, except the first
 	n := 0
 	if it.lsize == 2 && !it.debug {
-		// The common case, kept lean: one length load and two comparisons per frame.
+		// The common case, kept lean: one length load and two comparisons per frame. refresh
+		// keeps end <= len(mem), and the loop keeps pos+flen <= end, so every access is in
+		// bounds without the compiler's checks (native-endian loads are little-endian here).
+		base := unsafe.Pointer(unsafe.SliceData(mem))
 		for ; n < maxMsgs && end-pos >= 5; n++ {
-			flen := int(le.Uint16(mem[pos:]))
+			flen := int(*(*uint16)(unsafe.Add(base, pos)))
 			if flen < 5 || flen > end-pos {
 				break
 			}
@@ -235,7 +238,7 @@ func (it *Iterator) NextBatch(dst [][]byte, o BatchOptions) (batch [][]byte, err
 				it.pos = pos
 				return dst, nil
 			}
-			dst = append(dst, mem[pos+2:pos+flen-2:pos+flen-2])
+			dst = append(dst, unsafe.Slice((*byte)(unsafe.Add(base, pos+2)), flen-4))
 			pos += flen
 		}
 	} else {
