@@ -380,10 +380,19 @@ func (it *Iterator) validCursor(c int64) error {
 // committed end (it does not wait) or after yielding an error.
 //
 //	for frame, err := range it.All() { ... }
-func (it *Iterator) All() iter.Seq2[[]byte, error] {
+func (it *Iterator) All() iter.Seq2[[]byte, error] { return allFrames(it.Next) }
+
+// Follow is All that waits: at the committed end it blocks in Wait until more frames are
+// committed, and ends when ctx is done (yielding ctx's error) or on the first error.
+func (it *Iterator) Follow(ctx context.Context) iter.Seq2[[]byte, error] {
+	return followFrames(ctx, it.Next, it.Wait)
+}
+
+// allFrames is All over any iterator's Next.
+func allFrames(next func() ([]byte, error)) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
 		for {
-			f, err := it.Next()
+			f, err := next()
 			if err != nil {
 				yield(nil, err)
 				return
@@ -395,14 +404,13 @@ func (it *Iterator) All() iter.Seq2[[]byte, error] {
 	}
 }
 
-// Follow is All that waits: at the committed end it blocks in Wait until more frames are
-// committed, and ends when ctx is done (yielding ctx's error) or on the first error.
-func (it *Iterator) Follow(ctx context.Context) iter.Seq2[[]byte, error] {
+// followFrames is Follow over any iterator's Next and Wait.
+func followFrames(ctx context.Context, next func() ([]byte, error), wait func(context.Context) error) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
 		for {
-			f, err := it.Next()
+			f, err := next()
 			if err == nil && f == nil {
-				if err = it.Wait(ctx); err == nil {
+				if err = wait(ctx); err == nil {
 					continue
 				}
 			}

@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"iter"
 	"time"
-
-	"github.com/shmio/shmio/internal/futex"
 )
 
 // QueueIterator reads a queue's committed frames with one cursor across its segments: the same
@@ -31,10 +29,6 @@ type QueueIterator struct {
 	rd    *namedReader
 	state bool // closed
 }
-
-// queueSleepSlice bounds each futex sleep of QueueIterator.Wait (tests raise it to prove that
-// wake-ups, not timeouts, end the sleeps).
-var queueSleepSlice = sleepSlice
 
 // NewIterator returns an iterator positioned at opts.StartCursor (0: the first frame still
 // available; see Queue for the cursor layout). It gives ErrCursor for a cursor in a segment
@@ -392,80 +386,22 @@ func (qi *QueueIterator) Wait(ctx context.Context) error {
 	}
 }
 
-// sleep blocks until the current segment has a frame past the cursor, is sealed, or ctx is done.
-// It is Iterator.sleepFutex with "sealed" as a second reason to wake: Seal sets the flag, then
-// reads the waiter count and bumps the wake word, so no sleeper misses it.
+// sleep blocks until the current segment has a frame past the cursor, is sealed, or ctx is done:
+// the segment iterator's own sleep, for which a seal is a reason to wake (Seal sets the flag,
+// then reads the waiter count and bumps the wake word, so no sleeper misses it).
 func (qi *QueueIterator) sleep(ctx context.Context) error {
-	l := qi.log
-	ready := func() bool { return qi.it.available() || l.Sealed() }
-	if l.wake == nil || !futex.Supported {
-		d := 10 * time.Microsecond
-		for !ready() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := qi.checkOpen("wait"); err != nil {
-				return err
-			}
-			time.Sleep(sliceUntil(ctx, d))
-			d = min(d*2, queueSleepSlice)
-		}
-		return nil
+	if err := qi.it.sleep(ctx); err != nil && !errors.Is(err, ErrSealed) {
+		return err
 	}
-	l.waiters.Add(1)
-	defer l.waiters.Add(^uint32(0))
-	stop := context.AfterFunc(ctx, func() { futex.Wake(l.wake) })
-	defer stop()
-	for {
-		seq := l.wake.Load()
-		if ready() {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := qi.checkOpen("wait"); err != nil {
-			return err
-		}
-		futex.Wait(l.wake, seq, sliceUntil(ctx, queueSleepSlice))
-	}
+	return qi.checkOpen("wait")
 }
 
 // All returns the committed frames from the cursor on, across segments, without waiting.
-func (qi *QueueIterator) All() iter.Seq2[[]byte, error] {
-	return func(yield func([]byte, error) bool) {
-		for {
-			f, err := qi.Next()
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if f == nil || !yield(f, nil) {
-				return
-			}
-		}
-	}
-}
+func (qi *QueueIterator) All() iter.Seq2[[]byte, error] { return allFrames(qi.Next) }
 
 // Follow is All that waits for more until ctx is done, across rolls.
 func (qi *QueueIterator) Follow(ctx context.Context) iter.Seq2[[]byte, error] {
-	return func(yield func([]byte, error) bool) {
-		for {
-			f, err := qi.Next()
-			if err == nil && f == nil {
-				if err = qi.Wait(ctx); err == nil {
-					continue
-				}
-			}
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(f, nil) {
-				return
-			}
-		}
-	}
+	return followFrames(ctx, qi.Next, qi.Wait)
 }
 
 // Segment returns the number of the segment the iterator is in.

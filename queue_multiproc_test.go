@@ -72,7 +72,7 @@ type qxReaderResult struct {
 // cut into 10 ms slices but last up to a minute: only the writer's wake-ups (commits, and seals
 // at rolls) end them in time, so a lost wake-up shows as a long MaxWaitNs.
 func qxReaderChild() error {
-	queueSleepSlice = time.Minute
+	sleepSlice = time.Minute
 	dir, n, name, restart := xpEnv("DIR"), uint64(xpEnvInt("N", 0)), xpEnv("NAME"), uint64(xpEnvInt("RESTART", 0))
 	q, err := OpenQueue(QueueOptions{Dir: dir})
 	if err != nil {

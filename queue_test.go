@@ -345,9 +345,9 @@ func TestQueueAllocateErrors(t *testing.T) {
 // and commits in the next one. The sleep slice is raised to a minute so that only a wake-up can
 // end the sleep in time.
 func TestQueueWaitAcrossRoll(t *testing.T) {
-	old := queueSleepSlice
-	queueSleepSlice = time.Minute
-	defer func() { queueSleepSlice = old }()
+	old := sleepSlice
+	sleepSlice = time.Minute
+	defer func() { sleepSlice = old }()
 
 	q := qtOpen(t, QueueOptions{})
 	w := qtWriter(t, q)

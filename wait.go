@@ -10,8 +10,9 @@ import (
 
 // sleepSlice bounds each sleep in Wait. Commits by this package's writers wake sleepers at once;
 // the bound is for writers that do not (Node shmio never touches the wake word) and for noticing
-// a cancelled context even if its wake-up raced with going to sleep.
-const sleepSlice = 10 * time.Millisecond
+// a cancelled context even if its wake-up raced with going to sleep. A variable so that tests can
+// stretch it to prove that wake-ups, not time-outs, end the sleeps.
+var sleepSlice = 10 * time.Millisecond
 
 // Wait returns nil as soon as a frame beyond the cursor is committed, or ctx.Err() once ctx is
 // done. It first polls the committed end for the iterator's Spin time, then sleeps: on Linux on a
@@ -45,6 +46,12 @@ func (it *Iterator) Wait(ctx context.Context) (err error) {
 			}
 		}
 	}
+	return it.sleep(ctx)
+}
+
+// sleep is the sleeping half of Wait, without the spin: it returns nil once a frame is past the
+// cursor, ErrSealed once the log is sealed with nothing left, or ctx's error.
+func (it *Iterator) sleep(ctx context.Context) error {
 	if w := it.log.wake; w != nil && futex.Supported {
 		return it.sleepFutex(ctx)
 	}
