@@ -122,18 +122,24 @@ func formatterFor(name string) (frameFormatter, error) {
 			buf = strconv.AppendInt(buf, int64(len(p)), 10)
 			buf = append(buf, `,"next":`...)
 			buf = strconv.AppendInt(buf, next, 10)
-			if utf8.Valid(p) {
-				buf = append(buf, `,"payload":`...)
-				buf = appendJSONString(buf, p)
-			} else {
-				buf = append(buf, `,"payload_base64":"`...)
-				buf = base64.StdEncoding.AppendEncode(buf, p)
-				buf = append(buf, '"')
-			}
-			return append(buf, '}', '\n')
+			return appendJSONPayload(buf, p)
 		}, nil
 	}
 	return nil, fmt.Errorf("invalid --format %q: want text, hex, json or base64", name)
+}
+
+// appendJSONPayload ends a JSON frame line: the payload as text when it is valid UTF-8, else
+// as base64 under its own key.
+func appendJSONPayload(buf, p []byte) []byte {
+	if utf8.Valid(p) {
+		buf = append(buf, `,"payload":`...)
+		buf = appendJSONString(buf, p)
+	} else {
+		buf = append(buf, `,"payload_base64":"`...)
+		buf = base64.StdEncoding.AppendEncode(buf, p)
+		buf = append(buf, '"')
+	}
+	return append(buf, '}', '\n')
 }
 
 // appendJSONString appends valid UTF-8 text s as a JSON string.

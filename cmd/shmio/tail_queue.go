@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
-	"unicode/utf8"
 
 	"github.com/shmio/shmio"
 	"github.com/spf13/cobra"
@@ -45,15 +43,7 @@ func queueFormatterFor(name string) (frameFormatter, error) {
 		buf = strconv.AppendInt(buf, int64(len(p)), 10)
 		buf = append(buf, `,"next":`...)
 		buf = strconv.AppendInt(buf, next, 10)
-		if utf8.Valid(p) {
-			buf = append(buf, `,"payload":`...)
-			buf = appendJSONString(buf, p)
-		} else {
-			buf = append(buf, `,"payload_base64":"`...)
-			buf = base64.StdEncoding.AppendEncode(buf, p)
-			buf = append(buf, '"')
-		}
-		return append(buf, '}', '\n')
+		return appendJSONPayload(buf, p)
 	}, nil
 }
 
