@@ -75,6 +75,9 @@ func TestBenchQuick(t *testing.T) {
 		default:
 			t.Errorf("unknown kind %q", res.Kind)
 		}
+		if res.Runs != 1 {
+			t.Errorf("%s: %d runs, want 1", name, res.Runs)
+		}
 		if res.Transport == "unix" && res.VsSocket != 1 {
 			t.Errorf("%s: ratio to itself %v", name, res.VsSocket)
 		}
@@ -94,7 +97,7 @@ func TestBenchQuick(t *testing.T) {
 func TestBenchTable(t *testing.T) {
 	benchNoRaceExitSleep(t)
 	r := runShmio(t, []string{"bench", "--quick", "--size", "48", "--frames", "5000", "--pings", "300",
-		"--transports", "shmio,unix", "--fanout", "2", "--commit-every", "64"})
+		"--transports", "shmio,unix", "--fanout", "2", "--commit-every", "64", "--runs", "2"})
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
 	}
@@ -103,6 +106,7 @@ func TestBenchTable(t *testing.T) {
 	}
 	for _, want := range []string{
 		"throughput: 5,000 frames of 48 B, commit/flush every 64 frames; latency: 300 round trips",
+		"each row: the median of 2 runs",
 		"TEST", "FRAMES/S", "VS SOCKET",
 	} {
 		if !strings.Contains(r.stdout, want) {
@@ -150,6 +154,7 @@ func TestBenchErrors(t *testing.T) {
 		{[]string{"bench", "--size", "lots"}, `invalid argument "lots" for "--size" flag`},
 		{[]string{"bench", "--transports", "carrier-pigeon"}, `shmio: invalid --transports "carrier-pigeon": want shmio, unix, pipe or tcp`},
 		{[]string{"bench", "--commit-every", "0"}, "shmio: invalid --commit-every 0: want at least 1"},
+		{[]string{"bench", "--runs", "0"}, "shmio: invalid --runs 0: want at least 1"},
 		{[]string{"bench", "extra"}, `unknown command "extra"`},
 	} {
 		r := runShmio(t, tc.args)

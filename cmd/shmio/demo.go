@@ -23,12 +23,12 @@ type demoOptions struct {
 	duration time.Duration
 	readers  int
 	size     sizeValue
-	rate     float64
+	rate     int64
 	dir      string
 }
 
 func newDemoCmd() *cobra.Command {
-	o := &demoOptions{duration: 3 * time.Second, readers: 3, size: 256 << 20, rate: 1e6}
+	o := &demoOptions{duration: 3 * time.Second, readers: 3, size: 256 << 20, rate: 1_000_000}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a writer and three readers on a shared-memory log for a few seconds",
@@ -47,7 +47,7 @@ reader got every event, in order, with intact checksums, prints a summary and re
 	f.DurationVar(&o.duration, "duration", o.duration, "how long the writer streams events")
 	f.IntVar(&o.readers, "readers", o.readers, "number of reader processes")
 	f.Var(&o.size, "size", "log capacity (the rate is lowered if the events would not fit)")
-	f.Float64Var(&o.rate, "rate", o.rate, "events per second the writer aims for")
+	f.Int64Var(&o.rate, "rate", o.rate, "events per second the writer aims for")
 	f.StringVar(&o.dir, "dir", "", "directory for the log (default /dev/shm, else the temp dir)")
 	return cmd
 }
@@ -74,7 +74,7 @@ func runDemo(ctx context.Context, stdout io.Writer, o *demoOptions) error {
 	case o.readers < 1 || o.readers > 64:
 		return fmt.Errorf("invalid --readers %d: want 1 to 64", o.readers)
 	case o.rate <= 0:
-		return fmt.Errorf("invalid --rate %v: want a positive number of events per second", o.rate)
+		return fmt.Errorf("invalid --rate %d: want a positive number of events per second", o.rate)
 	case o.size < 1<<20:
 		return fmt.Errorf("invalid --size %s: want at least 1MiB", formatSize(int64(o.size)))
 	}
@@ -102,14 +102,14 @@ func runDemo(ctx context.Context, stdout io.Writer, o *demoOptions) error {
 		overhead = 8
 	}
 	maxEvents := (h.Capacity-h.DataOffset)/(demoPayload+overhead) - 1 // one frame for the end marker
-	rate := o.rate
+	rate := float64(o.rate)
 	if fit := float64(maxEvents) * 0.95 / o.duration.Seconds(); rate > fit {
 		rate = fit
 	}
 	fmt.Fprintf(stdout, "shmio demo: 1 writer and %d reader%s on %s (%s), %s events/s of %d bytes for %v\n",
 		o.readers, demoPlural(o.readers), path, formatSize(h.Capacity), fmtRate(rate), demoPayload, o.duration)
-	if rate < o.rate {
-		fmt.Fprintf(stdout, "  (rate lowered from %s/s so %v of events fit in %s; raise --size for more)\n", fmtRate(o.rate), o.duration, formatSize(h.Capacity))
+	if rate < float64(o.rate) {
+		fmt.Fprintf(stdout, "  (rate lowered from %s/s so %v of events fit in %s; raise --size for more)\n", fmtRate(float64(o.rate)), o.duration, formatSize(h.Capacity))
 	}
 
 	limit := o.duration + 60*time.Second
