@@ -58,17 +58,12 @@ func runDump(cmd *cobra.Command, path string, o dumpOptions) error {
 	if o.maxBytes < 0 {
 		return fmt.Errorf("invalid --max-bytes %d: want 0 (all) or more", o.maxBytes)
 	}
-	l, err := openLog(path, false, true)
+	l, it, err := openReader(path)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
 	h := l.Header()
-	it, err := l.NewIterator(shmio.IteratorOptions{})
-	if err != nil {
-		return fmt.Errorf("%s: %s", path, rootCause(err))
-	}
-	defer it.Close()
 	end := it.CommittedSize() // a stable end for this dump, even if a writer is busy
 	start := int64(0)
 	if o.reverse {

@@ -287,3 +287,19 @@ func parseQueueCursor(s string) (int64, error) {
 	}
 	return n, nil
 }
+
+// openReader opens the log at path for an operator's read-only walk (with DebugChecks, so a
+// damaged frame is reported rather than printed) and an iterator at its first frame. Closing the
+// log releases both.
+func openReader(path string) (*shmio.Log, *shmio.Iterator, error) {
+	l, err := openLog(path, false, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	it, err := l.NewIterator(shmio.IteratorOptions{})
+	if err != nil {
+		l.Close()
+		return nil, nil, fmt.Errorf("%s: %s", path, rootCause(err))
+	}
+	return l, it, nil
+}

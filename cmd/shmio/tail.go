@@ -179,17 +179,12 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 	}
 	// DebugChecks: an operator's tool checks both lengths of every frame rather than print
 	// garbage from a damaged log; the cost is one more load per frame.
-	l, err := openLog(path, false, true)
+	l, it, err := openReader(path)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
 	h := l.Header()
-	it, err := l.NewIterator(shmio.IteratorOptions{})
-	if err != nil {
-		return fmt.Errorf("%s: %s", path, rootCause(err))
-	}
-	defer it.Close()
 
 	saved, haveSaved, err := loadCursor(o.cursorFile, h)
 	if err != nil {
