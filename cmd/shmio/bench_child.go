@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shmio/shmio"
 	"github.com/spf13/cobra"
 )
 
@@ -281,3 +282,19 @@ func (b *childStderr) String() string {
 }
 
 var _ io.Writer = (*childStderr)(nil)
+
+// openChildWriter opens an existing log and its writer for a writing child of bench or demo.
+// Prefault maps every page up front, so runs measure the log, not first-touch page faults (a
+// long-lived log in production has its pages mapped long before). Closing the log closes both.
+func openChildWriter(path string) (*shmio.Log, *shmio.Writer, error) {
+	l, err := shmio.Open(shmio.Options{Path: path, Writable: true, Prefault: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := l.Writer()
+	if err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	return l, w, nil
+}

@@ -32,18 +32,11 @@ func runShmProducer(ctx context.Context, raw json.RawMessage, out *childOut) err
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return err
 	}
-	// Prefault maps every page up front, so the run measures the log, not first-touch page faults
-	// (a long-lived log in production has its pages mapped long before).
-	l, err := shmio.Open(shmio.Options{Path: cfg.Path, Writable: true, Prefault: true})
+	l, w, err := openChildWriter(cfg.Path)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	w, err := l.Writer()
-	if err != nil {
-		return err
-	}
-	defer w.Close()
 	tmpl := benchTemplate(cfg.Size)
 	out.ready()
 

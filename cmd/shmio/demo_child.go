@@ -94,16 +94,11 @@ func runDemoWriter(ctx context.Context, raw json.RawMessage, out *childOut) erro
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return err
 	}
-	l, err := shmio.Open(shmio.Options{Path: cfg.Path, Writable: true, Prefault: true})
+	l, w, err := openChildWriter(cfg.Path)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	w, err := l.Writer()
-	if err != nil {
-		return err
-	}
-	defer w.Close()
 	out.ready()
 
 	start := time.Now()
