@@ -4,113 +4,299 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"runtime/debug"
+	"strings"
 )
 
 // QueueVerifyResult is what Queue.Verify found.
 type QueueVerifyResult struct {
 	Segments int
-	Head     int64 // the segment being written
-	Frames   int64
-	Bytes    int64    // committed bytes, lengths included
-	Problems []string // empty when the queue is consistent
+	Head     int64          // the segment being written
+	Frames   int64          // frames checked (in a damaged segment, those before the damage)
+	Bytes    int64          // bytes of those frames, lengths included
+	Problems []QueueProblem // empty when the queue is consistent; in the order of the segments
 }
+
+// QueueProblem is one thing Queue.Verify found wrong, located so that a tool can point at it
+// without parsing the message or re-reading the segment.
+type QueueProblem struct {
+	// Segment is the number of the segment at fault, -1 when the problem is about the queue as
+	// a whole (segments missing from the chain, no head).
+	Segment int64
+	// Cursor is the queue cursor of the first damaged frame of the segment, -1 when the problem
+	// is not about a frame.
+	Cursor int64
+	// Offset is that frame's offset in the segment file, -1 when none applies.
+	Offset int64
+	// What says what is wrong, without the location.
+	What string
+	// Err wraps ErrCorrupt (ErrBadHeader for an unreadable header) when the queue is damaged,
+	// or the I/O error that kept Verify from checking the segment. Errors from reading a segment
+	// keep their *Error, which names the operation, the segment file and the offset.
+	Err error
+}
+
+// String gives the problem as Verify words it: "segment 3: frame at queue cursor 12884902023
+// (offset 135, file offset 263): head length 40 but tail length 12336 (asymmetric frame)".
+func (p QueueProblem) String() string {
+	var b strings.Builder
+	if p.Segment >= 0 {
+		fmt.Fprintf(&b, "segment %d: ", p.Segment)
+	}
+	if p.Cursor >= 0 {
+		_, off := SplitQueueCursor(p.Cursor)
+		fmt.Fprintf(&b, "frame at queue cursor %d (offset %d", p.Cursor, off)
+		if p.Offset >= 0 {
+			fmt.Fprintf(&b, ", file offset %d", p.Offset)
+		}
+		b.WriteString("): ")
+	}
+	switch {
+	case p.What != "":
+		b.WriteString(p.What)
+	case p.Err != nil:
+		b.WriteString(p.Err.Error())
+	}
+	return b.String()
+}
+
+// damage reports whether the problem is damage to the queue rather than a failure to read it.
+func (p QueueProblem) damage() bool {
+	return errors.Is(p.Err, ErrCorrupt) || errors.Is(p.Err, ErrBadHeader)
+}
+
+// verifyHeld, when set (by tests), is called while Verify holds segment n mapped and locked.
+var verifyHeld func(n int64)
 
 // Verify checks every segment and the chain between them: numbers without gaps, each segment's
 // recorded number and the ID of its predecessor, every segment before the head sealed and none
-// after it holding frames, and every frame's two lengths. It returns an error wrapping ErrCorrupt
-// listing the problems (also in the result), or nil. Segments removed by retention while it runs
-// are skipped.
+// after it holding frames, and every frame's two lengths. Each problem is in the result, located
+// (for a damaged frame: its queue cursor and file offset; the walk of a segment stops at its
+// first one). The error wraps ErrCorrupt when the queue is damaged; when the only problems are
+// segments it could not read, it wraps the first of those errors instead.
+//
+// Verify checks each segment under the shared lock every queue reader holds (see Queue), so
+// retention does not recycle a segment while it is being checked. It is safe on a live queue:
+// segments removed by retention meanwhile are skipped, and a roll while it runs (a head sealed
+// since, segments made after its listing of the directory) is not a problem; frames committed
+// after it checked a segment are not checked.
 func (q *Queue) Verify() (QueueVerifyResult, error) {
 	var res QueueVerifyResult
 	nums, err := q.listSegments()
 	if err != nil {
 		return res, err
 	}
-	bad := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
+	add := func(p QueueProblem) { res.Problems = append(res.Problems, p) }
+	chainBad := func(format string, args ...any) {
+		what := fmt.Sprintf(format, args...)
+		add(QueueProblem{Segment: -1, Cursor: -1, Offset: -1, What: what, Err: errorf("verify", q.dir, -1, ErrCorrupt, "%s", what)})
+	}
+	segBad := func(n int64, format string, args ...any) {
+		what := fmt.Sprintf(format, args...)
+		add(QueueProblem{Segment: n, Cursor: -1, Offset: -1, What: what, Err: errorf("verify", q.segPath(n), -1, ErrCorrupt, "%s", what)})
+	}
 	var prev *segHeader
 	head := int64(-1)
-	for _, n := range nums {
+	for i := 0; i < len(nums); {
+		n := nums[i]
+		if prev != nil && n > prev.num+1 && head < 0 {
+			// Before the head, segments follow each other. The listing is no snapshot of a live
+			// queue (segments are prepared ahead in parallel, retention removes them): look at
+			// the next one itself. prev is sealed, so it existed when the writer rolled to it.
+			switch {
+			case segExists(q.segPath(prev.num + 1)):
+				n = prev.num + 1 // made after the listing
+			case !segExists(q.segPath(prev.num)):
+				prev = nil // removed by retention since, and its successor after it (oldest first)
+			default:
+				chainBad("segments %d to %d are missing", prev.num+1, n-1)
+			}
+		}
+		if n == nums[i] {
+			i++
+		}
+		// Map and lock the segment first: from then on retention cannot recycle it, so the
+		// header read next and the frames walked are those of segment n.
+		l, openErr := q.openSegment(n, true)
+		if errors.Is(openErr, fs.ErrNotExist) { // removed or being recycled
+			prev = nil
+			continue
+		}
 		h, err := q.segHeader(n)
 		if errors.Is(err, fs.ErrNotExist) {
+			closeVerified(l)
 			prev = nil
 			continue
 		}
 		if err != nil {
-			bad("segment %d: %v", n, err)
+			closeVerified(l)
+			add(QueueProblem{Segment: n, Cursor: -1, Offset: -1, What: err.Error(), Err: err})
 			prev = nil
 			continue
 		}
 		res.Segments++
 		if h.nodeFmt {
-			bad("segment %d: not made by a shmio-go queue", n)
-		}
-		if prev != nil && n != prev.num+1 && head < 0 { // after the head: prepared ahead, in any order
-			bad("segments %d to %d are missing", prev.num+1, n-1)
+			segBad(n, "not made by a shmio-go queue")
 		}
 		if h.segNum != 0 && h.segNum != n {
-			bad("segment %d: header says it is segment %d", n, h.segNum)
+			segBad(n, "header says it is segment %d", h.segNum)
 		}
 		if h.segNum == 0 && (h.sealed || h.committed > 0) {
-			bad("segment %d: holds frames but its number was never recorded", n)
+			segBad(n, "holds frames but its number was never recorded")
 		}
 		// Segments after the head are prepared ahead: the roll to them stamps their chain word.
 		if prev != nil && prev.num == n-1 && h.segNum != 0 && head < 0 && h.prevID != prev.id {
-			bad("segment %d: previous segment's ID %#x, segment %d has %#x (replaced or out of order)", n, h.prevID, n-1, prev.id)
+			segBad(n, "previous segment's ID %#x, segment %d has %#x (replaced or out of order)", h.prevID, n-1, prev.id)
+		}
+		if head >= 0 && (h.committed > 0 || h.sealed) && q.sealedSince(head) {
+			head = -1 // the writer rolled on while Verify looked: head was not the last
 		}
 		switch {
 		case head >= 0 && (h.committed > 0 || h.sealed):
-			bad("segment %d: has frames or is sealed after unsealed segment %d", n, head)
+			segBad(n, "has frames or is sealed after unsealed segment %d", head)
 		case head < 0 && !h.sealed:
 			head = n
 		}
 		if h.sealed && h.sealedAt == 0 {
-			bad("segment %d: sealed without a seal time", n)
+			segBad(n, "sealed without a seal time")
 		}
 		if h.committed > 0 {
-			frames, bytes, err := q.verifyFrames(n)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				bad("segment %d: %v", n, err)
+			if openErr != nil {
+				add(QueueProblem{Segment: n, Cursor: -1, Offset: -1, What: openErr.Error(), Err: openErr})
+			} else {
+				frames, bytes, p := verifyFrames(n, l)
+				res.Frames += frames
+				res.Bytes += bytes
+				if p != nil {
+					add(*p)
+				}
 			}
-			res.Frames += frames
-			res.Bytes += bytes
 		}
+		if l != nil && verifyHeld != nil {
+			verifyHeld(n)
+		}
+		closeVerified(l)
 		prev = &h
 	}
 	res.Head = head
-	if head < 0 && res.Segments > 0 {
-		bad("every segment is sealed: no head to write to")
+	if head < 0 && res.Segments > 0 && !q.grewPast(nums[len(nums)-1]) {
+		chainBad("every segment is sealed: no head to write to")
 	}
-	if len(res.Problems) > 0 {
-		return res, errorf("verify", q.dir, -1, ErrCorrupt, "%d problem(s): %v", len(res.Problems), res.Problems)
+	if len(res.Problems) == 0 {
+		return res, nil
 	}
-	return res, nil
+	list := make([]string, len(res.Problems))
+	for i, p := range res.Problems {
+		list[i] = p.String()
+	}
+	msg := fmt.Sprintf("%d problem(s): %s", len(list), strings.Join(list, "; "))
+	for _, p := range res.Problems {
+		if p.damage() {
+			return res, errorf("verify", q.dir, -1, ErrCorrupt, "%s", msg)
+		}
+	}
+	return res, newError("verify", q.dir, -1, fmt.Errorf("%s: %w", msg, res.Problems[0].Err))
 }
 
-// verifyFrames walks one segment's frames, checking both lengths of each.
-func (q *Queue) verifyFrames(n int64) (frames, bytes int64, err error) {
-	l, err := q.openSegment(n, true)
-	if err != nil {
-		return 0, 0, err
+// segExists reports whether a segment file is there (an error other than its absence counts as
+// there: Verify then reports it when it reads the segment).
+func segExists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// sealedSince reports whether segment n, unsealed when Verify read it, is sealed now: on a live
+// queue the writer may roll while Verify walks the segments after n. Gone counts as sealed:
+// retention removes only sealed segments.
+func (q *Queue) sealedSince(n int64) bool {
+	h, err := q.segHeader(n)
+	return errors.Is(err, fs.ErrNotExist) || err == nil && h.sealed
+}
+
+// grewPast reports whether the queue now has a segment after last, the last one Verify listed:
+// when every segment it listed was sealed by the time it read it, the writer moved on to one made
+// after the listing.
+func (q *Queue) grewPast(last int64) bool {
+	nums, err := q.listSegments()
+	return err == nil && len(nums) > 0 && nums[len(nums)-1] > last
+}
+
+// closeVerified closes a segment Verify opened, if it did; a read-only mapping's close has nothing
+// to report that would change the verdict.
+func closeVerified(l *Log) {
+	if l != nil {
+		_ = l.Close()
 	}
-	defer l.Close()
+}
+
+// verifyFrames walks the frames of segment n, mapped (with DebugChecks) and locked by the
+// caller, checking both lengths of each. It returns the frames and bytes read and, when the
+// walk stopped early, the problem: the first frame it could not read, located.
+func verifyFrames(n int64, l *Log) (frames, bytes int64, prob *QueueProblem) {
 	it, err := l.NewIterator(IteratorOptions{Spin: -1})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, &QueueProblem{Segment: n, Cursor: -1, Offset: -1, What: err.Error(), Err: err}
 	}
+	defer it.Close()
 	end := l.Header().Size - l.Header().DataOffset
 	batch := make([][]byte, 0, 256)
 	for it.Cursor() < end {
 		batch, err = it.NextBatch(batch[:0], BatchOptions{MaxMessages: 256, MaxBytes: 1 << 20})
-		for _, f := range batch {
-			frames++
-			bytes += int64(len(f)) + 4
-		}
+		frames += int64(len(batch))
 		if err != nil {
-			return frames, bytes, err
+			// The iterator stays on the frame it could not read.
+			c := it.Cursor()
+			return frames, c, &QueueProblem{Segment: n, Cursor: QueueCursor(n, c), Offset: l.lo.dataOffset + c,
+				What: frameDamage(l, int(l.lo.dataOffset+c), err), Err: err}
 		}
 		if len(batch) == 0 {
 			break
 		}
 	}
-	return frames, bytes, nil
+	return frames, it.Cursor(), nil
+}
+
+// frameDamage says what is wrong with the frame at file offset pos of l, which the iterator
+// refused with err: its two lengths as the mapping holds them, in the words of the command's
+// log verify (offsets relative to the data, as cursors). It falls back to err's own words.
+func frameDamage(l *Log, pos int, err error) string {
+	what, derr := frameLengths(l, pos)
+	if derr == nil && what != "" {
+		return what
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Err.Error()
+	}
+	return err.Error()
+}
+
+// frameLengths reads the frame at file offset pos of l under a fault guard (the file may be
+// truncated by another process); "" when both lengths look right now.
+func frameLengths(l *Log, pos int) (what string, err error) {
+	defer recoverFault(debug.SetPanicOnFault(true), "verify", l.path, int64(pos), &err)
+	mem, base, ls := l.mem, int(l.lo.dataOffset), l.lo.lenSize
+	end := min(int(l.size.Load()), len(mem))
+	c := pos - base
+	readLen := func(off int) int {
+		if ls == 2 {
+			return int(le.Uint16(mem[off:]))
+		}
+		return int(le.Uint32(mem[off:]))
+	}
+	if pos < base || pos+ls > end {
+		return fmt.Sprintf("length field at cursor %d runs past the committed end %d", c, end-base), nil
+	}
+	head := readLen(pos)
+	switch {
+	case head < 2*ls+1:
+		return fmt.Sprintf("length %d is smaller than the smallest frame (%d bytes)", head, 2*ls+1), nil
+	case pos+head > end:
+		return fmt.Sprintf("length %d runs past the committed end %d (the frame would end at %d)", head, end-base, c+head), nil
+	}
+	if tail := readLen(pos + head - ls); tail != head {
+		return fmt.Sprintf("head length %d but tail length %d (asymmetric frame)", head, tail), nil
+	}
+	return "", nil
 }

@@ -28,6 +28,7 @@ type Writer struct {
 	lenSize   int
 	overhead  int
 	maxLen    int // largest payload
+	fastMax   int // maxLen when Allocate's fast path (place) applies, else 0
 	wide      bool
 	debug     bool
 	last      int // start of the last allocated frame, for DebugChecks; -1 when none
@@ -62,6 +63,9 @@ func (l *Log) Writer() (*Writer, error) {
 		log: l, mem: l.mem, capacity: len(l.mem),
 		lenSize: l.lo.lenSize, overhead: l.lo.overhead(), maxLen: maxLen, wide: l.lo.wide,
 		debug: l.debug, last: -1,
+	}
+	if !w.wide && !w.debug {
+		w.fastMax = maxLen
 	}
 	if err := w.claim(); err != nil {
 		flock.Unlock(int(l.file.Fd()))
@@ -106,7 +110,37 @@ func clearPID(mem []byte, path string) {
 // cannot spill into the next frame. It returns ErrEmptyFrame for n <= 0, ErrFrameTooLarge beyond
 // the format's maximum, and ErrFull when the rest of the file cannot hold the frame; none of
 // these changes the log.
+//
+// Allocate is small enough to be inlined into the caller's loop: the common case (u16 lengths,
+// no DebugChecks) is place, everything else is allocateSlow.
 func (w *Writer) Allocate(n int) ([]byte, error) {
+	if p := w.place(n); p != nil {
+		return p, nil
+	}
+	return w.allocateSlow(n)
+}
+
+// place is Allocate's fast path: it allocates the frame and returns its payload, or returns nil
+// (changing nothing) when the frame does not fit, n is out of range, or the writer is not on the
+// fast path at all (fastMax 0: closed, wide lengths or DebugChecks).
+func (w *Writer) place(n int) []byte {
+	start := w.end
+	flen := n + 4 // two u16 lengths
+	if uint(n-1) >= uint(w.fastMax) || flen > w.capacity-start {
+		return nil
+	}
+	w.end = start + flen
+	// The checks above prove 0 <= start < start+flen <= len(mem): store the two lengths and cut
+	// the payload without the compiler's five further bounds checks. Native-endian stores are
+	// little-endian here, as the header's atomics already assume.
+	f := unsafe.Add(unsafe.Pointer(unsafe.SliceData(w.mem)), start)
+	*(*uint16)(f) = uint16(flen)
+	*(*uint16)(unsafe.Add(f, flen-2)) = uint16(flen)
+	return unsafe.Slice((*byte)(unsafe.Add(f, 2)), n)
+}
+
+// allocateSlow allocates wide frames and frames under DebugChecks, and explains refusals.
+func (w *Writer) allocateSlow(n int) ([]byte, error) {
 	if uint(n-1) >= uint(w.maxLen) || w.mem == nil {
 		return nil, w.allocError(n)
 	}
@@ -122,20 +156,16 @@ func (w *Writer) Allocate(n int) ([]byte, error) {
 		w.last = start
 	}
 	w.end = start + flen
+	mem := w.mem
+	p := start + w.lenSize
 	if w.wide {
-		mem := w.mem
-		p := start + 4
 		le.PutUint32(mem[start:], uint32(flen))
 		le.PutUint32(mem[p+n:], uint32(flen))
-		return mem[p : p+n : p+n], nil
+	} else {
+		le.PutUint16(mem[start:], uint16(flen))
+		le.PutUint16(mem[p+n:], uint16(flen))
 	}
-	// The checks above prove 0 <= start < start+flen <= len(mem): store the two lengths and cut
-	// the payload without the compiler's five further bounds checks. Native-endian stores are
-	// little-endian here, as the header's atomics already assume.
-	f := unsafe.Add(unsafe.Pointer(unsafe.SliceData(w.mem)), start)
-	*(*uint16)(f) = uint16(flen)
-	*(*uint16)(unsafe.Add(f, flen-2)) = uint16(flen)
-	return unsafe.Slice((*byte)(unsafe.Add(f, 2)), n), nil
+	return mem[p : p+n : p+n], nil
 }
 
 // allocError explains why Allocate refused; it is off the fast path.
@@ -296,7 +326,7 @@ func (w *Writer) closeLocked() error {
 	if !l.lo.nodeFormat {
 		clearPID(w.mem, l.path)
 	}
-	w.mem = nil
+	w.mem, w.fastMax = nil, 0
 	l.writer = nil
 	if err := flock.Unlock(int(l.file.Fd())); err != nil {
 		return newError("close writer", l.path, -1, fmt.Errorf("unlock: %w", err))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -131,52 +130,75 @@ func runTailQueue(cmd *cobra.Command, dir string, o tailOptions) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
+	out := cmd.OutOrStdout()
 	var buf []byte
+	var batch [][]byte
 	var walkErr error
+	// A named reader acknowledges what it read whenever it asks for more (NextBatch and Wait
+	// store its cursor), so every batch is formatted and written out, in one write, before the
+	// next request: a kill -9 then never leaves the stored cursor past a line not yet written.
 	for printed := int64(0); limit < 0 || printed < limit; {
+		bo := tailBatch
+		if limit >= 0 {
+			bo.MaxMessages = int(min(int64(bo.MaxMessages), limit-printed)) // read no frame it will not print
+		}
 		c := it.Cursor()
-		p, err := it.Next()
+		batch, err = it.NextBatch(batch[:0], bo)
+		if len(batch) > 0 {
+			// A batch holds frames of one segment; at a roll it is the next one, from its start.
+			if seg, _ := shmio.SplitQueueCursor(c); seg != it.Segment() {
+				c = shmio.QueueCursor(it.Segment(), 0)
+			}
+			start := c
+			buf = buf[:0]
+			for i, p := range batch {
+				next := c + int64(len(p)) + 4 // queue segments have u16 lengths
+				if i == len(batch)-1 && err == nil {
+					next = it.Cursor() // the next segment's start when this one is sealed here
+				}
+				buf = format(buf, p, c, next)
+				c = next
+			}
+			if _, werr := out.Write(buf); werr != nil {
+				// Not written, so not read: a named reader resumes at this batch (the lines it
+				// did write, if any, come again: at least once).
+				if _, serr := it.Seek(start, io.SeekStart); serr != nil {
+					werr = errors.Join(werr, serr)
+				}
+				return fmt.Errorf("writing output: %w", werr)
+			}
+			printed += int64(len(batch))
+		}
 		if err != nil {
-			walkErr = &exitError{1, fmt.Errorf("%s: at cursor %s: %s (run shmio verify)", dir, queueCursorString(c), rootCause(err))}
+			walkErr = &exitError{1, fmt.Errorf("%s: at cursor %s: %s (run shmio verify)", dir, queueCursorString(it.Cursor()), rootCause(err))}
 			break
 		}
-		if p == nil {
-			if !o.follow {
-				break
-			}
-			if err := out.Flush(); err != nil {
-				return fmt.Errorf("writing output: %w", err)
-			}
-			if err := it.Wait(ctx); err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				return fmt.Errorf("%s: %s", dir, rootCause(err))
-			}
+		if ctx.Err() != nil {
+			break // interrupted: stop after the lines written
+		}
+		if len(batch) > 0 {
 			continue
 		}
-		// it.Cursor() before Next is the frame's start, already in the next segment at a roll.
-		buf = format(buf[:0], p, c, it.Cursor())
-		if _, err := out.Write(buf); err != nil {
-			return fmt.Errorf("writing output: %w", err)
+		if !o.follow {
+			break
 		}
-		printed++
-		select {
-		case <-ctx.Done():
-			limit = printed
-		default:
+		if err := it.Wait(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return fmt.Errorf("%s: %s", dir, rootCause(err))
 		}
 	}
-	if err := out.Flush(); err != nil {
-		return fmt.Errorf("writing output: %w", err)
-	}
-	// Close stores a named reader's cursor: after the last frame printed.
+	// Close stores a named reader's cursor: after the last frame written.
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("%s: %s", dir, rootCause(err))
 	}
 	return walkErr
 }
+
+// tailBatch bounds what tail reads, formats and writes at a time: one write per batch keeps
+// the system calls few, and the named reader's cursor is acknowledged only after it.
+var tailBatch = shmio.BatchOptions{MaxMessages: 1024, MaxBytes: 256 << 10}
 
 // queueCursorError words a failure to start at a queue cursor the user gave.
 func queueCursorError(dir string, c int64, err error) error {

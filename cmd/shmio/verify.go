@@ -26,8 +26,10 @@ Safe on a live log: frames committed after verify started are not checked.
 
 Given a queue directory, verify checks every segment (header, recorded number, every frame's
 lengths) and the chain between them (no gaps, each segment naming its predecessor's ID, every
-segment before the one being written sealed); a damaged segment is then walked as a log to name
-the first bad frame's cursor and file offset within it.`,
+segment before the one being written sealed), each segment under the lock queue readers hold, so
+retention does not recycle it meanwhile. Every problem is listed; a damaged frame is named by
+its queue cursor, its cursor within the segment and its file offset. Exit status 2 there means
+segments could not be read (permissions, I/O) and nothing was found damaged.`,
 		Example: `  shmio verify /dev/shm/events && echo clean
   shmio verify /dev/shm/events.q`,
 		Args: requireArgs(1, "PATH"),

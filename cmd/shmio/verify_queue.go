@@ -1,18 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/shmio/shmio"
 )
 
-// runVerifyQueue checks a queue: the library's Verify (every segment's header, the chain between
-// segments, every frame's two lengths), then, for a segment whose frames are damaged, the log
-// walk of runVerify on that segment file, which names the first bad frame's cursor and offset.
+// runVerifyQueue checks a queue with the library's Verify (every segment's header, the chain
+// between segments, every frame's two lengths, each segment under the lock queue readers take)
+// and prints its problems. Exit status 1 names the first one; for a damaged frame, with its
+// queue cursor, its cursor within the segment and its file offset, as Verify located them.
 func runVerifyQueue(out io.Writer, dir string) error {
 	q, err := openQueue(dir, false)
 	if err != nil {
@@ -25,38 +24,31 @@ func runVerifyQueue(out io.Writer, dir string) error {
 			dir, res.Segments, plural(int64(res.Segments), "segment"), res.Head, res.Frames, plural(res.Frames, "frame"), res.Bytes)
 		return nil
 	}
-	if len(res.Problems) == 0 {
+	if len(res.Problems) == 0 { // Verify could not start (listing the directory)
 		if errors.Is(verr, shmio.ErrCorrupt) {
 			return &exitError{1, fmt.Errorf("%s: %s", dir, rootCause(verr))}
 		}
 		return fmt.Errorf("%s: %s", dir, rootCause(verr))
 	}
+	if !errors.Is(verr, shmio.ErrCorrupt) {
+		// Nothing found damaged, but segments could not be read: verify could not run.
+		return fmt.Errorf("%s: cannot verify: %s", dir, res.Problems[0])
+	}
 	fmt.Fprintf(out, "%s: CORRUPT: %d %s\n", dir, len(res.Problems), plural(int64(len(res.Problems)), "problem"))
 	for _, p := range res.Problems {
 		fmt.Fprintf(out, "  %s\n", p)
 	}
-	first := res.Problems[0]
-	// A frame problem in segment N: walk that segment as a log for the exact spot. (Segments
-	// removed by retention meanwhile simply fail to open and keep the library's wording.)
-	var seg int64
-	if _, err := fmt.Sscanf(first, "segment %d:", &seg); err == nil && seg > 0 {
-		var detail bytes.Buffer
-		path := segFile(dir, seg)
-		if werr := runVerify(&detail, path); werr != nil {
-			var ee *exitError
-			if errors.As(werr, &ee) && ee.code == 1 {
-				fmt.Fprintf(out, "  segment %d, walked as a log:\n", seg)
-				for _, line := range strings.Split(strings.TrimRight(detail.String(), "\n"), "\n") {
-					fmt.Fprintf(out, "    %s\n", line)
-				}
-				msg := strings.TrimPrefix(werr.Error(), path+": ")
-				var c int64
-				if _, err := fmt.Sscanf(msg, "corrupt at cursor %d", &c); err == nil {
-					msg = fmt.Sprintf("queue cursor %d, %s", shmio.QueueCursor(seg, c), msg)
-				}
-				first = fmt.Sprintf("segment %d (%s): %s", seg, path, msg)
-			}
-		}
+	return &exitError{1, fmt.Errorf("%s: %s", dir, queueProblemSummary(dir, res.Problems[0]))}
+}
+
+// queueProblemSummary words a problem for the error line: a damaged frame with its segment file
+// and the three ways to find it (queue cursor, cursor within the segment as verify and dump of
+// that file print it, file offset).
+func queueProblemSummary(dir string, p shmio.QueueProblem) string {
+	if p.Segment < 0 || p.Cursor < 0 {
+		return p.String()
 	}
-	return &exitError{1, fmt.Errorf("%s: %s", dir, first)}
+	_, off := shmio.SplitQueueCursor(p.Cursor)
+	return fmt.Sprintf("segment %d (%s): queue cursor %d, corrupt at cursor %d (file offset %d): %s",
+		p.Segment, segFile(dir, p.Segment), p.Cursor, off, p.Offset, p.What)
 }
