@@ -33,17 +33,7 @@ func BenchmarkQueueWrite(b *testing.B) {
 		}
 		b.SetBytes(benchPayload)
 		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			p, err := w.Allocate(benchPayload)
-			if err != nil {
-				w.rewind()
-				p, _ = w.Allocate(benchPayload)
-			}
-			copy(p, payload)
-			if i%benchCommit == benchCommit-1 {
-				w.Commit()
-			}
-		}
+		writeHot(w, payload, b.N)
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 	})
@@ -86,38 +76,14 @@ func BenchmarkQueueWrite(b *testing.B) {
 	})
 	for _, seg := range []int64{1 << 20, 16 << 20} {
 		b.Run(fmt.Sprintf("queue/segment=%dMiB", seg>>20), func(b *testing.B) {
-			q, err := OpenQueue(QueueOptions{Dir: filepath.Join(benchDir(b), "q"), Writable: true, SegmentSize: seg,
-				Retention: RetentionPolicy{MaxBytes: 64 << 20}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer q.Close()
-			w, err := q.Writer()
-			if err != nil {
-				b.Fatal(err)
-			}
+			w := benchQueue(b, seg)
 			// Steady state: write 128 MiB first, so that retention recycles segment files (as
 			// log=hot's memory is provisioned before its timer starts).
-			for i := 0; i < (128<<20)/(benchPayload+4); i++ {
-				w.Append(payload)
-				if i%benchCommit == benchCommit-1 {
-					w.Commit()
-				}
-			}
-			w.Commit()
+			writeQueue(b, w, payload, benchWarmFrames)
 			st0 := w.Stats()
 			b.SetBytes(benchPayload)
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				p, err := w.Allocate(benchPayload)
-				if err != nil {
-					b.Fatal(err)
-				}
-				copy(p, payload)
-				if i%benchCommit == benchCommit-1 {
-					w.Commit()
-				}
-			}
+			writeQueue(b, w, payload, b.N)
 			b.StopTimer()
 			st := w.Stats()
 			rolls := st.Rolls - st0.Rolls
@@ -140,16 +106,7 @@ func BenchmarkQueueWrite(b *testing.B) {
 func BenchmarkQueueAllocateLatency(b *testing.B) {
 	for _, seg := range []int64{64 << 10, 1 << 20} {
 		b.Run(fmt.Sprintf("segment=%dKiB", seg>>10), func(b *testing.B) {
-			q, err := OpenQueue(QueueOptions{Dir: filepath.Join(benchDir(b), "q"), Writable: true, SegmentSize: seg,
-				Retention: RetentionPolicy{MaxBytes: 64 << 20}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer q.Close()
-			w, err := q.Writer()
-			if err != nil {
-				b.Fatal(err)
-			}
+			w := benchQueue(b, seg)
 			lat := make([]int32, b.N)
 			var rolled []int32
 			payload := make([]byte, benchPayload)
@@ -212,58 +169,29 @@ func BenchmarkQueueVsLog(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	q, err := OpenQueue(QueueOptions{Dir: filepath.Join(benchDir(b), "q"), Writable: true, SegmentSize: 1 << 20,
-		Retention: RetentionPolicy{MaxBytes: 64 << 20}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer q.Close()
-	qw, err := q.Writer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	writeLog := func(n int) time.Duration {
+	qw := benchQueue(b, 1<<20)
+	timeLog := func(n int) time.Duration {
 		t0 := time.Now()
-		for i := 0; i < n; i++ {
-			p, err := lw.Allocate(benchPayload)
-			if err != nil {
-				lw.rewind()
-				p, _ = lw.Allocate(benchPayload)
-			}
-			copy(p, payload)
-			if i%benchCommit == benchCommit-1 {
-				lw.Commit()
-			}
-		}
+		writeHot(lw, payload, n)
 		return time.Since(t0)
 	}
-	writeQueue := func(n int) time.Duration {
+	timeQueue := func(n int) time.Duration {
 		t0 := time.Now()
-		for i := 0; i < n; i++ {
-			p, err := qw.Allocate(benchPayload)
-			if err != nil {
-				b.Fatal(err)
-			}
-			copy(p, payload)
-			if i%benchCommit == benchCommit-1 {
-				qw.Commit()
-			}
-		}
+		writeQueue(b, qw, payload, n)
 		return time.Since(t0)
 	}
-	warm := (128 << 20) / (benchPayload + 4)
-	writeLog(warm)
-	writeQueue(warm)
+	writeHot(lw, payload, benchWarmFrames)
+	writeQueue(b, qw, payload, benchWarmFrames)
 	var tl, tq time.Duration
 	b.ResetTimer()
 	for k, done := 0, 0; done < b.N; k, done = k+1, done+slice {
 		n := min(slice, b.N-done)
 		if k%2 == 0 {
-			tl += writeLog(n)
-			tq += writeQueue(n)
+			tl += timeLog(n)
+			tq += timeQueue(n)
 		} else {
-			tq += writeQueue(n)
-			tl += writeLog(n)
+			tq += timeQueue(n)
+			tl += timeLog(n)
 		}
 	}
 	b.StopTimer()
@@ -271,4 +199,58 @@ func BenchmarkQueueVsLog(b *testing.B) {
 	b.ReportMetric(float64(tl.Nanoseconds())/float64(b.N), "log-ns/frame")
 	b.ReportMetric(float64(tq.Nanoseconds())/float64(b.N), "queue-ns/frame")
 	b.ReportMetric(float64(tq)/float64(tl), "queue/log")
+}
+
+// benchWarmFrames is 128 MiB of benchmark frames: the warm-up that brings a queue with 64 MiB
+// of retention to its steady state, where segment files are recycled.
+const benchWarmFrames = (128 << 20) / (benchPayload + 4)
+
+// writeHot writes n benchmark frames to a log, committing every benchCommit, and rewinds the log
+// when it is full (log=hot: memory written over and over).
+func writeHot(w *Writer, payload []byte, n int) {
+	for i := 0; i < n; i++ {
+		p, err := w.Allocate(benchPayload)
+		if err != nil {
+			w.rewind()
+			p, _ = w.Allocate(benchPayload)
+		}
+		copy(p, payload)
+		if i%benchCommit == benchCommit-1 {
+			w.Commit()
+		}
+	}
+	w.Commit()
+}
+
+// writeQueue writes n benchmark frames to a queue, committing every benchCommit.
+func writeQueue(b *testing.B, w *QueueWriter, payload []byte, n int) {
+	for i := 0; i < n; i++ {
+		p, err := w.Allocate(benchPayload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		copy(p, payload)
+		if i%benchCommit == benchCommit-1 {
+			w.Commit()
+		}
+	}
+	if err := w.Commit(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchQueue opens a queue of segments of segSize bytes keeping 64 MiB, and its writer; both
+// close when the benchmark ends.
+func benchQueue(b *testing.B, segSize int64) *QueueWriter {
+	q, err := OpenQueue(QueueOptions{Dir: filepath.Join(benchDir(b), "q"), Writable: true, SegmentSize: segSize,
+		Retention: RetentionPolicy{MaxBytes: 64 << 20}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { q.Close() })
+	w, err := q.Writer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return w
 }
