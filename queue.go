@@ -405,10 +405,22 @@ func (q *Queue) segHeader(n int64) (segHeader, error) {
 	h, err := readSegHeader(q.segPath(n))
 	h.num = n
 	if err == nil && h.segNum != 0 && h.segNum != n {
-		// Opened as it was being recycled into another segment: segment n is gone.
-		return h, &fs.PathError{Op: "open", Path: q.segPath(n), Err: fs.ErrNotExist}
+		return h, q.misnumbered(n)
 	}
 	return h, err
+}
+
+// misnumbered explains a segment file found recording a number other than n. Recycling renames
+// a file out of sight before it rewrites its header, so a file seen under its old name with a
+// new number was opened just before the rename, and segment n is gone (fs.ErrNotExist). But if
+// the name still shows a file with another number, that file is damaged (ErrCorrupt).
+func (q *Queue) misnumbered(n int64) error {
+	path := q.segPath(n)
+	h, err := readSegHeader(path)
+	if err == nil && h.segNum != 0 && h.segNum != n {
+		return errorf("open segment", path, offSegNum, ErrCorrupt, "the segment file records number %d", h.segNum)
+	}
+	return &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
 }
 
 // firstSegment returns the lowest segment number present.
@@ -464,9 +476,13 @@ func (q *Queue) openSegment(n int64, debug bool) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !segReadLock(l.file) || !l.lo.nodeFormat && func() bool { s := u64at(l.mem, offSegNum).Load(); return s != 0 && s != uint64(n) }() {
+	if !segReadLock(l.file) {
 		l.Close()
 		return nil, &fs.PathError{Op: "open", Path: q.segPath(n), Err: fs.ErrNotExist}
+	}
+	if s := u64at(l.mem, offSegNum).Load(); !l.lo.nodeFormat && s != 0 && s != uint64(n) {
+		l.Close()
+		return nil, q.misnumbered(n)
 	}
 	return l, nil
 }

@@ -303,6 +303,10 @@ func (q *Queue) endCursor(from int64) (int64, error) {
 		return 0, err
 	}
 	h, err := q.segHeader(head)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The head is never removed; gone, it was damaged or the queue is being replaced.
+		err = errorf("seek", q.segPath(head), -1, ErrCorrupt, "head segment %d vanished", head)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -170,7 +171,10 @@ func (q *Queue) Readers() ([]ReaderInfo, error) {
 	for _, name := range names {
 		ri := ReaderInfo{Name: name, Path: readerPath(q.dir, name)}
 		var b [rdSize]byte
-		if ri.Err = preadFile(ri.Path, b[:]); ri.Err != nil {
+		if ri.Err = preadFile(ri.Path, b[:]); ri.Err == nil && [8]byte(b[:8]) != readerMagic {
+			ri.Err = errorf("readers", ri.Path, 0, ErrBadHeader, "not a reader file (magic %q)", b[:8])
+		}
+		if ri.Err != nil {
 			out = append(out, ri)
 			continue
 		}
@@ -239,13 +243,14 @@ func preadFile(path string, b []byte) error {
 	}
 	defer f.Close()
 	n, err := f.ReadAt(b, 0)
-	if n == len(b) {
+	switch {
+	case n == len(b):
 		return nil
+	case err == nil || errors.Is(err, io.EOF):
+		return errorf("read", path, int64(n), ErrBadHeader, "file ends at %d bytes, want %d", n, len(b))
+	default:
+		return newError("read", path, -1, err)
 	}
-	if err == nil {
-		err = fmt.Errorf("short read: %d of %d bytes", n, len(b))
-	}
-	return err
 }
 
 // Lag counts the frames and bytes committed after cursor c, across segments.
