@@ -5,9 +5,8 @@ import (
 	"time"
 )
 
-// The writer queues sealed segments without waking the background goroutine (see
-// QueueWriter.background); a writer that stops rolling must not leave the last ones out of
-// retention for long.
+// The writer hands sealed segments to the background in batches (see QueueWriter.roll); a
+// writer that stops rolling must not leave the last ones out of retention for long.
 func TestQueueRetentionAfterWriterStops(t *testing.T) {
 	q := qtOpen(t, QueueOptions{Retention: RetentionPolicy{MaxSegments: 3}})
 	if d := q.prepareDepth(); d != 8 {
@@ -22,15 +21,18 @@ func TestQueueRetentionAfterWriterStops(t *testing.T) {
 		}
 	}
 	queued := func() int {
-		w.bgMu.Lock()
-		defer w.bgMu.Unlock()
+		w.retMu.Lock()
+		defer w.retMu.Unlock()
 		return len(w.retQ)
 	}
-	// From segment 1, 12 rolls: the 12th asks for more segments. Once the background goroutine
-	// has taken that and gone to sleep, roll once more: nothing wakes it for that retirement.
+	// From segment 1, 12 rolls: the 12th hands the batch over. Let the background take it, then
+	// roll once more: that retirement waits for the next batch, which does not come.
 	write(13)
-	waitFor(t, func() bool { return queued() == 0 && w.bgIdle.Load() }, "the background goroutine to sleep")
+	waitFor(t, func() bool { return queued() == 0 }, "the background to take the batch")
 	write(14)
+	if n := queued(); n > 1 { // 0 if the retention tick came in between
+		t.Fatalf("%d retirements queued after the 13th roll, want 1", n)
+	}
 	start := time.Now()
 	waitFor(t, func() bool {
 		s, _ := q.Segments()
