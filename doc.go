@@ -34,8 +34,9 @@
 //	112    8 sealedAt     queue segments only: when the segment was sealed, Unix nanoseconds
 //	120    8 (reserved, zero)
 //	128    4 wake         futex word: bumped by the writer to wake sleeping readers
-//	132    4 waiters      number of readers asleep on wake
-//	136   56 (reserved, zero)
+//	132    4 waiters      number of readers asleep on wake (informational)
+//	136    4 sleepers     1 when a reader may be asleep on wake; the writer clears it as it wakes
+//	140   52 (reserved, zero)
 //
 // Frames follow at dataOffset, packed back to back with no alignment or padding:
 //
@@ -57,9 +58,11 @@
 // Readers load size atomically and read only below it, so they never see a frame before its
 // commit, nor an uncommitted frame after a writer crashed; a new writer resumes at size.
 // Iterators take no locks and never write to the log, except that a reader going to sleep in
-// Wait counts itself in the header's waiters word: Commit reads that word and calls futex wake
-// only when someone sleeps, so a commit with no sleepers costs one store and one load. A Node
-// shmio writer does not wake anyone, so sleepers also re-check the committed end every 10ms.
+// Wait sets the header's sleepers word (and counts itself in waiters, for Header): Commit reads
+// sleepers and only when it is set clears it, bumps the wake word and calls futex wake, so a
+// commit with no sleepers costs one store and one load. Clearing is what keeps a reader killed
+// in its sleep from costing every later commit a system call: it costs one. A Node shmio writer
+// does not wake anyone, so sleepers also re-check the committed end every 10ms.
 //
 // A Log may be shared by goroutines; a Writer or an Iterator belongs to one goroutine at a time.
 // Open one iterator per reading goroutine.

@@ -24,7 +24,8 @@ const (
 	offTag1End   = 80  // u64 commit-tag slot 1: committed end
 	offTag1Tag   = 88  // u64 commit-tag slot 1: tag
 	offWake      = 128 // u32 wake word, futex; on its own cache line, away from the commit point
-	offWaiters   = 132 // u32 readers asleep on the wake word
+	offWaiters   = 132 // u32 readers asleep on the wake word (informational: a reader killed asleep stays counted)
+	offSleepers  = 136 // u32 1 when a reader may sleep on the wake word: set by readers, cleared by the writer as it wakes them
 
 	nodeHeaderSize = 24  // header size of files Node shmio creates
 	goHeaderSize   = 192 // header size (and data offset) of files this package creates

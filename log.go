@@ -40,9 +40,10 @@ type Log struct {
 	lo    layout
 	debug bool
 
-	size    *atomic.Uint64 // committed end
-	wake    *atomic.Uint32 // nil when readers cannot sleep (Node format, or read-only file)
-	waiters *atomic.Uint32
+	size     *atomic.Uint64 // committed end
+	wake     *atomic.Uint32 // nil when readers cannot sleep (Node format, or read-only file)
+	waiters  *atomic.Uint32
+	sleepers *atomic.Uint32 // see offSleepers
 
 	writable bool
 	closed   atomic.Bool
@@ -218,6 +219,7 @@ func mapLog(f *os.File, opts Options) (*Log, error) {
 		if hdr != nil {
 			l.wake = u32at(hdr, offWake)
 			l.waiters = u32at(hdr, offWaiters)
+			l.sleepers = u32at(hdr, offSleepers)
 		}
 	}
 	return l, nil

@@ -559,7 +559,8 @@ func TestMultiProcessWait(t *testing.T) {
 
 // TestMultiProcessKilledSleeper: a reader killed while asleep in Wait cannot take the
 // wake-ups with it. The header keeps counting it (it never left Wait), but a reader started after
-// it is still woken for every burst committed while it sleeps, and the writer goes on.
+// it is still woken for every burst committed while it sleeps, the writer goes on, and once no
+// one sleeps its commits stop making wake-up calls.
 func TestMultiProcessKilledSleeper(t *testing.T) {
 	dir := xpDir(t)
 	path := xpCreate(t, dir, "log", 1<<20)
@@ -589,6 +590,37 @@ func TestMultiProcessKilledSleeper(t *testing.T) {
 	if res.Frames != wres.Frames || res.AsleepBursts != 40 || res.Waits < 40 || res.LagMax > 2e6 {
 		t.Errorf("reader after the kill: %d frames, %d bursts committed asleep, %d waits, max lag %d µs; want %d, 40, >= 40, < 2 s",
 			res.Frames, res.AsleepBursts, res.Waits, res.LagMax, wres.Frames)
+	}
+
+	// Nobody sleeps now, but the dead reader is still counted: the writer must not go on waking
+	// (one wake-up at most, for the sleepers flag a reader may have left set).
+	if n := l.Header().Waiters; n != stale {
+		t.Errorf("waiters %d after the living reader left, want the dead one's %d", n, stale)
+	}
+	lw, err := Open(Options{Path: path, Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lw.Close()
+	w2, err := lw.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func() {
+		if err := w2.Append([]byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w2.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit()
+	wake0 := u32at(lw.mem, offWake).Load()
+	for range 100 {
+		commit()
+	}
+	if got := u32at(lw.mem, offWake).Load(); got != wake0 || u32at(lw.mem, offSleepers).Load() != 0 {
+		t.Errorf("100 commits with nobody asleep bumped the wake word %d times (sleepers %d)", got-wake0, u32at(lw.mem, offSleepers).Load())
 	}
 }
 

@@ -70,14 +70,16 @@ func (it *Iterator) sealed() error {
 	return nil
 }
 
-// sleepFutex implements the waiting side of the wake protocol. The reader counts itself in
-// waiters, reads the wake word, re-checks the committed end and sleeps only if the word is still
-// unchanged. The writer stores the end, then reads waiters, and if non-zero bumps the word and
-// wakes. Sequentially consistent atomics on both sides mean either the writer sees the count, and
-// its bump makes the futex return at once, or the reader sees the new end: no lost wake-ups.
+// sleepFutex implements the waiting side of the wake protocol. Before each sleep the reader
+// reads the wake word, checks the committed end, sets sleepers, checks the end again and sleeps
+// only if the word is still unchanged. The writer stores the end, then reads sleepers, and if set clears it, bumps the
+// word and wakes every sleeper. Sequentially consistent atomics on both sides mean either the
+// writer sees the flag, and its bump makes the futex return at once, or the reader sees the new
+// end: no lost wake-ups. A reader that wakes for nothing (a slice ended, another reader's
+// wake-up) sets the flag again before it sleeps again.
 //
-// A reader killed while asleep stays counted (a count cannot be repaired safely while others
-// sleep): wake-ups still work, but every later commit then pays one futex wake system call.
+// The waiters count is for Header only: a reader killed while asleep stays counted there, but
+// it costs the writer one futex wake system call at most, at the next commit.
 func (it *Iterator) sleepFutex(ctx context.Context) error {
 	l := it.log
 	l.waiters.Add(1)
@@ -97,6 +99,13 @@ func (it *Iterator) sleepFutex(ctx context.Context) error {
 		}
 		if l.closed.Load() {
 			return it.checkOpen("wait")
+		}
+		// Announce the sleep, then look once more: the writer may have committed before it
+		// could see the flag. (Set only here, so that a reader woken with frames to read
+		// leaves it as the writer left it, clear.)
+		l.sleepers.Store(1)
+		if it.available() {
+			return nil
 		}
 		futex.Wait(l.wake, seq, sliceUntil(ctx, sleepSlice))
 	}

@@ -291,8 +291,13 @@ func (w *Writer) checkCommitted() error {
 	return nil
 }
 
+// wakeReaders wakes every reader asleep in Wait, if any may be. Readers set sleepers before they
+// re-check the committed end and sleep, the writer stores the end before it reads sleepers, so
+// (sequentially consistent atomics) either the writer sees the flag or the reader sees the end.
+// Clearing the flag is safe: a reader setting it again afterwards re-checks the new end first.
 func (w *Writer) wakeReaders() {
-	if wake := w.log.wake; wake != nil && w.log.waiters.Load() != 0 {
+	if wake := w.log.wake; wake != nil && w.log.sleepers.Load() != 0 {
+		w.log.sleepers.Store(0)
 		wake.Add(1)
 		futex.Wake(wake)
 	}
