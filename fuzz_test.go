@@ -462,16 +462,39 @@ func xpFuzzSeeds(tb testing.TB) []xpFuzzSeed {
 //
 //	SHMIO_WRITE_FUZZ_SEEDS=1 go test -run TestXPWriteFuzzSeeds .
 func TestXPWriteFuzzSeeds(t *testing.T) {
+	writeSeedCorpus(t, "FuzzOpen", func() []encodedSeed {
+		var out []encodedSeed
+		for _, s := range xpFuzzSeeds(t) {
+			b := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\nint64(%d)\nbyte(%q)\n", s.data, s.seek, s.mode)
+			out = append(out, encodedSeed{s.name, b})
+		}
+		return out
+	})
+}
+
+// encodedSeed is one input of a seed corpus, in the "go test fuzz v1" encoding.
+type encodedSeed struct {
+	name string
+	b    []byte
+}
+
+// writeSeedCorpus replaces testdata/fuzz/TARGET/seed-* with the seeds, when
+// SHMIO_WRITE_FUZZ_SEEDS=1; otherwise it skips the test. Other inputs there (reproducers of
+// fixed bugs) stay.
+func writeSeedCorpus(t *testing.T, target string, seeds func() []encodedSeed) {
 	if os.Getenv("SHMIO_WRITE_FUZZ_SEEDS") != "1" {
-		t.Skip("set SHMIO_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz/FuzzOpen/seed-*")
+		t.Skipf("set SHMIO_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz/%s/seed-*", target)
 	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
+	dir := filepath.Join("testdata", "fuzz", target)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range xpFuzzSeeds(t) {
-		b := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\nint64(%d)\nbyte(%q)\n", s.data, s.seek, s.mode)
-		if err := os.WriteFile(filepath.Join(dir, "seed-"+s.name), b, 0o644); err != nil {
+	old, _ := filepath.Glob(filepath.Join(dir, "seed-*"))
+	for _, p := range old {
+		os.Remove(p)
+	}
+	for _, s := range seeds() {
+		if err := os.WriteFile(filepath.Join(dir, "seed-"+s.name), s.b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -850,22 +850,13 @@ func fqSeeds(tb testing.TB) []fqSeed {
 //
 //	SHMIO_WRITE_FUZZ_SEEDS=1 go test -run TestFQWriteFuzzSeeds .
 func TestFQWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("SHMIO_WRITE_FUZZ_SEEDS") != "1" {
-		t.Skip("set SHMIO_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz/FuzzQueue/seed-*")
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzQueue")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	old, _ := filepath.Glob(filepath.Join(dir, "seed-*"))
-	for _, p := range old {
-		os.Remove(p)
-	}
-	for _, s := range fqSeeds(t) {
-		if err := os.WriteFile(filepath.Join(dir, "seed-"+s.name), fqEncode(s), 0o644); err != nil {
-			t.Fatal(err)
+	writeSeedCorpus(t, "FuzzQueue", func() []encodedSeed {
+		var out []encodedSeed
+		for _, s := range fqSeeds(t) {
+			out = append(out, encodedSeed{s.name, fqEncode(s)})
 		}
-	}
+		return out
+	})
 }
 
 // fqEncode writes a seed in the `go test fuzz v1` format, arguments in FuzzQueue's order.
