@@ -21,11 +21,7 @@ func init() { xpRoles["crashwriter"] = xpCrashWriterChild }
 // When the log is full it commits what it has, prints "full" and idles until killed.
 func xpCrashWriterChild() error {
 	rng := rand.New(rand.NewPCG(uint64(xpEnvInt("SEED", 1)), 4))
-	l, err := Open(Options{Path: xpEnv("PATH"), Writable: true})
-	if err != nil {
-		return err
-	}
-	w, err := l.Writer()
+	l, w, err := xpOpenWriter()
 	if err != nil {
 		return err
 	}

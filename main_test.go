@@ -361,3 +361,17 @@ func TestXPFrames(t *testing.T) {
 		t.Fatal("no large frames in 5000")
 	}
 }
+
+// xpOpenWriter opens the log at PATH and its writer, for a writer child.
+func xpOpenWriter() (*Log, *Writer, error) {
+	l, err := Open(Options{Path: xpEnv("PATH"), Writable: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := l.Writer()
+	if err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	return l, w, nil
+}

@@ -30,15 +30,11 @@ func init() {
 func xpWriterChild() error {
 	n := uint64(xpEnvInt("N", 0))
 	rng := rand.New(rand.NewPCG(uint64(xpEnvInt("SEED", 1)), 2))
-	l, err := Open(Options{Path: xpEnv("PATH"), Writable: true})
+	l, w, err := xpOpenWriter()
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	w, err := l.Writer()
-	if err != nil {
-		return err
-	}
 	for seq := uint64(0); seq < n; {
 		var batch int
 		switch r := rng.IntN(10); {
@@ -294,15 +290,11 @@ func xpBurstWriterChild() error {
 	sleepers := uint64(xpEnvInt("SLEEPERS", 4))
 	stale := uint32(xpEnvInt("STALE", 0)) // waiters counted for readers that died asleep
 	rng := rand.New(rand.NewPCG(uint64(xpEnvInt("SEED", 1)), 3))
-	l, err := Open(Options{Path: xpEnv("PATH"), Writable: true})
+	l, w, err := xpOpenWriter()
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	w, err := l.Writer()
-	if err != nil {
-		return err
-	}
 	var acks []*Iterator
 	for _, p := range strings.Split(xpEnv("ACKS"), ",") {
 		al, err := Open(Options{Path: p})
@@ -628,15 +620,11 @@ func TestMultiProcessKilledSleeper(t *testing.T) {
 // milliseconds (or until the log is full), each with CommitTagged(the new committed end), and
 // reports the commit count.
 func xpTagWriterChild() error {
-	l, err := Open(Options{Path: xpEnv("PATH"), Writable: true})
+	l, w, err := xpOpenWriter()
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	w, err := l.Writer()
-	if err != nil {
-		return err
-	}
 	fmt.Println("ready")
 	deadline := time.Now().Add(time.Duration(xpEnvInt("MS", 1000)) * time.Millisecond)
 	n := 0
@@ -705,11 +693,7 @@ func TestMultiProcessCommitTag(t *testing.T) {
 // xpLockerChild takes the writer lock of the log at PATH, prints "locked", and holds it until
 // stdin closes (or it is killed).
 func xpLockerChild() error {
-	l, err := Open(Options{Path: xpEnv("PATH"), Writable: true})
-	if err != nil {
-		return err
-	}
-	w, err := l.Writer()
+	l, w, err := xpOpenWriter()
 	if err != nil {
 		return err
 	}

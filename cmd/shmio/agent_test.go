@@ -56,20 +56,8 @@ func stopAgent(t testing.TB, pr *proc) {
 // outcomeRecords decodes every record of a response log.
 func outcomeRecords(t testing.TB, path string) []agent.Outcome {
 	t.Helper()
-	l, err := shmio.Open(shmio.Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	it, err := l.NewIterator(shmio.IteratorOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []agent.Outcome
-	for f, err := range it.All() {
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, f := range logFrames(t, path) {
 		o, err := agent.ParseOutcome(f)
 		if err != nil {
 			t.Fatal(err)

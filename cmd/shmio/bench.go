@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -263,9 +262,7 @@ func runBench(ctx context.Context, stdout io.Writer, o *benchOptions, sizes []in
 	failed := benchFailures(rep.Results)
 	rep.Verified = len(failed) == 0
 	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(stdout, rep); err != nil {
 			return err
 		}
 	} else {

@@ -298,3 +298,18 @@ func openChildWriter(path string) (*shmio.Log, *shmio.Writer, error) {
 	}
 	return l, w, nil
 }
+
+// openChildReader opens the log at path, prefaulted, and an iterator on it for a child that
+// reads; closing the Log closes the iterator too.
+func openChildReader(path string, spin time.Duration) (*shmio.Log, *shmio.Iterator, error) {
+	l, err := shmio.Open(shmio.Options{Path: path, Prefault: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	it, err := l.NewIterator(shmio.IteratorOptions{Spin: spin})
+	if err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	return l, it, nil
+}

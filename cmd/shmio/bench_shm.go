@@ -69,16 +69,11 @@ func runShmConsumer(ctx context.Context, raw json.RawMessage, out *childOut) err
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return err
 	}
-	l, err := shmio.Open(shmio.Options{Path: cfg.Path, Prefault: true})
+	l, it, err := openChildReader(cfg.Path, cfg.Spin)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	it, err := l.NewIterator(shmio.IteratorOptions{Spin: cfg.Spin})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
 	chk := seqCheck{size: cfg.Size}
 	out.ready()
 	cpu0 := cpuNanos()

@@ -159,16 +159,11 @@ func runDemoReader(ctx context.Context, raw json.RawMessage, out *childOut) erro
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return err
 	}
-	l, err := shmio.Open(shmio.Options{Path: cfg.Path, Prefault: true})
+	l, it, err := openChildReader(cfg.Path, 0)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	it, err := l.NewIterator(shmio.IteratorOptions{})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
 	out.ready()
 
 	var (

@@ -5,8 +5,10 @@ package main
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strconv"
@@ -14,6 +16,14 @@ import (
 
 	"github.com/shmio/shmio"
 )
+
+// writeJSON writes v as one indented JSON object: the --json output of stat, bench and
+// replicate status.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
 
 // openLog opens an existing log, turning the usual failures into one clear sentence.
 // It never creates a file, even when writable (shmio.Open would).

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -678,9 +677,7 @@ be queue directories; the pull side's byte count is then unknown (reported as nu
 			}
 			fillStatusJSON(&out, st, logPath, pullLog, durable)
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			printReplicateStatus(cmd.OutOrStdout(), &out)
 			return nil

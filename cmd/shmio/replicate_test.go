@@ -35,7 +35,8 @@ func replicateStatus(t *testing.T, args ...string) statusJSON {
 	return st
 }
 
-func logFrames(t *testing.T, path string) [][]byte {
+// logFrames returns copies of every committed frame of the log at path.
+func logFrames(t testing.TB, path string) [][]byte {
 	t.Helper()
 	l, err := shmio.Open(shmio.Options{Path: path})
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -69,9 +68,7 @@ retention policy, every named reader's lag in frames, bytes and time, and the wr
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(info)
+				return writeJSON(out, info)
 			}
 			printStat(out, info)
 			return nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -61,9 +60,7 @@ func runStatQueue(cmd *cobra.Command, dir string, asJSON bool) error {
 	}
 	out := cmd.OutOrStdout()
 	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(info)
+		return writeJSON(out, info)
 	}
 	printQueueStat(out, info)
 	return nil
