@@ -30,7 +30,7 @@ func xpCrashWriterChild() error {
 	if err != nil {
 		return err
 	}
-	if tag, ok := l.CommitTag(); ok {
+	if tag, ok, _ := l.CommitTag(); ok {
 		// The tag was stored atomically with the end it describes: the last committed frame
 		// must be frame tag-1.
 		seq = tag
@@ -44,8 +44,8 @@ func xpCrashWriterChild() error {
 		if err := xpCheck(f, seq-1); err != nil {
 			return fmt.Errorf("commit tag %d does not match the last frame: %w", tag, err)
 		}
-	} else if it.CommittedSize() != 0 {
-		return fmt.Errorf("%d bytes committed but no commit tag", it.CommittedSize())
+	} else if it.End() != 0 {
+		return fmt.Errorf("%d bytes committed but no commit tag", it.End())
 	}
 	fmt.Printf("ready %d %d\n", seq, l.Header().Size)
 	for {
@@ -197,7 +197,7 @@ func TestCrashKill9(t *testing.T) {
 		if int64(seq) < lastSeq {
 			t.Fatalf("kill %d: child reported %d frames committed, log holds %d", kill, lastSeq, seq)
 		}
-		if tag, ok := l.CommitTag(); seq > 0 && (!ok || tag != seq) {
+		if tag, ok, _ := l.CommitTag(); seq > 0 && (!ok || tag != seq) {
 			t.Fatalf("kill %d: commit tag %d (ok %v), want %d", kill, tag, ok, seq)
 		}
 		if end+2 <= int64(len(l.mem)) && le.Uint16(l.mem[end:]) != 0 {
@@ -275,7 +275,7 @@ func TestCrashTornFile(t *testing.T) {
 	for _, p := range []string{path, cp} {
 		var res xpReaderResult
 		n := uint64(0)
-		if tag, ok := l.CommitTag(); ok {
+		if tag, ok, _ := l.CommitTag(); ok {
 			n = tag
 		}
 		xpStart(t, "reader", "PATH="+p, "N="+strconv.FormatUint(n, 10), "MODE=next", "BACK=1", "TIMEOUT_MS=10000").finish(time.Minute, &res)

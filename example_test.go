@@ -257,8 +257,8 @@ func ExampleWriter_CommitTagged() {
 	}
 	fmt.Println(l.CommitTag())
 	// Output:
-	// 41 true
-	// 0 false
+	// 41 true <nil>
+	// 0 false <nil>
 }
 
 func ExampleErrorCode() {

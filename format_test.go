@@ -164,8 +164,8 @@ func TestGoldenRead(t *testing.T) {
 			t.Fatalf("MaxPayload %d", l.MaxPayload())
 		}
 		it := utIter(t, l)
-		if it.CommittedSize() != committed-24 {
-			t.Fatalf("CommittedSize %d, want %d", it.CommittedSize(), committed-24)
+		if it.End() != committed-24 {
+			t.Fatalf("End %d, want %d", it.End(), committed-24)
 		}
 		for i, n := range info.Frames {
 			if it.Cursor() != starts[i] {

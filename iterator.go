@@ -53,6 +53,8 @@ type Iterator struct {
 	// fault guard per batch instead of per frame. Every other method drops it (pos is exact).
 	ahead  [][]byte
 	aheadi int
+
+	scratch [][]byte // NextFrames' batch of payloads
 }
 
 // nextAhead is how many frames Next reads at once.
@@ -188,7 +190,7 @@ func (it *Iterator) Next() (frame []byte, err error) {
 
 // after returns the offset just past the frame whose payload is f (a slice of the mapping).
 func (it *Iterator) after(f []byte) int {
-	return int(uintptr(unsafe.Pointer(unsafe.SliceData(f)))-uintptr(unsafe.Pointer(unsafe.SliceData(it.mem)))) + len(f) + it.lsize
+	return frameStart(it.mem, f, it.lsize) + len(f) + 2*it.lsize
 }
 
 // dropAhead forgets frames read ahead for Next; pos is already exact.
@@ -294,15 +296,16 @@ func (it *Iterator) Prev() (frame []byte, err error) {
 // Store it to resume later with IteratorOptions.StartCursor or Seek.
 func (it *Iterator) Cursor() int64 { return int64(it.pos - it.base) }
 
-// CommittedSize returns the committed bytes, relative to DataOffset (a fresh atomic load).
-// On a closed iterator, or a file truncated under it, it returns the last size it loaded.
-func (it *Iterator) CommittedSize() (size int64) {
+// End returns the cursor of the committed end (a fresh atomic load): the committed bytes after
+// DataOffset, Node shmio's committedSize. On a closed iterator, or a file truncated under it, it
+// returns the last end it loaded.
+func (it *Iterator) End() (size int64) {
 	size = int64(it.end - it.base)
 	if it.closed || it.log.closed.Load() {
 		return size
 	}
 	var err error
-	defer recoverFault(debug.SetPanicOnFault(true), "committed size", it.log.path, -1, &err)
+	defer recoverFault(debug.SetPanicOnFault(true), "end", it.log.path, -1, &err)
 	return int64(it.log.size.Load()) - int64(it.base)
 }
 

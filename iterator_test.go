@@ -166,8 +166,8 @@ func TestIteratorSeekFakeFrameInPayload(t *testing.T) {
 		if err == nil {
 			t.Log("without DebugChecks, Seek accepted a fake frame start crafted inside a payload")
 			for _, err := range it.All() {
-				if err == nil && it.Cursor() > it.CommittedSize() {
-					t.Fatalf("read %d bytes beyond the committed end", it.Cursor()-it.CommittedSize())
+				if err == nil && it.Cursor() > it.End() {
+					t.Fatalf("read %d bytes beyond the committed end", it.Cursor()-it.End())
 				}
 			}
 		}
@@ -633,8 +633,8 @@ func TestIteratorClose(t *testing.T) {
 		t.Helper()
 		utIs(t, err, ErrClosed, what)
 	})
-	if it.Cursor() != 7 || it.CommittedSize() != 15 {
-		t.Fatalf("closed iterator: cursor %d, committed %d", it.Cursor(), it.CommittedSize())
+	if it.Cursor() != 7 || it.End() != 15 {
+		t.Fatalf("closed iterator: cursor %d, committed %d", it.Cursor(), it.End())
 	}
 	if !bytes.Equal(f, utPayload(0, 3)) {
 		t.Fatal("frame changed after Iterator.Close")

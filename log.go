@@ -271,31 +271,38 @@ func (l *Log) Header() (h Header) {
 // CommitTag returns the tag stored by the last Writer.CommitTagged, with ok true only when that
 // tag belongs to the current committed end (a plain Commit since then, or a Node-made file,
 // gives ok false). See Writer.CommitTagged.
-func (l *Log) CommitTag() (tag uint64, ok bool) {
-	if l.lo.nodeFormat || l.closed.Load() {
-		return 0, false
+func (l *Log) CommitTag() (tag uint64, ok bool, err error) {
+	if l.closed.Load() {
+		return 0, false, newError("commit tag", l.path, -1, ErrClosed)
 	}
-	var err error
+	if l.lo.nodeFormat {
+		return 0, false, nil
+	}
 	defer func() {
 		if err != nil {
 			tag, ok = 0, false
 		}
 	}()
 	defer recoverFault(debug.SetPanicOnFault(true), "commit tag", l.path, -1, &err)
-	end := l.size.Load()
-	for _, s := range [2]int{offTag0End, offTag1End} {
-		if u64at(l.mem, s).Load() == end {
-			tag = u64at(l.mem, s+8).Load()
-			// A writer reuses this slot (tag first, then end) only after the committed end
-			// moved past it: if the end is unchanged, the tag read belongs to it. Otherwise the
-			// slot may hold the tag of a commit not yet published: read again.
-			if l.size.Load() == end {
-				return tag, true
+	for {
+		end := l.size.Load()
+		for _, s := range [2]int{offTag0End, offTag1End} {
+			if u64at(l.mem, s).Load() == end {
+				tag = u64at(l.mem, s+8).Load()
+				// A writer reuses this slot (tag first, then end) only after the committed end
+				// moved past it: if the end is unchanged, the tag read belongs to it. Otherwise the
+				// slot may hold the tag of a commit not yet published: read again.
+				if l.size.Load() == end {
+					return tag, true, nil
+				}
+				break
 			}
-			return l.CommitTag()
 		}
+		if l.size.Load() == end {
+			return 0, false, nil
+		}
+		// The end moved while we looked: a tagged commit may have passed us. Look again.
 	}
-	return 0, false
 }
 
 // WriterStatus reports whether a writer, in any process, holds the log's writer lock, and its pid

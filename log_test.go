@@ -581,7 +581,7 @@ func TestLogClosed(t *testing.T) {
 	closedErr("Log.NewIterator", err)
 	_, _, err = l.WriterStatus()
 	closedErr("Log.WriterStatus", err)
-	if tag, ok := l.CommitTag(); ok || tag != 0 {
+	if tag, ok, _ := l.CommitTag(); ok || tag != 0 {
 		t.Errorf("CommitTag on a closed log = %d, %v", tag, ok)
 	}
 	if h := l.Header(); h.DataOffset != 192 || h.Size != 0 {
@@ -742,11 +742,11 @@ func TestMappingGone(t *testing.T) {
 			if h := r.Header(); h.Size != 0 || h.DataOffset != goHeaderSize {
 				t.Fatalf("Header after truncation: %+v", h)
 			}
-			if _, ok := r.CommitTag(); ok {
+			if _, ok, _ := r.CommitTag(); ok {
 				t.Fatal("CommitTag after truncation reported a tag")
 			}
-			if got := last.CommittedSize(); got != 30*1004 {
-				t.Fatalf("CommittedSize after truncation = %d, want the last size seen", got)
+			if got := last.End(); got != 30*1004 {
+				t.Fatalf("End after truncation = %d, want the last size seen", got)
 			}
 			if r.Sealed() {
 				t.Fatal("Sealed after truncation")

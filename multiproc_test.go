@@ -176,8 +176,8 @@ func xpReaderChild() error {
 	if f, err := it.Next(); f != nil || err != nil {
 		return fmt.Errorf("after frame %d: Next = %d bytes, %v; want nothing", n-1, len(f), err)
 	}
-	if got := it.CommittedSize(); got != it.Cursor() {
-		return fmt.Errorf("CommittedSize %d, cursor at the end %d", got, it.Cursor())
+	if got := it.End(); got != it.Cursor() {
+		return fmt.Errorf("End %d, cursor at the end %d", got, it.Cursor())
 	}
 	for s, c := range marks {
 		if _, err := it.Seek(c, io.SeekStart); err != nil {
@@ -670,7 +670,7 @@ func TestMultiProcessCommitTag(t *testing.T) {
 	for deadline := time.Now().Add(time.Duration(ms) * time.Millisecond); time.Now().Before(deadline); {
 		for range 1000 {
 			e1 := l.size.Load()
-			tag, ok := l.CommitTag()
+			tag, ok, _ := l.CommitTag()
 			e2 := l.size.Load()
 			reads++
 			if !ok {

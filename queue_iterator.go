@@ -28,6 +28,8 @@ type QueueIterator struct {
 	prevN int64
 	rd    *namedReader
 	state bool // closed
+
+	scratch [][]byte // NextFrames' batch of payloads
 }
 
 // NewIterator returns an iterator positioned at opts.StartCursor (0: the first frame still
@@ -279,15 +281,15 @@ func (qi *QueueIterator) Prev() ([]byte, error) {
 	}
 }
 
-// CommittedSize returns the queue cursor of the committed end: Cursor() < CommittedSize() means
-// frames wait to be read. (Differences of queue cursors are not byte counts across segments; see
-// Queue.Lag.)
-func (qi *QueueIterator) CommittedSize() int64 {
+// End returns the queue cursor of the committed end (a fresh load): Cursor() < End() means frames
+// wait to be read. Differences of queue cursors are not byte counts across segments: see
+// Queue.Distance.
+func (qi *QueueIterator) End() int64 {
 	if qi.state || qi.q.closed.Load() {
 		return qi.Cursor()
 	}
 	if !qi.log.Sealed() {
-		return QueueCursor(qi.seg, qi.it.CommittedSize())
+		return QueueCursor(qi.seg, qi.it.End())
 	}
 	c, err := qi.q.endCursor(qi.seg)
 	if err != nil {
@@ -450,8 +452,3 @@ func (qi *QueueIterator) closeLocked() error {
 	}
 	return nil
 }
-
-var (
-	_ FrameWriter   = (*QueueWriter)(nil)
-	_ FrameIterator = (*QueueIterator)(nil)
-)

@@ -253,26 +253,6 @@ func preadFile(path string, b []byte) error {
 	}
 }
 
-// Lag counts the frames and bytes committed after cursor c, across segments.
-func (q *Queue) Lag(c int64) (frames, bytes int64, err error) {
-	it, err := q.NewIterator(IteratorOptions{StartCursor: c, Spin: -1})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer it.Close()
-	batch := make([][]byte, 0, 256)
-	for {
-		batch, err = it.NextBatch(batch[:0], BatchOptions{MaxMessages: 256, MaxBytes: 1 << 20})
-		for _, f := range batch {
-			frames++
-			bytes += int64(len(f)) + 4
-		}
-		if err != nil || len(batch) == 0 {
-			return frames, bytes, err
-		}
-	}
-}
-
 // RemoveReader deletes a named reader, so that retention no longer keeps segments for it. It
 // fails with ErrLocked while an iterator uses the name.
 func (q *Queue) RemoveReader(name string) error {

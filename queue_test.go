@@ -185,7 +185,7 @@ func TestQueueRollAndReadBack(t *testing.T) {
 		}
 		qtCheck(t, f, i)
 	}
-	end := it.CommittedSize()
+	end := it.End()
 	if seg, _ := SplitQueueCursor(end); seg != w.Segment() {
 		t.Fatalf("committed end %#x is not in the head segment %d", end, w.Segment())
 	}
@@ -221,8 +221,8 @@ func TestQueuePrevAndSeekAcrossSegments(t *testing.T) {
 	}
 	// SeekEnd, then back one frame with Prev across nothing.
 	end, err := it.Seek(0, io.SeekEnd)
-	if err != nil || end != it.CommittedSize() {
-		t.Fatalf("Seek end: %#x, %v (committed %#x)", end, err, it.CommittedSize())
+	if err != nil || end != it.End() {
+		t.Fatalf("Seek end: %#x, %v (committed %#x)", end, err, it.End())
 	}
 	if f, _ := it.Prev(); f == nil {
 		t.Fatal("Prev from the end gave nothing")
@@ -832,8 +832,8 @@ func TestQueueInterfaces(t *testing.T) {
 		if n != 300 {
 			t.Fatalf("%T: NextBatch gave %d frames", c.it, n)
 		}
-		if c.it.Cursor() != c.it.CommittedSize() {
-			t.Fatalf("%T: at the end, cursor %#x != committed %#x", c.it, c.it.Cursor(), c.it.CommittedSize())
+		if c.it.Cursor() != c.it.End() {
+			t.Fatalf("%T: at the end, cursor %#x != committed %#x", c.it, c.it.Cursor(), c.it.End())
 		}
 		if err := c.w.Sync(); err != nil {
 			t.Fatal(err)

@@ -883,7 +883,11 @@ func (q *Queue) CommitTag() (tag uint64, ok bool, err error) {
 		if err != nil {
 			return 0, false, err
 		}
-		tag, ok = l.CommitTag()
+		tag, ok, err = l.CommitTag()
+		if err != nil {
+			l.Close()
+			return 0, false, err
+		}
 		empty := l.Header().Size == l.Header().DataOffset
 		l.Close()
 		if ok || !empty {

@@ -28,8 +28,8 @@ func TestWriterAllocateCommit(t *testing.T) {
 	if f, err := r.Next(); f != nil || err != nil {
 		t.Fatalf("Next before Commit = %q, %v", f, err)
 	}
-	if got := r.CommittedSize(); got != 0 {
-		t.Fatalf("CommittedSize before Commit = %d", got)
+	if got := r.End(); got != 0 {
+		t.Fatalf("End before Commit = %d", got)
 	}
 	if got := l.Header().Size; got != 192 {
 		t.Fatalf("Header().Size before Commit = %d", got)
@@ -37,8 +37,8 @@ func TestWriterAllocateCommit(t *testing.T) {
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.CommittedSize(); got != 14+7 {
-		t.Fatalf("CommittedSize = %d, want 21", got)
+	if got := r.End(); got != 14+7 {
+		t.Fatalf("End = %d, want 21", got)
 	}
 	if got := l.Header().Size; got != 192+21 {
 		t.Fatalf("Header().Size = %d, want 213", got)
@@ -269,7 +269,7 @@ func TestWriterClosed(t *testing.T) {
 	}
 	// The closed writer still cannot touch the log while the new one is open.
 	closed("Append after a new writer opened", w.Append([]byte("x")))
-	if tag, ok := l.CommitTag(); ok {
+	if tag, ok, _ := l.CommitTag(); ok {
 		t.Fatalf("CommitTag = %d after a closed writer's CommitTagged", tag)
 	}
 }
@@ -294,13 +294,13 @@ func TestWriterSync(t *testing.T) {
 func TestCommitTags(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
 	l := utOpen(t, Options{Path: path})
-	if tag, ok := l.CommitTag(); ok || tag != 0 {
+	if tag, ok, _ := l.CommitTag(); ok || tag != 0 {
 		t.Fatalf("new log CommitTag = %d, %v", tag, ok)
 	}
 	w := utWriter(t, l)
 	check := func(what string, wantTag uint64, wantOK bool) {
 		t.Helper()
-		tag, ok := l.CommitTag()
+		tag, ok, _ := l.CommitTag()
 		if ok != wantOK || (ok && tag != wantTag) {
 			t.Fatalf("%s: CommitTag = %d, %v; want %d, %v", what, tag, ok, wantTag, wantOK)
 		}
@@ -344,7 +344,7 @@ func TestCommitTags(t *testing.T) {
 	w.Close()
 	check("after the writer closed", 300, true)
 	l2 := utReopen(t, path, false, false)
-	if tag, ok := l2.CommitTag(); !ok || tag != 300 {
+	if tag, ok, _ := l2.CommitTag(); !ok || tag != 300 {
 		t.Fatalf("reopened CommitTag = %d, %v", tag, ok)
 	}
 	w2 := utWriter(t, l)
@@ -386,7 +386,7 @@ func TestCommitTagStaleSlotCleared(t *testing.T) {
 	w.Close()
 	check := func(what string, wantTag uint64, wantOK bool) {
 		t.Helper()
-		tag, ok := l.CommitTag()
+		tag, ok, _ := l.CommitTag()
 		if ok != wantOK || (ok && tag != wantTag) {
 			t.Fatalf("%s: CommitTag = %d, %v; want %d, %v", what, tag, ok, wantTag, wantOK)
 		}
@@ -419,7 +419,7 @@ func TestCommitTagNodeFormat(t *testing.T) {
 	if l.Header().Size != before {
 		t.Fatalf("refused CommitTagged committed: size %d -> %d", before, l.Header().Size)
 	}
-	if tag, ok := l.CommitTag(); ok {
+	if tag, ok, _ := l.CommitTag(); ok {
 		t.Fatalf("CommitTag on a Node-made file = %d, true", tag)
 	}
 	// Plain commits still work there.

@@ -37,8 +37,8 @@ type Source interface {
 	// Cursor is the position of the next frame NextBatch returns.
 	Cursor() int64
 	Seek(offset int64, whence int) (int64, error)
-	// CommittedSize is the committed end, in cursor units (for lag metrics).
-	CommittedSize() int64
+	// End is the cursor of the committed end (for lag metrics).
+	End() int64
 }
 
 // Sink is the outcome output. *shmio.Writer satisfies it.
@@ -349,7 +349,7 @@ func (a *Agent) resume() (int64, error) {
 	}
 	a.tr.setReadEnd(start)
 	a.c.readCursor.Store(start)
-	a.c.committed.Store(in.CommittedSize())
+	a.c.committed.Store(in.End())
 	if a.cfg.Outcomes != nil && outFrom >= 0 {
 		rec, err := scanOutcomes(a.cfg.Outcomes, outFrom, start)
 		if err != nil {
@@ -432,7 +432,7 @@ func (a *Agent) readLoop(ctx context.Context, work chan<- []item, results chan<-
 			select {
 			case <-a.tr.space:
 			case <-refresh.C:
-				a.c.committed.Store(in.CommittedSize())
+				a.c.committed.Store(in.End())
 			case <-ctx.Done():
 			}
 			refresh.Stop()
@@ -444,7 +444,7 @@ func (a *Agent) readLoop(ctx context.Context, work chan<- []item, results chan<-
 		if err != nil {
 			return fmt.Errorf("read prompts at cursor %d: %w", before, err)
 		}
-		a.c.committed.Store(in.CommittedSize())
+		a.c.committed.Store(in.End())
 		if len(frames) == 0 {
 			if len(group) == 0 || a.cfg.Linger <= 0 {
 				flush()
@@ -858,7 +858,7 @@ func (a *Agent) writeLoop(results <-chan result) error {
 func (a *Agent) commit(batch []result) error {
 	pos := int64(-1)
 	if a.cfg.Outcomes != nil {
-		pos = a.cfg.Outcomes.CommittedSize()
+		pos = a.cfg.Outcomes.End()
 	}
 	now := time.Now()
 	for i := range batch {
@@ -955,7 +955,7 @@ func (a *Agent) writeCheckpoint(force bool) error {
 	}
 	outEnd := int64(-1)
 	if a.cfg.Outcomes != nil {
-		outEnd = a.cfg.Outcomes.CommittedSize()
+		outEnd = a.cfg.Outcomes.End()
 	}
 	cur, out := a.tr.checkpoint(outEnd)
 	if !force && a.cpValid && a.lastCP.Cursor == cur && a.lastCP.OutCursor == out {

@@ -76,7 +76,7 @@ func TestAgentEchoOutcomes(t *testing.T) {
 		}
 		s := h.a.Stats()
 		if s.Read != 3 || s.Answered != 2 || s.Rejected != 1 || s.Records != 3 || s.Requests != 2 || s.Pending != 0 ||
-			s.InFlight != 0 || s.Watermark != h.in.iter().CommittedSize() || s.LagBytes != 0 || s.LagFrames != 0 {
+			s.InFlight != 0 || s.Watermark != h.in.iter().End() || s.LagBytes != 0 || s.LagFrames != 0 {
 			t.Fatalf("stats: %+v", s)
 		}
 	})
@@ -380,7 +380,7 @@ func TestAgentCheckpointOutOfOrder(t *testing.T) {
 		h.waitOutcomes(t, 7, time.Minute)
 		h.stop(t)
 		cp, _ = ReadCheckpoint(cpPath)
-		if end := h.in.iter().CommittedSize(); cp.Cursor != end || cp.OutCursor != h.out.iter().CommittedSize() {
+		if end := h.in.iter().End(); cp.Cursor != end || cp.OutCursor != h.out.iter().End() {
 			t.Fatalf("final checkpoint %+v, want cursor %d", cp, end)
 		}
 	})
@@ -406,7 +406,7 @@ func TestAgentResumeSkipsWrittenOutcomes(t *testing.T) {
 		rec := func(c int64) []byte { b, _ := json.Marshal(Outcome{Cursor: c, Status: StatusAnswered}); return b }
 		out.append(rec(cs[0]))
 		out.append(rec(cs[1]))
-		mark := out.iter().CommittedSize()
+		mark := out.iter().End()
 		out.append(rec(cs[3]))
 		out.append(rec(cs[4]))
 		if err := WriteCheckpoint(cpPath, Checkpoint{Cursor: cs[2], OutCursor: mark}); err != nil {
@@ -431,7 +431,7 @@ func TestAgentResumeSkipsWrittenOutcomes(t *testing.T) {
 			t.Fatalf("stats %+v", s)
 		}
 		cp, _ := ReadCheckpoint(cpPath)
-		if cp.Cursor != in.iter().CommittedSize() {
+		if cp.Cursor != in.iter().End() {
 			t.Fatalf("checkpoint %+v", cp)
 		}
 	})

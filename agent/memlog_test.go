@@ -108,7 +108,7 @@ func (it *memIter) Cursor() int64 {
 	return it.l.size
 }
 
-func (it *memIter) CommittedSize() int64 {
+func (it *memIter) End() int64 {
 	it.l.mu.Lock()
 	defer it.l.mu.Unlock()
 	return it.l.size

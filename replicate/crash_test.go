@@ -133,7 +133,7 @@ func TestCrashPushAndPull(t *testing.T) {
 			return 0
 		}
 		defer l.Close()
-		tag, _ := l.CommitTag()
+		tag, _, _ := l.CommitTag()
 		return tag
 	}
 	var pushMid, pullMid int

@@ -56,8 +56,12 @@ func (l *memLog) commit(tag uint64, tagged bool) error {
 
 func (l *memLog) Commit() error                 { return l.commit(0, false) }
 func (l *memLog) CommitTagged(tag uint64) error { return l.commit(tag, true) }
-func (l *memLog) CommitTag() (uint64, bool)     { l.mu.Lock(); defer l.mu.Unlock(); return l.tag, l.tagOK }
-func (l *memLog) append(p []byte) error         { b, _ := l.Allocate(len(p)); copy(b, p); return nil }
+func (l *memLog) CommitTag() (uint64, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tag, l.tagOK, nil
+}
+func (l *memLog) append(p []byte) error { b, _ := l.Allocate(len(p)); copy(b, p); return nil }
 func (l *memLog) snapshot() [][]byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -94,7 +98,7 @@ func (it *memIter) Cursor() int64 {
 	return it.l.end
 }
 
-func (it *memIter) CommittedSize() int64 { it.l.mu.Lock(); defer it.l.mu.Unlock(); return it.l.end }
+func (it *memIter) End() int64 { it.l.mu.Lock(); defer it.l.mu.Unlock(); return it.l.end }
 
 func (it *memIter) Seek(off int64, whence int) (int64, error) {
 	it.l.mu.Lock()

@@ -64,7 +64,7 @@ func runChild(role string) error {
 		if err != nil {
 			return err
 		}
-		tag, _ := l.CommitTag()
+		tag, _, _ := l.CommitTag()
 		p, err := NewPuller(w, PullConfig{Conn: nc, Stream: os.Getenv("SHMIO_STREAM"),
 			Durable: os.Getenv("SHMIO_DURABLE"), Tag: tag, Once: once})
 		if err != nil {

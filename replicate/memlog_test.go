@@ -56,12 +56,12 @@ func TestPushPullMemLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	equalFrames(t, want, dst.snapshot())
-	if tag, ok := dst.CommitTag(); !ok || tag != 5000 {
+	if tag, ok, _ := dst.CommitTag(); !ok || tag != 5000 {
 		t.Fatalf("tag %d %v, want 5000", tag, ok)
 	}
 	ps := push.Stats()
-	if ps.Seq != 5000 || ps.Cursor != src.iter().CommittedSize() {
-		t.Fatalf("push stats %+v, committed %d", ps, src.iter().CommittedSize())
+	if ps.Seq != 5000 || ps.Cursor != src.iter().End() {
+		t.Fatalf("push stats %+v, committed %d", ps, src.iter().End())
 	}
 	st, ok, err := ReadCursorFile(t.TempDir() + "/none")
 	if err != nil || ok {

@@ -24,8 +24,8 @@ type Source interface {
 	Cursor() int64
 	// Seek moves the cursor (io.Seeker semantics); offsets must be frame starts.
 	Seek(offset int64, whence int) (int64, error)
-	// CommittedSize is the committed end, in the same units as Cursor.
-	CommittedSize() int64
+	// End is the cursor of the committed end.
+	End() int64
 }
 
 // Sink is the log Pull appends to: *shmio.Writer and *shmio.QueueWriter satisfy it.

@@ -41,7 +41,7 @@ func startPipeline(t *testing.T, url, stream string, src, dst *shmio.Log, so Str
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, _ := dst.CommitTag()
+	tag, _, _ := dst.CommitTag()
 	pull, err := NewPuller(w, PullConfig{Conn: connect(t, url), Stream: stream, Durable: "copy", Tag: tag, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestMillionFrames(t *testing.T) {
 	if ps.Seq != uint64(n) || ls.Tag != uint64(n) || ls.Frames != int64(n) || ls.Skipped != 0 {
 		t.Fatalf("push %+v pull %+v", ps, ls)
 	}
-	if tag, ok := dst.CommitTag(); !ok || tag != uint64(n) {
+	if tag, ok, _ := dst.CommitTag(); !ok || tag != uint64(n) {
 		t.Fatalf("destination tag %d %v, want %d", tag, ok, n)
 	}
 	t.Logf("%d frames (%d MiB) written in %v, replicated in %v (%.0f frames/s)",
@@ -149,7 +149,7 @@ func TestResumeAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	runPull := func() PullStats {
-		tag, _ := dst.CommitTag()
+		tag, _, _ := dst.CommitTag()
 		p, err := NewPuller(dw, PullConfig{Conn: nc, Stream: "RESUME", Durable: "d", Tag: tag, Once: true})
 		if err != nil {
 			t.Fatal(err)
@@ -164,7 +164,7 @@ func TestResumeAndStatus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tag, ok := dst.CommitTag()
+		tag, ok, _ := dst.CommitTag()
 		st, err := GetStatus(ctx, StatusOptions{Conn: nc, Stream: "RESUME", Source: it, LogID: src.Header().ID,
 			CursorFile: cursorFile, Pull: true, Tag: tag, TagOK: ok, Durable: "d"})
 		if err != nil {

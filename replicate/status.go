@@ -153,7 +153,7 @@ func readPos(ctx context.Context, s jetstream.Stream, seq uint64) (*framePos, er
 }
 
 func pushStatus(o StatusOptions, last *framePos) (*PushStatus, error) {
-	ps := &PushStatus{LogID: o.LogID, Committed: o.Source.CommittedSize(), FileCursor: -1}
+	ps := &PushStatus{LogID: o.LogID, Committed: o.Source.End(), FileCursor: -1}
 	if o.CursorFile != "" {
 		cs, ok, err := ReadCursorFile(o.CursorFile)
 		if err != nil {

@@ -64,7 +64,7 @@ func runDump(cmd *cobra.Command, path string, o dumpOptions) error {
 	}
 	defer l.Close()
 	h := l.Header()
-	end := it.CommittedSize() // a stable end for this dump, even if a writer is busy
+	end := it.End() // a stable end for this dump, even if a writer is busy
 	start := int64(0)
 	if o.reverse {
 		start = end

@@ -405,7 +405,11 @@ func openPullLog(path string, capacity int64, wide bool) (*shmio.Log, uint64, er
 		l.Close()
 		return nil, 0, fmt.Errorf("%s was made by Node shmio, which has no room for the commit tag pull needs; pull into a new log", path)
 	}
-	tag, ok := l.CommitTag()
+	tag, ok, err := l.CommitTag()
+	if err != nil {
+		l.Close()
+		return nil, 0, err
+	}
 	if !ok && h.Size != h.DataOffset {
 		l.Close()
 		return nil, 0, fmt.Errorf("%s holds frames that pull did not write (no commit tag); pull into a new or empty log", path)
@@ -652,7 +656,9 @@ be queue directories; the pull side's byte count is then unknown (reported as nu
 						return err
 					}
 					defer l.Close()
-					o.Tag, o.TagOK = l.CommitTag()
+					if o.Tag, o.TagOK, err = l.CommitTag(); err != nil {
+						return err
+					}
 					id = l.Header().ID
 				}
 				if durable == "" {

@@ -271,7 +271,7 @@ func TestReplicateQueueBytes(t *testing.T) {
 	}
 	segs, _ := q.Segments()
 	start := segs[0].FirstCursor
-	if n, err := queueBytes(q, start, it.CommittedSize()); err != nil || n != want {
+	if n, err := queueBytes(q, start, it.End()); err != nil || n != want {
 		t.Fatalf("queueBytes from the start: %d, %v; want %d", n, err, want)
 	}
 	for range 100 {
@@ -282,7 +282,7 @@ func TestReplicateQueueBytes(t *testing.T) {
 	if seg, _ := shmio.SplitQueueCursor(it.Cursor()); seg < 2 {
 		t.Fatalf("after 100 frames still in segment %d", seg)
 	}
-	if n, err := queueBytes(q, it.Cursor(), it.CommittedSize()); err != nil || n != want-skip {
+	if n, err := queueBytes(q, it.Cursor(), it.End()); err != nil || n != want-skip {
 		t.Fatalf("queueBytes from frame 100: %d, %v; want %d", n, err, want-skip)
 	}
 }

@@ -108,7 +108,7 @@ func collectStat(path string) (*statInfo, error) {
 		info.Format = "shmio-go"
 	}
 	info.ID = logID(h)
-	if tag, ok := l.CommitTag(); ok {
+	if tag, ok, err := l.CommitTag(); err == nil && ok {
 		info.CommitTag = &tag
 	}
 	if held, pid, err := l.WriterStatus(); err == nil {
@@ -120,7 +120,7 @@ func collectStat(path string) (*statInfo, error) {
 		return nil, fmt.Errorf("%s: %s", path, rootCause(err))
 	}
 	// Count what was committed when we started, so a busy writer cannot keep stat walking.
-	end := it.CommittedSize()
+	end := it.End()
 	info.Committed, info.CommittedEnd = end, end+h.DataOffset
 	if info.DataCapacity > 0 {
 		info.FillPercent = float64(end) * 100 / float64(info.DataCapacity)

@@ -254,7 +254,7 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 		c := it.Cursor()
 		p, err := it.Next()
 		if err != nil {
-			walkErr = &exitError{1, fmt.Errorf("%s: corrupt %s (run shmio verify)", path, describeCorrupt(path, h, c, it.CommittedSize(), err))}
+			walkErr = &exitError{1, fmt.Errorf("%s: corrupt %s (run shmio verify)", path, describeCorrupt(path, h, c, it.End(), err))}
 			break
 		}
 		if p == nil {
@@ -301,7 +301,7 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 // seekCursor positions it at cursor c, with a message naming what is wrong with c.
 func seekCursor(it *shmio.Iterator, path string, c int64) error {
 	if _, err := it.Seek(c, io.SeekStart); err != nil {
-		return cursorError(path, c, it.CommittedSize(), err)
+		return cursorError(path, c, it.End(), err)
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ func runVerify(out io.Writer, path string) error {
 		return fmt.Errorf("%s: %s", path, rootCause(err))
 	}
 	defer fwd.Close()
-	end := fwd.CommittedSize()
+	end := fwd.End()
 	bar := newTermProgress("verifying", 2*end)
 	defer bar.finish()
 
