@@ -192,7 +192,7 @@ func BenchmarkNextBatch(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
 			for read := 0; read < b.N; {
-				dst, err = it.NextBatch(dst[:0], BatchOptions{MaxMessages: 64})
+				dst, err = it.NextBatch(dst[:0], BatchOptions{MaxFrames: 64})
 				if err != nil {
 					b.Fatal(err)
 				}

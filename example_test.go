@@ -118,7 +118,7 @@ func ExampleIterator_NextBatch() {
 	// Reusing the batch slice makes reading allocation-free.
 	batch := make([][]byte, 0, 4)
 	for {
-		batch, err = it.NextBatch(batch[:0], shmio.BatchOptions{MaxMessages: 4})
+		batch, err = it.NextBatch(batch[:0], shmio.BatchOptions{MaxFrames: 4})
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -164,7 +164,7 @@ func collectFrames(t *testing.T, it FrameIterator, batch int) []Frame {
 	var got, buf []Frame
 	for {
 		var err error
-		buf, err = it.NextFrames(buf[:0], BatchOptions{MaxMessages: batch})
+		buf, err = it.NextFrames(buf[:0], BatchOptions{MaxFrames: batch})
 		if err != nil {
 			t.Fatal(err)
 		}

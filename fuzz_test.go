@@ -123,8 +123,8 @@ func xpFuzzCheck(t *testing.T, path string, data []byte, seek int64, mode uint8)
 
 	// Forward with NextBatch: the same frames, the same error at the same place.
 	bo := BatchOptions{
-		MaxMessages: []int{0, 1, 2, 3, 7, 64, 1000, -1}[mode>>2&7],
-		MaxBytes:    []int{0, 1, 5, 16, 100, 4096, 1 << 20, -1}[mode>>5&7],
+		MaxFrames: []int{0, 1, 2, 3, 7, 64, 1000, -1}[mode>>2&7],
+		MaxBytes:  []int{0, 1, 5, 16, 100, 4096, 1 << 20, -1}[mode>>5&7],
 	}
 	it2, err := l.NewIterator(IteratorOptions{})
 	if err != nil {

@@ -2,7 +2,6 @@ package shmio
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -19,9 +18,6 @@ type IteratorOptions struct {
 	// Spin is how long Wait polls the committed end before it sleeps: spinning answers within
 	// nanoseconds but burns a core. 0 means DefaultSpin; a negative value never spins.
 	Spin time.Duration
-	// Name makes a Queue iterator a named reader, whose cursor is kept in the queue's directory
-	// (see Queue.NewIterator). Log.NewIterator refuses names.
-	Name string
 }
 
 // DefaultSpin is how long Wait spins before sleeping when IteratorOptions.Spin is 0.
@@ -30,7 +26,7 @@ const DefaultSpin = 20 * time.Microsecond
 // BatchOptions bound one NextBatch call. Zero values mean 64 frames and 256 KiB. MaxBytes counts
 // each frame's length fields (4 bytes, or 8 for wide frames) along with its payload. A batch always
 // holds at least one frame when one is committed, however large.
-type BatchOptions struct{ MaxMessages, MaxBytes int }
+type BatchOptions struct{ MaxFrames, MaxBytes int }
 
 // Iterator reads committed frames with its own cursor, forward and backward. Iterators never take
 // locks and never write to the log (Wait only counts itself among the sleepers). An Iterator is
@@ -64,9 +60,6 @@ const nextAhead = 32
 func (l *Log) NewIterator(opts IteratorOptions) (*Iterator, error) {
 	if l.closed.Load() {
 		return nil, newError("iterator", l.path, -1, ErrClosed)
-	}
-	if opts.Name != "" {
-		return nil, newError("iterator", l.path, -1, fmt.Errorf("named readers need a Queue: %w", errors.ErrUnsupported))
 	}
 	it := &Iterator{
 		log: l, mem: l.mem, base: int(l.lo.dataOffset), lsize: l.lo.lenSize,
@@ -174,7 +167,7 @@ func (it *Iterator) Next() (frame []byte, err error) {
 		return f, nil
 	}
 	pos := it.pos
-	it.ahead, err = it.NextBatch(it.ahead[:0], BatchOptions{MaxMessages: nextAhead})
+	it.ahead, err = it.NextBatch(it.ahead[:0], BatchOptions{MaxFrames: nextAhead})
 	it.aheadi = 0
 	if len(it.ahead) == 0 {
 		return nil, err
@@ -200,7 +193,7 @@ func (it *Iterator) dropAhead() {
 }
 
 // NextBatch appends committed frames after the cursor to dst and returns it, loading the
-// committed end once. It stops at o.MaxMessages frames or o.MaxBytes bytes (see BatchOptions),
+// committed end once. It stops at o.MaxFrames frames or o.MaxBytes bytes (see BatchOptions),
 // or at the committed end; with nothing new it returns dst unchanged. On a corrupt frame it
 // returns the frames before it along with the error. Passing the previous batch as dst[:0]
 // makes reading allocation-free.
@@ -210,7 +203,7 @@ func (it *Iterator) NextBatch(dst [][]byte, o BatchOptions) (batch [][]byte, err
 	}
 	it.dropAhead()
 	defer it.guard("next batch", debug.SetPanicOnFault(true), &err)
-	maxMsgs, maxBytes := o.MaxMessages, o.MaxBytes
+	maxMsgs, maxBytes := o.MaxFrames, o.MaxBytes
 	if maxMsgs <= 0 {
 		maxMsgs = 64
 	}

@@ -194,10 +194,6 @@ func TestIteratorStartCursor(t *testing.T) {
 			t.Fatalf("StartCursor %d: got an iterator with the error", c)
 		}
 	}
-	_, err := l.NewIterator(IteratorOptions{Name: "x"})
-	if !errors.Is(err, errors.ErrUnsupported) {
-		t.Fatalf("named iterator on a Log: %v, want errors.ErrUnsupported", err)
-	}
 }
 
 func TestNextBatchLimits(t *testing.T) {
@@ -241,12 +237,12 @@ func TestNextBatchLimits(t *testing.T) {
 		want []int
 	}{
 		{BatchOptions{}, []int{10}},
-		{BatchOptions{MaxMessages: 3}, []int{3, 3, 3, 1}},
-		{BatchOptions{MaxMessages: 1}, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+		{BatchOptions{MaxFrames: 3}, []int{3, 3, 3, 1}},
+		{BatchOptions{MaxFrames: 1}, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
 		{BatchOptions{MaxBytes: 28}, []int{2, 2, 2, 2, 2}},                // 2 frames of 10+4
 		{BatchOptions{MaxBytes: 27}, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}}, // the length fields count
-		{BatchOptions{MaxBytes: 42, MaxMessages: 2}, []int{2, 2, 2, 2, 2}},
-		{BatchOptions{MaxBytes: 70, MaxMessages: 4}, []int{4, 4, 2}},
+		{BatchOptions{MaxBytes: 42, MaxFrames: 2}, []int{2, 2, 2, 2, 2}},
+		{BatchOptions{MaxBytes: 70, MaxFrames: 4}, []int{4, 4, 2}},
 		{BatchOptions{MaxBytes: 1}, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}}, // too small: one frame anyway
 		{BatchOptions{MaxBytes: 140}, []int{10}},
 		{BatchOptions{MaxBytes: 139}, []int{9, 1}},
@@ -322,7 +318,7 @@ func TestNextBatchAppendsAndReuses(t *testing.T) {
 	utAppend(t, w, 0, sizes...)
 	it := utIter(t, l)
 	marker := []byte("keep")
-	dst, err := it.NextBatch([][]byte{marker}, BatchOptions{MaxMessages: 5})
+	dst, err := it.NextBatch([][]byte{marker}, BatchOptions{MaxFrames: 5})
 	if err != nil || len(dst) != 6 || !bytes.Equal(dst[0], marker) || !bytes.Equal(dst[5], utPayload(4, 32)) {
 		t.Fatalf("NextBatch appending to dst: %d frames, %v", len(dst), err)
 	}
@@ -339,7 +335,7 @@ func TestNextBatchAppendsAndReuses(t *testing.T) {
 			panic(err)
 		}
 		var err error
-		dst, err = it.NextBatch(dst[:0], BatchOptions{MaxMessages: 64})
+		dst, err = it.NextBatch(dst[:0], BatchOptions{MaxFrames: 64})
 		if err != nil || len(dst) != 64 {
 			panic("short batch")
 		}
@@ -678,7 +674,7 @@ func TestIteratorConcurrentWriter(t *testing.T) {
 	defer cancel()
 	var dst [][]byte
 	for next := 0; next < n; {
-		dst, err = it.NextBatch(dst[:0], BatchOptions{MaxMessages: 37})
+		dst, err = it.NextBatch(dst[:0], BatchOptions{MaxFrames: 37})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -484,7 +484,7 @@ func TestGarbageFramesNoPanic(t *testing.T) {
 			it.Seek(0, 0)
 			for i := 0; i < n; i++ {
 				k := len(dst)
-				dst, err = it.NextBatch(dst, BatchOptions{MaxMessages: 1 + rng.IntN(5), MaxBytes: rng.IntN(200)})
+				dst, err = it.NextBatch(dst, BatchOptions{MaxFrames: 1 + rng.IntN(5), MaxBytes: rng.IntN(200)})
 				if err != nil || len(dst) == k {
 					break
 				}

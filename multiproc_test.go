@@ -133,7 +133,7 @@ func xpReaderChild() error {
 		}
 	case "batch":
 		var batch [][]byte
-		opts := []BatchOptions{{}, {MaxMessages: 1}, {MaxMessages: 7, MaxBytes: 100}, {MaxMessages: 1000, MaxBytes: 1 << 20}, {MaxBytes: 1}}
+		opts := []BatchOptions{{}, {MaxFrames: 1}, {MaxFrames: 7, MaxBytes: 100}, {MaxFrames: 1000, MaxBytes: 1 << 20}, {MaxBytes: 1}}
 		for i := 0; seq < n; i++ {
 			batch, err = it.NextBatch(batch[:0], opts[i%len(opts)])
 			if err != nil {

@@ -95,7 +95,7 @@ func fqBuild(tb testing.TB, dir string) map[string][]byte {
 			}
 		}
 	}
-	it, err := q.NewIterator(IteratorOptions{Name: fqReader, Spin: -1})
+	it, err := q.NamedIterator(fqReader, IteratorOptions{Spin: -1})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -460,8 +460,8 @@ func fqRead(t *testing.T, q *Queue, seek int64, mode uint16) (bool, []fqFrame, i
 
 	// Forward with NextBatch: the same frames, failing where Next failed.
 	bo := BatchOptions{
-		MaxMessages: []int{0, 1, 2, 3, 7, 64, 1000, -1}[mode>>5&7],
-		MaxBytes:    []int{0, 1, 5, 16, 100, 4096, 1 << 20, -1}[mode>>8&7],
+		MaxFrames: []int{0, 1, 2, 3, 7, 64, 1000, -1}[mode>>5&7],
+		MaxBytes:  []int{0, 1, 5, 16, 100, 4096, 1 << 20, -1}[mode>>8&7],
 	}
 	it, err = q.NewIterator(IteratorOptions{Spin: -1})
 	if err != nil {
@@ -580,12 +580,17 @@ func fqRead(t *testing.T, q *Queue, seek int64, mode uint16) (bool, []fqFrame, i
 	}
 
 	// An iterator made at the fuzzed cursor, and the named reader at its stored cursor.
-	for _, opts := range []IteratorOptions{{StartCursor: seek, Spin: -1}, {Name: fqReader, Spin: -1}} {
+	for _, name := range []string{"", fqReader} {
+		opts := IteratorOptions{StartCursor: seek, Spin: -1}
 		op := fmt.Sprintf("NewIterator(%+v)", opts)
 		it, err := q.NewIterator(opts)
+		if name != "" {
+			op = fmt.Sprintf("NamedIterator(%q)", name)
+			it, err = q.NamedIterator(name, IteratorOptions{Spin: -1})
+		}
 		fqErr(t, op, err, true)
 		if err != nil {
-			if opts.Name == "" && clean && debug {
+			if name == "" && clean && debug {
 				if _, ok := starts[seek]; ok && seek != 0 {
 					t.Fatalf("%s: %v at a frame start", op, err)
 				}

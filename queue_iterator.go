@@ -35,16 +35,24 @@ type QueueIterator struct {
 // NewIterator returns an iterator positioned at opts.StartCursor (0: the first frame still
 // available; see Queue for the cursor layout). It gives ErrCursor for a cursor in a segment
 // that retention removed, naming the first cursor still available.
-//
-// With opts.Name the iterator is a named reader: its cursor lives in Dir/readers/NAME.reader, is stored
-// (one atomic store to a small shared mapping, no system call) whenever the application asks for
-// more (Next, NextBatch, Wait) or moves (Seek, Prev), and at Close; retention keeps every segment
-// the reader has not finished, and Queue.Readers reports its lag. Asking for more acknowledges
-// the frames returned before, so after a crash the reader resumes at the first frame it had not
-// finished: delivery is at least once. A name that exists resumes from its stored cursor and
-// ignores StartCursor; one process at a time may use a name (ErrLocked otherwise). Names are 1 to
-// 128 characters of letters, digits, '_', '-' and '.', not starting with '.'.
 func (q *Queue) NewIterator(opts IteratorOptions) (*QueueIterator, error) {
+	return q.newIterator("", opts)
+}
+
+// NamedIterator returns a named reader: an iterator whose cursor lives in
+// Dir/readers/NAME.reader, is stored (one atomic store to a small shared mapping, no system call)
+// whenever the application asks for more (Next, NextBatch, Wait) or moves (Seek, Prev), and at
+// Close; retention keeps every segment the reader has not finished, and Queue.Readers reports its
+// lag. Asking for more acknowledges the frames returned before, so after a crash the reader
+// resumes at the first frame it had not finished: delivery is at least once. A name that exists
+// resumes from its stored cursor and ignores opts.StartCursor; one process at a time may use a
+// name (ErrLocked otherwise). Names are 1 to 128 characters of letters, digits, '_', '-' and
+// '.', not starting with '.'; the name "" gives an anonymous iterator, as NewIterator.
+func (q *Queue) NamedIterator(name string, opts IteratorOptions) (*QueueIterator, error) {
+	return q.newIterator(name, opts)
+}
+
+func (q *Queue) newIterator(name string, opts IteratorOptions) (*QueueIterator, error) {
 	if q.closed.Load() {
 		return nil, newError("iterator", q.dir, -1, ErrClosed)
 	}
@@ -53,8 +61,8 @@ func (q *Queue) NewIterator(opts IteratorOptions) (*QueueIterator, error) {
 		qi.spin = DefaultSpin
 	}
 	start := opts.StartCursor
-	if opts.Name != "" {
-		rd, created, err := openNamedReader(q.dir, opts.Name, q.opts.Mode)
+	if name != "" {
+		rd, created, err := openNamedReader(q.dir, name, q.opts.Mode)
 		if err != nil {
 			return nil, err
 		}

@@ -79,8 +79,7 @@ func qxReaderChild() error {
 		return err
 	}
 	defer q.Close()
-	opts := IteratorOptions{Name: name}
-	it, err := q.NewIterator(opts)
+	it, err := q.NamedIterator(name, IteratorOptions{})
 	if err != nil {
 		return err
 	}
@@ -121,7 +120,7 @@ func qxReaderChild() error {
 			if err := it.Close(); err != nil {
 				return err
 			}
-			if it, err = q.NewIterator(opts); err != nil {
+			if it, err = q.NamedIterator(name, IteratorOptions{}); err != nil {
 				return err
 			}
 			res.Restarts++
@@ -312,7 +311,7 @@ func TestQueueKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	check, err := q.NewIterator(IteratorOptions{Name: "checker"})
+	check, err := q.NamedIterator("checker", IteratorOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,15 @@ func qtWriter(t testing.TB, q *Queue) *QueueWriter {
 	return w
 }
 
+func qtNamed(t testing.TB, q *Queue, name string, opts IteratorOptions) *QueueIterator {
+	t.Helper()
+	it, err := q.NamedIterator(name, opts)
+	if err != nil {
+		t.Fatalf("NamedIterator(%q, %+v): %v", name, opts, err)
+	}
+	return it
+}
+
 func qtIter(t testing.TB, q *Queue, opts IteratorOptions) *QueueIterator {
 	t.Helper()
 	it, err := q.NewIterator(opts)
@@ -331,10 +340,6 @@ func TestQueueAllocateErrors(t *testing.T) {
 	if _, err := OpenQueue(QueueOptions{Dir: filepath.Join(t.TempDir(), "none")}); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("read-only open of a missing queue: %v", err)
 	}
-	l := utOpen(t, Options{})
-	if _, err := l.NewIterator(IteratorOptions{Name: "x"}); !errors.Is(err, errors.ErrUnsupported) {
-		t.Fatalf("named iterator on a Log: %v", err)
-	}
 	w.Close()
 	if _, err := w.Allocate(1); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Allocate after Close: %v", err)
@@ -473,12 +478,12 @@ func TestQueueNamedReader(t *testing.T) {
 	w := qtWriter(t, q)
 	qtAppend(t, w, 0, 500)
 	for _, bad := range []string{".x", "a/b", "a b", strings.Repeat("x", 129)} {
-		if _, err := q.NewIterator(IteratorOptions{Name: bad}); err == nil {
+		if _, err := q.NamedIterator(bad, IteratorOptions{}); err == nil {
 			t.Fatalf("reader name %q accepted", bad)
 		}
 	}
-	it := qtIter(t, q, IteratorOptions{Name: "billing"})
-	if _, err := q.NewIterator(IteratorOptions{Name: "billing"}); !errors.Is(err, ErrLocked) {
+	it := qtNamed(t, q, "billing", IteratorOptions{})
+	if _, err := q.NamedIterator("billing", IteratorOptions{}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second iterator with the same name: %v", err)
 	}
 	for i := 0; i < 300; i++ {
@@ -509,7 +514,7 @@ func TestQueueNamedReader(t *testing.T) {
 	}
 	// Resume in a "new process": another Queue handle.
 	q2 := qtOpen(t, QueueOptions{Dir: q.Dir()})
-	it2 := qtIter(t, q2, IteratorOptions{Name: "billing", StartCursor: 12345})
+	it2 := qtNamed(t, q2, "billing", IteratorOptions{StartCursor: 12345})
 	if got, _ := qtReadAll(t, it2, 300); got != 200 {
 		t.Fatalf("resumed reader read %d frames, want 200", got)
 	}
@@ -535,7 +540,7 @@ func TestQueueRetentionSlowReader(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "q")
 	q := qtOpen(t, QueueOptions{Dir: dir, Writable: true, Retention: RetentionPolicy{MaxSegments: 3}})
 	w := qtWriter(t, q)
-	slow := qtIter(t, q, IteratorOptions{Name: "slow"})
+	slow := qtNamed(t, q, "slow", IteratorOptions{})
 	fast := qtIter(t, q, IteratorOptions{})
 	qtAppend(t, w, 0, 10)
 	for i := 0; i < 10; i++ {
@@ -583,7 +588,7 @@ func TestQueueRetentionSlowReader(t *testing.T) {
 		t.Fatalf("first segment %d with head %d and max 3 segments", segs[0].Number, w.Segment())
 	}
 	// The background pass after each roll does the same without being asked.
-	slow = qtIter(t, q, IteratorOptions{Name: "slow"})
+	slow = qtNamed(t, q, "slow", IteratorOptions{})
 	for w.Segment() < 40 {
 		qtAppend(t, w, next, 10)
 		next += 10
@@ -596,7 +601,7 @@ func TestQueueRetentionSlowReader(t *testing.T) {
 	// Hard limit: the reader's segment goes, and it gets a clear error.
 	q = qtOpen(t, QueueOptions{Dir: dir, Writable: true, Retention: RetentionPolicy{MaxSegments: 3, HardMaxSegments: 8}})
 	w = qtWriter(t, q)
-	slow = qtIter(t, q, IteratorOptions{Name: "slow2"})
+	slow = qtNamed(t, q, "slow2", IteratorOptions{})
 	if f, _ := slow.Next(); f == nil {
 		t.Fatal("nothing to read")
 	}
@@ -625,7 +630,7 @@ func TestQueueRetentionSlowReader(t *testing.T) {
 		t.Fatalf("reader past a removed segment: %v, want ErrCursor saying %q", err2, want)
 	}
 	slow.Close()
-	if _, err := q.NewIterator(IteratorOptions{Name: "slow2"}); !errors.Is(err, ErrCursor) || !strings.Contains(err.Error(), want) {
+	if _, err := q.NamedIterator("slow2", IteratorOptions{}); !errors.Is(err, ErrCursor) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("reopening the reader: %v, want ErrCursor saying %q", err, want)
 	}
 	if _, err := q.NewIterator(IteratorOptions{StartCursor: QueueCursor(1, 0)}); !errors.Is(err, ErrCursor) {
@@ -817,7 +822,7 @@ func TestQueueInterfaces(t *testing.T) {
 		n = 0
 		for {
 			var err error
-			batch, err = c.it.NextBatch(batch[:0], BatchOptions{MaxMessages: 7})
+			batch, err = c.it.NextBatch(batch[:0], BatchOptions{MaxFrames: 7})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -845,7 +850,7 @@ func TestQueueClose(t *testing.T) {
 	q := qtOpen(t, QueueOptions{Writable: true})
 	w := qtWriter(t, q)
 	qtAppend(t, w, 0, 100)
-	it := qtIter(t, q, IteratorOptions{Name: "r"})
+	it := qtNamed(t, q, "r", IteratorOptions{})
 	it.Next()
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
@@ -864,7 +869,7 @@ func TestQueueClose(t *testing.T) {
 	}
 	// The reader's name was released with its cursor stored.
 	q2 := qtOpen(t, QueueOptions{Dir: q.Dir()})
-	it2 := qtIter(t, q2, IteratorOptions{Name: "r"})
+	it2 := qtNamed(t, q2, "r", IteratorOptions{})
 	if got, _ := qtReadAll(t, it2, 1); got != 99 {
 		t.Fatalf("resumed after Close: %d frames", got)
 	}

@@ -242,7 +242,7 @@ func verifyFrames(n int64, l *Log) (frames, bytes int64, prob *QueueProblem) {
 	end := l.Header().Size - l.Header().DataOffset
 	batch := make([][]byte, 0, 256)
 	for it.Cursor() < end {
-		batch, err = it.NextBatch(batch[:0], BatchOptions{MaxMessages: 256, MaxBytes: 1 << 20})
+		batch, err = it.NextBatch(batch[:0], BatchOptions{MaxFrames: 256, MaxBytes: 1 << 20})
 		frames += int64(len(batch))
 		if err != nil {
 			// The iterator stays on the frame it could not read.

@@ -88,7 +88,7 @@ func countFrames(it FrameIterator, from, to int64) (frames, bytes int64, err err
 	}
 	batch := make([]Frame, 0, 256)
 	for {
-		batch, err = it.NextFrames(batch[:0], BatchOptions{MaxMessages: 256, MaxBytes: 1 << 20})
+		batch, err = it.NextFrames(batch[:0], BatchOptions{MaxFrames: 256, MaxBytes: 1 << 20})
 		for _, f := range batch {
 			if f.Cursor >= to {
 				return frames, bytes, nil

@@ -78,11 +78,11 @@ type Config struct {
 	MaxTokens int    // answer cap for prompts without max_tokens; default 1024
 	System    string // system prompt for prompts without one
 
-	MaxInFlight     int // concurrent requests; default 8
-	ReadMaxMessages int // frames per read batch; default 64
-	ReadMaxBytes    int // bytes per read batch; 0 = the Source's default
+	MaxInFlight   int // concurrent requests; default 8
+	ReadMaxFrames int // frames per read batch; default 64
+	ReadMaxBytes  int // bytes per read batch; 0 = the Source's default
 	// MaxPending bounds prompts read but without a committed outcome (backpressure on reading);
-	// default 2*MaxInFlight*max(1,Coalesce) + ReadMaxMessages.
+	// default 2*MaxInFlight*max(1,Coalesce) + ReadMaxFrames.
 	MaxPending int
 
 	// TTL is the default time to live of a prompt, counted from its ts (or from when it was read):
@@ -146,7 +146,7 @@ func New(cfg Config) (*Agent, error) {
 		name string
 		n    int64
 	}{
-		{"MaxInFlight", int64(cfg.MaxInFlight)}, {"ReadMaxMessages", int64(cfg.ReadMaxMessages)},
+		{"MaxInFlight", int64(cfg.MaxInFlight)}, {"ReadMaxFrames", int64(cfg.ReadMaxFrames)},
 		{"ReadMaxBytes", int64(cfg.ReadMaxBytes)}, {"MaxPending", int64(cfg.MaxPending)},
 		{"TTL", int64(cfg.TTL)}, {"RequestsPerMinute", int64(cfg.RequestsPerMinute)},
 		{"InputTokensPerMinute", int64(cfg.InputTokensPerMinute)}, {"MaxAttempts", int64(cfg.MaxAttempts)},
@@ -178,10 +178,10 @@ func New(cfg Config) (*Agent, error) {
 	}
 	def(&cfg.MaxTokens, 1024)
 	def(&cfg.MaxInFlight, 8)
-	def(&cfg.ReadMaxMessages, 64)
+	def(&cfg.ReadMaxFrames, 64)
 	def(&cfg.MaxAttempts, 5)
 	def(&cfg.Coalesce, 1)
-	def(&cfg.MaxPending, 2*cfg.MaxInFlight*cfg.Coalesce+cfg.ReadMaxMessages)
+	def(&cfg.MaxPending, 2*cfg.MaxInFlight*cfg.Coalesce+cfg.ReadMaxFrames)
 	if cfg.MaxPending < cfg.Coalesce+1 {
 		return nil, fmt.Errorf("agent: Config.MaxPending (%d) must exceed Coalesce (%d)", cfg.MaxPending, cfg.Coalesce)
 	}
@@ -378,7 +378,7 @@ func scanOutcomes(out Source, from, minCursor int64) (map[int64]int64, error) {
 	for {
 		pos := out.Cursor()
 		var err error
-		frames, err = out.NextBatch(frames[:0], shmio.BatchOptions{MaxMessages: 256})
+		frames, err = out.NextBatch(frames[:0], shmio.BatchOptions{MaxFrames: 256})
 		if err != nil {
 			return nil, fmt.Errorf("scan response log at %d: %w", pos, err)
 		}
@@ -411,7 +411,7 @@ func scanOutcomes(out Source, from, minCursor int64) (map[int64]int64, error) {
 // readLoop follows the input and hands prompts to the workers (rejects go straight to the writer).
 func (a *Agent) readLoop(ctx context.Context, work chan<- []item, results chan<- result) error {
 	in := a.cfg.Input
-	frames := make([][]byte, 0, a.cfg.ReadMaxMessages)
+	frames := make([][]byte, 0, a.cfg.ReadMaxFrames)
 	var cursors []int64
 	var group []item
 	var lingerEnd time.Time
@@ -440,7 +440,7 @@ func (a *Agent) readLoop(ctx context.Context, work chan<- []item, results chan<-
 		}
 		before := in.Cursor()
 		var err error
-		frames, err = in.NextBatch(frames[:0], shmio.BatchOptions{MaxMessages: min(free, a.cfg.ReadMaxMessages), MaxBytes: a.cfg.ReadMaxBytes})
+		frames, err = in.NextBatch(frames[:0], shmio.BatchOptions{MaxFrames: min(free, a.cfg.ReadMaxFrames), MaxBytes: a.cfg.ReadMaxBytes})
 		if err != nil {
 			return fmt.Errorf("read prompts at cursor %d: %w", before, err)
 		}
@@ -561,7 +561,7 @@ func readOneByOne(in Source, before int64, n int) ([][]byte, []int64, error) {
 	for range n {
 		c := in.Cursor()
 		var err error
-		one, err = in.NextBatch(one[:0], shmio.BatchOptions{MaxMessages: 1})
+		one, err = in.NextBatch(one[:0], shmio.BatchOptions{MaxFrames: 1})
 		if err != nil {
 			return nil, nil, fmt.Errorf("re-read prompts at cursor %d: %w", c, err)
 		}

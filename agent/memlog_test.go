@@ -61,7 +61,7 @@ type memIter struct {
 }
 
 func (it *memIter) NextBatch(dst [][]byte, o shmio.BatchOptions) ([][]byte, error) {
-	maxN, maxB := o.MaxMessages, o.MaxBytes
+	maxN, maxB := o.MaxFrames, o.MaxBytes
 	if maxN <= 0 {
 		maxN = 64
 	}

@@ -112,7 +112,7 @@ func waitRecords(t testing.TB, l *shmio.Log, n int, limit time.Duration) {
 	got := 0
 	var buf [][]byte
 	for got < n {
-		buf, err = it.NextBatch(buf[:0], shmio.BatchOptions{MaxMessages: 1024})
+		buf, err = it.NextBatch(buf[:0], shmio.BatchOptions{MaxFrames: 1024})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +299,7 @@ func TestAgentShmioLagStats(t *testing.T) {
 		<-release
 		return Response{Text: "ok"}, nil, 0
 	}}
-	cfg.MaxInFlight, cfg.MaxPending, cfg.ReadMaxMessages = 2, 4, 4
+	cfg.MaxInFlight, cfg.MaxPending, cfg.ReadMaxFrames = 2, 4, 4
 	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

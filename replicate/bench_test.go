@@ -71,7 +71,7 @@ func benchReplicate(b *testing.B, rate int) {
 			if err := di.Wait(ctx); err != nil {
 				return
 			}
-			batch, _ = di.NextBatch(batch[:0], shmio.BatchOptions{MaxMessages: 1024, MaxBytes: 8 << 20})
+			batch, _ = di.NextBatch(batch[:0], shmio.BatchOptions{MaxFrames: 1024, MaxBytes: 8 << 20})
 			now := time.Now().UnixNano()
 			for _, f := range batch {
 				lags = append(lags, time.Duration(now-int64(binary.LittleEndian.Uint64(f))))

@@ -76,7 +76,7 @@ type memIter struct {
 }
 
 func (it *memIter) NextBatch(dst [][]byte, o shmio.BatchOptions) ([][]byte, error) {
-	max := o.MaxMessages
+	max := o.MaxFrames
 	if max <= 0 {
 		max = 64
 	}

@@ -279,7 +279,7 @@ func (p *Pusher) frameAfter(cur int64, data []byte) (int64, error) {
 	if _, err := p.src.Seek(cur, io.SeekStart); err != nil {
 		return 0, fatalf("replicate: the stream's last frame is at cursor %d, which this log does not have: %w", cur, err)
 	}
-	b, err := p.src.NextBatch(nil, shmio.BatchOptions{MaxMessages: 1})
+	b, err := p.src.NextBatch(nil, shmio.BatchOptions{MaxFrames: 1})
 	if err != nil {
 		return 0, fatalf("replicate: read source at %d: %w", cur, err)
 	}
@@ -316,7 +316,7 @@ func (p *Pusher) pump(ctx context.Context) error {
 		if len(q) < window {
 			c0 := p.src.Cursor()
 			var err error
-			batch, err = p.src.NextBatch(batch[:0], shmio.BatchOptions{MaxMessages: min(window-len(q), 256), MaxBytes: 1 << 20})
+			batch, err = p.src.NextBatch(batch[:0], shmio.BatchOptions{MaxFrames: min(window-len(q), 256), MaxBytes: 1 << 20})
 			if err != nil {
 				return fatalf("replicate: read source at %d: %w", c0, err)
 			}
@@ -446,7 +446,7 @@ func (p *Pusher) frameStarts(c0 int64, batch [][]byte) ([]int64, error) {
 	}
 	for i := range batch {
 		starts[i] = p.src.Cursor()
-		one, err := p.src.NextBatch(nil, shmio.BatchOptions{MaxMessages: 1})
+		one, err := p.src.NextBatch(nil, shmio.BatchOptions{MaxFrames: 1})
 		if err != nil || len(one) != 1 {
 			return nil, fatalf("replicate: re-read source at %d: %v", starts[i], err)
 		}

@@ -174,7 +174,7 @@ func pushStatus(o StatusOptions, last *framePos) (*PushStatus, error) {
 		if _, err := o.Source.Seek(last.start, io.SeekStart); err != nil {
 			return nil, fmt.Errorf("replicate: the stream's last frame (cursor %d) is not in this log: %w", last.start, err)
 		}
-		if _, err := o.Source.NextBatch(nil, shmio.BatchOptions{MaxMessages: 1}); err != nil {
+		if _, err := o.Source.NextBatch(nil, shmio.BatchOptions{MaxFrames: 1}); err != nil {
 			return nil, fmt.Errorf("replicate: read source at %d: %w", last.start, err)
 		}
 		from = o.Source.Cursor()
@@ -186,7 +186,7 @@ func pushStatus(o StatusOptions, last *framePos) (*PushStatus, error) {
 	var batch [][]byte
 	for {
 		var err error
-		batch, err = o.Source.NextBatch(batch[:0], shmio.BatchOptions{MaxMessages: 4096, MaxBytes: 4 << 20})
+		batch, err = o.Source.NextBatch(batch[:0], shmio.BatchOptions{MaxFrames: 4096, MaxBytes: 4 << 20})
 		if err != nil {
 			return nil, fmt.Errorf("replicate: count source frames: %w", err)
 		}

@@ -167,7 +167,7 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 	cfg := agent.Config{
 		Input: aio.input, Output: aio.output, Outcomes: aio.outcomes, Lag: aio.lag, Client: client,
 		CheckpointPath: o.checkpoint, InputID: aio.inputID, Model: o.model, MaxTokens: o.maxTokens,
-		System: o.system, MaxInFlight: o.maxInFlight, ReadMaxMessages: o.readBatch, TTL: o.ttl,
+		System: o.system, MaxInFlight: o.maxInFlight, ReadMaxFrames: o.readBatch, TTL: o.ttl,
 		RequestsPerMinute: o.rpm, InputTokensPerMinute: o.itpm, MaxAttempts: o.maxAttempts,
 		RequestTimeout: o.requestTimeout, Coalesce: o.coalesce, Linger: o.linger,
 		DrainTimeout: o.drainTimeout, MaxRecordBytes: aio.maxRec, Logger: logger,

@@ -24,7 +24,7 @@ type shmConfig struct {
 	Size        int           `json:"size"`
 	CommitEvery int           `json:"commit_every"`
 	Spin        time.Duration `json:"spin"`  // consumer: IteratorOptions.Spin
-	Batch       int           `json:"batch"` // consumer: BatchOptions.MaxMessages
+	Batch       int           `json:"batch"` // consumer: BatchOptions.MaxFrames
 }
 
 func runShmProducer(ctx context.Context, raw json.RawMessage, out *childOut) error {
@@ -89,7 +89,7 @@ func runShmConsumer(ctx context.Context, raw json.RawMessage, out *childOut) err
 // chk. It allocates nothing per frame: NextBatch appends to one reused slice. It returns when the
 // first frame arrived.
 func shmConsume(ctx context.Context, it *shmio.Iterator, chk *seqCheck, n int64, batch int) (start int64, err error) {
-	bo := shmio.BatchOptions{MaxMessages: batch}
+	bo := shmio.BatchOptions{MaxFrames: batch}
 	dst := make([][]byte, 0, max(batch, 64))
 	last := uint64(n - 1)
 	done := n == 0

@@ -172,7 +172,7 @@ func runDemoReader(ctx context.Context, raw json.RawMessage, out *childOut) erro
 		window     latHist // since the last stats line
 		next       uint64  // expected sequence number
 		dst        = make([][]byte, 0, 256)
-		bo         = shmio.BatchOptions{MaxMessages: 256}
+		bo         = shmio.BatchOptions{MaxFrames: 256}
 		statsEvery = cfg.StatsEvery.Nanoseconds()
 		nextStats  = nowNanos() + statsEvery
 	)

@@ -80,7 +80,7 @@ func runTailQueue(cmd *cobra.Command, dir string, o tailOptions) error {
 		}
 		existed = slices.ContainsFunc(readers, func(r shmio.ReaderInfo) bool { return r.Name == o.name })
 	}
-	it, err := q.NewIterator(shmio.IteratorOptions{Name: o.name})
+	it, err := q.NamedIterator(o.name, shmio.IteratorOptions{})
 	if err != nil {
 		if errors.Is(err, shmio.ErrLocked) {
 			return fmt.Errorf("%s: reader %q is in use by another process", dir, o.name)
@@ -140,7 +140,7 @@ func runTailQueue(cmd *cobra.Command, dir string, o tailOptions) error {
 	for printed := int64(0); limit < 0 || printed < limit; {
 		bo := tailBatch
 		if limit >= 0 {
-			bo.MaxMessages = int(min(int64(bo.MaxMessages), limit-printed)) // read no frame it will not print
+			bo.MaxFrames = int(min(int64(bo.MaxFrames), limit-printed)) // read no frame it will not print
 		}
 		c := it.Cursor()
 		batch, err = it.NextBatch(batch[:0], bo)
@@ -198,7 +198,7 @@ func runTailQueue(cmd *cobra.Command, dir string, o tailOptions) error {
 
 // tailBatch bounds what tail reads, formats and writes at a time: one write per batch keeps
 // the system calls few, and the named reader's cursor is acknowledged only after it.
-var tailBatch = shmio.BatchOptions{MaxMessages: 1024, MaxBytes: 256 << 10}
+var tailBatch = shmio.BatchOptions{MaxFrames: 1024, MaxBytes: 256 << 10}
 
 // queueCursorError words a failure to start at a queue cursor the user gave.
 func queueCursorError(dir string, c int64, err error) error {
