@@ -146,20 +146,20 @@ type rawField struct {
 }
 
 type rawDef struct {
-	Name          *string             `json:"name"`
-	Description   string              `json:"description"`
-	Size          *json.Number        `json:"size"`
-	Type          *string             `json:"type"`
-	Length        *json.Number        `json:"length"`
-	Alias         *string             `json:"alias"`
-	Fields        *[]rawField         `json:"fields"`
-	Underlying    *string             `json:"underlying"`
-	Offset        any                 `json:"offset"`
-	Variants      *[][]any            `json:"variants"`
-	Bitflags      any                 `json:"bitflags"`
-	Discriminator *[]string           `json:"discriminator"`
-	Members       *[]string           `json:"members"`
-	Kind          json.RawMessage     `json:"kind"` // ignored, as Node bendec does: keys decide
+	Name          *string         `json:"name"`
+	Description   string          `json:"description"`
+	Size          *json.Number    `json:"size"`
+	Type          *string         `json:"type"`
+	Length        *json.Number    `json:"length"`
+	Alias         *string         `json:"alias"`
+	Fields        *[]rawField     `json:"fields"`
+	Underlying    *string         `json:"underlying"`
+	Offset        any             `json:"offset"`
+	Variants      *[][]any        `json:"variants"`
+	Bitflags      any             `json:"bitflags"`
+	Discriminator *[]string       `json:"discriminator"`
+	Members       *[]string       `json:"members"`
+	Kind          json.RawMessage `json:"kind"` // ignored, as Node bendec does: keys decide
 }
 
 // Load parses and validates a schema: the JSON array of type definitions Node bendec 0.51.0
