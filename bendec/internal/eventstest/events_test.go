@@ -130,7 +130,7 @@ func TestViews(t *testing.T) {
 		o.Price() != 12345678901234 || string(o.Symbol()) != "AAPL" {
 		t.Errorf("Order view: %v %d %v %v %d %q", o.Header().MsgType(), o.Header().Seq(), o.Side(), o.Perm(), o.Price(), o.Symbol())
 	}
-	if o.Perm().String() != "Read|Exec" || Perm(0x30).String() != "48" || (PermRead | 0x10).String() != "Read|16" {
+	if o.Perm().String() != "Read|Exec" || Perm(0x30).String() != "48" || (PermRead|0x10).String() != "Read|16" {
 		t.Errorf("Perm strings: %q %q %q", o.Perm(), Perm(0x30), PermRead|0x10)
 	}
 	m, err := NewMessageView(frames[14])
