@@ -598,7 +598,7 @@ func primBits(p primKind, size int, v any) (uint64, error) {
 			return 0, err
 		}
 		if p == pF32 {
-			if !math.IsInf(f, 0) && !math.IsNaN(f) && math.Abs(f) > math.MaxFloat32 {
+			if !math.IsInf(f, 0) && math.IsInf(float64(float32(f)), 0) {
 				return 0, fmt.Errorf("%w: %v overflows f32", ErrValue, f)
 			}
 			return uint64(math.Float32bits(float32(f))), nil

@@ -73,7 +73,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("EncodeJSON(%s): %v", js, err)
 		}
 		js3, err := typ.AppendJSON(nil, b3)
-		if err != nil || string(js3) != string(js[len("prefix"):]) {
+		if err != nil || !sameJSON(t, js3, js[len("prefix"):]) { // \ufffd may come back as itself
 			t.Fatalf("JSON not stable:\n%s\n%s %v", js, js3, err)
 		}
 	})
