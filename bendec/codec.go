@@ -138,7 +138,7 @@ func decodeNode(nd *node, b []byte) (any, error) {
 		if !ok {
 			return nil, unknownVariant(nd, v)
 		}
-		return nd.enum.variants[i].name, nil
+		return nd.enum.variants[i].boxed, nil
 	case nArray:
 		out := make([]any, nd.n)
 		es := nd.elem.size

@@ -192,7 +192,7 @@ func (g *gen) put(t *gt, x, o string, depth int) {
 			g.p("binary.LittleEndian.PutUint%s(b[%s:], uint%s(%s))", intSize(t.size), o, intSize(t.size), x)
 		}
 	case nString:
-		g.p("copy(b[%s:%s+%d], %s[:])", o, o, t.n, x)
+		g.p("*(*[%d]byte)(b[%s : %s+%d]) = %s", t.n, o, o, t.n, x) // a fixed-size move, no memmove call
 	case nStruct:
 		g.p("%s.put(b[%s:])", x, o)
 	case nArray:
@@ -227,7 +227,7 @@ func (g *gen) get(t *gt, x, o string, depth int) {
 	case nPrim, nEnum:
 		g.p("%s = %s", x, load(t, "b", o))
 	case nString:
-		g.p("copy(%s[:], b[%s:%s+%d])", x, o, o, t.n)
+		g.p("%s = [%d]byte(b[%s : %s+%d])", x, t.n, o, o, t.n)
 	case nStruct:
 		g.p("%s.get(b[%s:])", x, o)
 	case nArray:

@@ -100,6 +100,7 @@ type field struct {
 
 type variant struct {
 	name  string
+	boxed any // name as an interface, made once so decoding does not allocate it
 	value uint64 // the bit pattern in the underlying integer (sign-extended for signed)
 	desc  string
 }
@@ -450,7 +451,7 @@ func (s *Schema) compileEnum(nd *node, d *rawDef) error {
 			bits = uint64(val) & (1<<(u.size*8) - 1) // stored pattern, as read back unsigned
 		}
 		e.byName[name] = len(e.variants)
-		e.variants = append(e.variants, variant{name: name, value: bits, desc: desc})
+		e.variants = append(e.variants, variant{name: name, boxed: name, value: bits, desc: desc})
 		maxv = max(maxv, bits)
 	}
 	if maxv < 1024 {

@@ -70,14 +70,14 @@ func (e *LogEvent) put(b []byte) {
 	_ = b[31]
 	binary.LittleEndian.PutUint64(b[0:], uint64(e.Timestamp))
 	b[8] = uint8(e.Level)
-	copy(b[9:9+23], e.Message[:])
+	*(*[23]byte)(b[9 : 9+23]) = e.Message
 }
 
 func (e *LogEvent) get(b []byte) {
 	_ = b[31]
 	e.Timestamp = Timestamp(binary.LittleEndian.Uint64(b[0:]))
 	e.Level = Level(b[8])
-	copy(e.Message[:], b[9:9+23])
+	e.Message = [23]byte(b[9 : 9+23])
 }
 
 // LogEventView reads a LogEvent in place, without copying; make it with NewLogEventView.
@@ -442,7 +442,7 @@ func (e *Arrays) put(b []byte) {
 		binary.LittleEndian.PutUint32(b[0+i*4:], uint32(e.Prices[i]))
 	}
 	for i := range e.Names {
-		copy(b[12+i*8:12+i*8+8], e.Names[i][:])
+		*(*[8]byte)(b[12+i*8 : 12+i*8+8]) = e.Names[i]
 	}
 	for i := range e.Points {
 		e.Points[i].put(b[28+i*16:])
@@ -458,7 +458,7 @@ func (e *Arrays) get(b []byte) {
 		e.Prices[i] = uint32(binary.LittleEndian.Uint32(b[0+i*4:]))
 	}
 	for i := range e.Names {
-		copy(e.Names[i][:], b[12+i*8:12+i*8+8])
+		e.Names[i] = [8]byte(b[12+i*8 : 12+i*8+8])
 	}
 	for i := range e.Points {
 		e.Points[i].get(b[28+i*16:])
@@ -617,7 +617,7 @@ func (e *Order) put(b []byte) {
 	b[6] = uint8(e.Side)
 	binary.LittleEndian.PutUint16(b[7:], uint16(e.Perm))
 	binary.LittleEndian.PutUint64(b[9:], uint64(e.Price))
-	copy(b[17:17+8], e.Symbol[:])
+	*(*[8]byte)(b[17 : 17+8]) = e.Symbol
 }
 
 func (e *Order) get(b []byte) {
@@ -626,7 +626,7 @@ func (e *Order) get(b []byte) {
 	e.Side = Side(b[6])
 	e.Perm = Perm(binary.LittleEndian.Uint16(b[7:]))
 	e.Price = uint64(binary.LittleEndian.Uint64(b[9:]))
-	copy(e.Symbol[:], b[17:17+8])
+	e.Symbol = [8]byte(b[17 : 17+8])
 }
 
 // OrderView reads a Order in place, without copying; make it with NewOrderView.
