@@ -100,7 +100,7 @@ type field struct {
 
 type variant struct {
 	name  string
-	boxed any // name as an interface, made once so decoding does not allocate it
+	boxed any    // name as an interface, made once so decoding does not allocate it
 	value uint64 // the bit pattern in the underlying integer (sign-extended for signed)
 	desc  string
 }
