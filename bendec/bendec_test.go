@@ -199,6 +199,10 @@ func TestSchemaErrors(t *testing.T) {
 		   {"name":"A","fields":[{"name":"t","type":"E"}]},{"name":"C","fields":[{"name":"t","type":"E"}]},
 		   {"name":"U","discriminator":["t"],"members":["A","C"]}]`, ErrUnionDiscriminator, "not a variant"},
 		{`[` + prims + `{"name":"A","fields":[{"name":"t","type":"u8"}]},{"name":"U","discriminator":["t"],"members":["A"]}]`, ErrUnionDiscriminator, "not an enum"},
+		{`[` + prims + `{"name":"E","underlying":"u8","variants":[["A",1],["B",1]]},{"name":"A","fields":[{"name":"t","type":"E"}]},
+		   {"name":"U","discriminator":["t"],"members":["A"]}]`, ErrUnionDiscriminator, "as variant B does"},
+		{`[` + prims + `{"name":"E","underlying":"u8","variants":[["A","5"]]}]`, ErrBadEnum, "E.A"},
+		{`[` + prims + `{"name":"E","underlying":"u8","offset":"0b1","variants":[["A",1]]}]`, ErrBadEnum, "offset"},
 		{`[` + prims + `{"name":"A","fields":[{"name":"t","type":"u8"}]},{"name":"U","discriminator":["x"],"members":["A"]}]`, ErrUnionDiscriminator, "no field x"},
 		{`[{"name":"U","discriminator":["x"],"members":[]}]`, ErrUnionDiscriminator, "without members"},
 		{`[` + prims + `{"name":"E","underlying":"u8","variants":[["A",1]]},{"name":"A","fields":[{"name":"t","type":"E"}]},
@@ -297,6 +301,19 @@ func TestEnumNumbersAndUnionSize(t *testing.T) {
 	typ, _ := s.Type("Message")
 	if sz, err := typ.EncodedSize(map[string]any{"header": map[string]any{"msgType": "Cancel"}}); sz != 14 || err != nil {
 		t.Fatal(sz, err)
+	}
+	// bendec's offset takes decimal and hex strings; variants take hex and binary strings.
+	s2, err := Load([]byte(`[{"name":"u8","size":1},{"name":"E","underlying":"u8","offset":"0x10","bitflags":1,"variants":[["A","0b1"],["B","0x2"]]},
+		{"name":"F","underlying":"u8","offset":"3","variants":[["A",1]]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := make([]byte, 1)
+	if n, err := s2.EncodeJSON("E", []byte(`["A","B"]`), one); err != nil || n != 1 || one[0] != 0x11|0x12 {
+		t.Fatalf("bitflags with offset: %x %v", one[0], err)
+	}
+	if _, err := s2.EncodeJSON("F", []byte(`"A"`), one); err != nil || one[0] != 4 {
+		t.Fatalf("decimal offset: %x %v", one[0], err)
 	}
 	// Side has offset 10: Sell is 11 on the wire.
 	order := make([]byte, 25)

@@ -354,8 +354,11 @@ func (s *Schema) compileStruct(nd *node, d *rawDef) error {
 	return nil
 }
 
-// parseVariantValue follows bendec: a number, or a string starting 0x (hex) or 0b (binary).
-func parseVariantValue(v any) (int64, bool) {
+// parseVariantValue reads a variant value as bendec does: a number, or a string starting 0x
+// (hex) or 0b (binary). bendec reads any other string as 0; that is refused here, as is what
+// bendec would parse only in part. For the offset (asOffset), bendec uses parseInt, which takes
+// decimal and 0x strings but not 0b.
+func parseVariantValue(v any, asOffset bool) (int64, bool) {
 	switch v := v.(type) {
 	case json.Number:
 		n, err := v.Int64()
@@ -363,29 +366,39 @@ func parseVariantValue(v any) (int64, bool) {
 			if f, ferr := v.Float64(); ferr == nil && f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
 				return int64(f), true
 			}
-			if u, uerr := strconv.ParseUint(v.String(), 10, 64); uerr == nil {
-				return int64(u), true
-			}
 			return 0, false
 		}
 		return n, true
 	case string:
-		var base int
 		switch {
 		case strings.HasPrefix(v, "0x"):
-			base = 16
-		case strings.HasPrefix(v, "0b"):
-			base = 2
-		default:
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				return n, true // bendec parses plain decimal strings only as offsets
-			}
-			return 0, false
+			u, err := strconv.ParseUint(v[2:], 16, 63)
+			return int64(u), err == nil
+		case strings.HasPrefix(v, "0b") && !asOffset:
+			u, err := strconv.ParseUint(v[2:], 2, 63)
+			return int64(u), err == nil
+		case asOffset:
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil
 		}
-		u, err := strconv.ParseUint(v[2:], base, 64)
-		return int64(u), err == nil
 	}
 	return 0, false
+}
+
+// truthy is JavaScript's !!v for a JSON value, as bendec reads bitflags.
+func truthy(v any) bool {
+	switch v := v.(type) {
+	case bool:
+		return v
+	case string:
+		return v != ""
+	case json.Number:
+		f, err := v.Float64()
+		return err != nil || f != 0
+	case nil:
+		return false
+	}
+	return true // arrays and objects
 }
 
 func fits(p primKind, size int, v int64) bool {
@@ -410,18 +423,11 @@ func (s *Schema) compileEnum(nd *node, d *rawDef) error {
 	var offset int64
 	if d.Offset != nil {
 		var ok bool
-		if offset, ok = parseVariantValue(d.Offset); !ok {
-			return fmt.Errorf("%w: %s: offset %v is not an integer", ErrBadEnum, nd.name, d.Offset)
+		if offset, ok = parseVariantValue(d.Offset, true); !ok {
+			return fmt.Errorf("%w: %s: offset %v is not an integer, decimal or 0x string", ErrBadEnum, nd.name, d.Offset)
 		}
 	}
-	e := &enumInfo{byName: map[string]int{}}
-	switch b := d.Bitflags.(type) {
-	case bool:
-		e.bitflags = b
-	case nil:
-	default:
-		return fmt.Errorf("%w: %s: bitflags must be true or false", ErrBadEnum, nd.name)
-	}
+	e := &enumInfo{byName: map[string]int{}, bitflags: truthy(d.Bitflags)}
 	maxv := uint64(0)
 	for i, v := range *d.Variants {
 		if len(v) < 2 || len(v) > 3 {
@@ -431,7 +437,7 @@ func (s *Schema) compileEnum(nd *node, d *rawDef) error {
 		if !ok || name == "" {
 			return fmt.Errorf("%w: %s: variant %d has no name", ErrBadEnum, nd.name, i)
 		}
-		val, ok := parseVariantValue(v[1])
+		val, ok := parseVariantValue(v[1], false)
 		if !ok {
 			return fmt.Errorf("%w: %s.%s: value %v is not a number, 0x hex or 0b binary string", ErrBadEnum, nd.name, name, v[1])
 		}
@@ -521,7 +527,16 @@ func (s *Schema) compileUnion(nd *node, d *rawDef) error {
 		if !ok {
 			return fmt.Errorf("%w: %s: member %s is not a variant of the discriminator enum %s", ErrUnionDiscriminator, nd.name, m, disc.name)
 		}
-		u.byValue[disc.enum.variants[vi].value] = mn
+		// bendec maps a value to the last variant holding it: a member whose variant shares its
+		// value with another could never be picked, or would be picked for the other.
+		val := disc.enum.variants[vi].value
+		for _, other := range disc.enum.variants {
+			if other.value == val && other.name != m {
+				return fmt.Errorf("%w: %s: member %s has discriminator value %s, as variant %s does",
+					ErrUnionDiscriminator, nd.name, m, bitsString(disc.prim, disc.size, val), other.name)
+			}
+		}
+		u.byValue[val] = mn
 		u.members = append(u.members, mn)
 		nd.size = max(nd.size, mn.size)
 	}
