@@ -43,7 +43,8 @@ func loadValues(t testing.TB) []fixture {
 	return fs
 }
 
-// sameJSON compares two JSON texts as values: integers exactly, other numbers as float64.
+// sameJSON compares two JSON texts as values: integers exactly, other numbers as float64 or,
+// failing that, float32.
 func sameJSON(t testing.TB, a, b []byte) bool {
 	t.Helper()
 	va, err := ParseJSON(a)
@@ -71,7 +72,8 @@ func sameValue(a, b any) bool {
 		}
 		fx, err1 := x.Float64()
 		fy, err2 := y.Float64()
-		return err1 == nil && err2 == nil && fx == fy
+		// f32 fields print their shortest float32 form, so compare at that precision when needed.
+		return err1 == nil && err2 == nil && (fx == fy || float32(fx) == float32(fy))
 	case map[string]any:
 		y, ok := b.(map[string]any)
 		if !ok || len(x) != len(y) {

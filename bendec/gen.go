@@ -131,6 +131,7 @@ type gt struct {
 	n      int
 	elem   *gt
 	goType string
+	view   string // nStruct: the struct's view type (an alias keeps its target's)
 }
 
 // typeOf follows the schema's names (so aliases keep their Go names) to a generated type.
@@ -158,7 +159,18 @@ func (g *gen) typeOf(name string, length int) *gt {
 	case nd.kind == nEnum:
 		return &gt{kind: nEnum, prim: nd.prim, size: nd.size, goType: ident(name)}
 	}
-	return &gt{kind: nStruct, size: nd.size, goType: ident(name)}
+	return &gt{kind: nStruct, size: nd.size, goType: ident(name), view: ident(name) + "View"}
+}
+
+// index is the offset expression of element i of elements of size bytes from o.
+func index(o, i string, size int) string {
+	if size != 1 {
+		i += "*" + strconv.Itoa(size)
+	}
+	if o == "0" {
+		return i
+	}
+	return o + "+" + i
 }
 
 func off(base string, c int) string {
@@ -201,7 +213,7 @@ func (g *gen) put(t *gt, x, o string, depth int) {
 		}
 		i := loopVars[depth]
 		g.p("for %s := range %s {", i, x)
-		g.put(t.elem, x+"["+i+"]", fmt.Sprintf("%s+%s*%d", o, i, t.elem.size), depth+1)
+		g.put(t.elem, x+"["+i+"]", index(o, i, t.elem.size), depth+1)
 		g.p("}")
 	}
 }
@@ -236,7 +248,7 @@ func (g *gen) get(t *gt, x, o string, depth int) {
 		}
 		i := loopVars[depth]
 		g.p("for %s := range %s {", i, x)
-		g.get(t.elem, x+"["+i+"]", fmt.Sprintf("%s+%s*%d", o, i, t.elem.size), depth+1)
+		g.get(t.elem, x+"["+i+"]", index(o, i, t.elem.size), depth+1)
 		g.p("}")
 	}
 }
@@ -408,13 +420,7 @@ func (g *gen) getter(view, fid string, t *gt, o int, desc string) {
 	elem := t
 	if t.kind == nArray {
 		arg, elem = "i int", t.elem
-		at = "i"
-		if elem.size != 1 {
-			at += "*" + strconv.Itoa(elem.size)
-		}
-		if o != 0 {
-			at = strconv.Itoa(o) + "+" + at
-		}
+		at = index(at, "i", elem.size)
 		if doc == "" {
 			doc = fmt.Sprintf("// %s returns element i (0 <= i < %d).\n", fid, t.n)
 		}
@@ -425,7 +431,7 @@ func (g *gen) getter(view, fid string, t *gt, o int, desc string) {
 	case nString:
 		ret, body = "[]byte", fmt.Sprintf("bendec.TrimNUL(v[%s : %s+%d])", at, at, elem.n)
 	case nStruct:
-		ret, body = elem.goType+"View", fmt.Sprintf("%sView(v[%s : %s+%d])", elem.goType, at, at, elem.size)
+		ret, body = elem.view, fmt.Sprintf("%s(v[%s : %s+%d])", elem.view, at, at, elem.size)
 	case nArray:
 		ret, body = "[]byte", fmt.Sprintf("v[%s : %s+%d]", at, at, elem.size)
 	}

@@ -439,7 +439,7 @@ func (e *Arrays) Decode(b []byte) error {
 func (e *Arrays) put(b []byte) {
 	_ = b[63]
 	for i := range e.Prices {
-		binary.LittleEndian.PutUint32(b[0+i*4:], uint32(e.Prices[i]))
+		binary.LittleEndian.PutUint32(b[i*4:], uint32(e.Prices[i]))
 	}
 	for i := range e.Names {
 		*(*[8]byte)(b[12+i*8 : 12+i*8+8]) = e.Names[i]
@@ -448,14 +448,14 @@ func (e *Arrays) put(b []byte) {
 		e.Points[i].put(b[28+i*16:])
 	}
 	for i := range e.Bytes {
-		b[60+i*1] = uint8(e.Bytes[i])
+		b[60+i] = uint8(e.Bytes[i])
 	}
 }
 
 func (e *Arrays) get(b []byte) {
 	_ = b[63]
 	for i := range e.Prices {
-		e.Prices[i] = uint32(binary.LittleEndian.Uint32(b[0+i*4:]))
+		e.Prices[i] = uint32(binary.LittleEndian.Uint32(b[i*4:]))
 	}
 	for i := range e.Names {
 		e.Names[i] = [8]byte(b[12+i*8 : 12+i*8+8])
@@ -464,7 +464,7 @@ func (e *Arrays) get(b []byte) {
 		e.Points[i].get(b[28+i*16:])
 	}
 	for i := range e.Bytes {
-		e.Bytes[i] = uint8(b[60+i*1])
+		e.Bytes[i] = uint8(b[60+i])
 	}
 }
 
@@ -775,6 +775,142 @@ func NewHeartbeatView(b []byte) (HeartbeatView, error) {
 // Header returns the field at offset 0.
 func (v HeartbeatView) Header() HeaderView {
 	return HeaderView(v[0 : 0+6])
+}
+
+// Temp is the bendec enum Temp.
+type Temp int16
+
+const (
+	TempCold Temp = -40
+	TempWarm Temp = 25
+	TempHot  Temp = 32767
+)
+
+// String returns the variant's name.
+func (x Temp) String() string {
+	switch x {
+	case TempCold:
+		return "Cold"
+	case TempWarm:
+		return "Warm"
+	case TempHot:
+		return "Hot"
+	}
+	return "Temp(" + strconv.FormatInt(int64(x), 10) + ")"
+}
+
+type Pt = Point
+
+// Misc: nested arrays, bool arrays, a signed enum, an alias of a struct
+type Misc struct {
+	Temp   Temp
+	Grid   [2]Prices
+	Flags  [3]bool
+	Origin Pt
+	Ratios [2]float32
+	// SnakeCaseField: becomes SnakeCaseField in Go
+	SnakeCaseField uint8
+}
+
+// MiscSize is the size of Misc in bytes.
+const MiscSize = 54
+
+// Encode writes e into b[:MiscSize], every byte of it; it returns bendec.ErrShortFrame when b is shorter.
+func (e *Misc) Encode(b []byte) error {
+	if len(b) < MiscSize {
+		return bendec.ShortFrameError("Misc", MiscSize, len(b))
+	}
+	e.put(b)
+	return nil
+}
+
+// Decode reads e from b[:MiscSize]; it returns bendec.ErrShortFrame when b is shorter.
+func (e *Misc) Decode(b []byte) error {
+	if len(b) < MiscSize {
+		return bendec.ShortFrameError("Misc", MiscSize, len(b))
+	}
+	e.get(b)
+	return nil
+}
+
+func (e *Misc) put(b []byte) {
+	_ = b[53]
+	binary.LittleEndian.PutUint16(b[0:], uint16(e.Temp))
+	for i := range e.Grid {
+		for j := range e.Grid[i] {
+			binary.LittleEndian.PutUint32(b[2+i*12+j*4:], uint32(e.Grid[i][j]))
+		}
+	}
+	for i := range e.Flags {
+		b[26+i] = 0
+		if e.Flags[i] {
+			b[26+i] = 1
+		}
+	}
+	e.Origin.put(b[29:])
+	for i := range e.Ratios {
+		binary.LittleEndian.PutUint32(b[45+i*4:], math.Float32bits(float32(e.Ratios[i])))
+	}
+	b[53] = uint8(e.SnakeCaseField)
+}
+
+func (e *Misc) get(b []byte) {
+	_ = b[53]
+	e.Temp = Temp(binary.LittleEndian.Uint16(b[0:]))
+	for i := range e.Grid {
+		for j := range e.Grid[i] {
+			e.Grid[i][j] = uint32(binary.LittleEndian.Uint32(b[2+i*12+j*4:]))
+		}
+	}
+	for i := range e.Flags {
+		e.Flags[i] = b[26+i] != 0
+	}
+	e.Origin.get(b[29:])
+	for i := range e.Ratios {
+		e.Ratios[i] = float32(math.Float32frombits(binary.LittleEndian.Uint32(b[45+i*4:])))
+	}
+	e.SnakeCaseField = uint8(b[53])
+}
+
+// MiscView reads a Misc in place, without copying; make it with NewMiscView.
+type MiscView []byte
+
+// NewMiscView returns b as a view, or bendec.ErrShortFrame when b is shorter than MiscSize.
+func NewMiscView(b []byte) (MiscView, error) {
+	if len(b) < MiscSize {
+		return nil, bendec.ShortFrameError("Misc", MiscSize, len(b))
+	}
+	return MiscView(b[:MiscSize]), nil
+}
+
+// Temp returns the field at offset 0.
+func (v MiscView) Temp() Temp {
+	return Temp(binary.LittleEndian.Uint16(v[0:]))
+}
+
+// Grid returns element i (0 <= i < 2).
+func (v MiscView) Grid(i int) []byte {
+	return v[2+i*12 : 2+i*12+12]
+}
+
+// Flags returns element i (0 <= i < 3).
+func (v MiscView) Flags(i int) bool {
+	return v[26+i] != 0
+}
+
+// Origin returns the field at offset 29.
+func (v MiscView) Origin() PointView {
+	return PointView(v[29 : 29+16])
+}
+
+// Ratios returns element i (0 <= i < 2).
+func (v MiscView) Ratios(i int) float32 {
+	return float32(math.Float32frombits(binary.LittleEndian.Uint32(v[45+i*4:])))
+}
+
+// SnakeCaseField: becomes SnakeCaseField in Go
+func (v MiscView) SnakeCaseField() uint8 {
+	return uint8(v[53])
 }
 
 // MessageSize is the size of the union Message: its largest member.

@@ -2,6 +2,7 @@ package eventstest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,7 @@ var makers = map[string]func() codec{
 	"Order":      func() codec { return new(Order) },
 	"Cancel":     func() codec { return new(Cancel) },
 	"Heartbeat":  func() codec { return new(Heartbeat) },
+	"Misc":       func() codec { return new(Misc) },
 }
 
 type fixture struct {
@@ -146,6 +148,12 @@ func TestViews(t *testing.T) {
 	a, _ := NewArraysView(frames[9])
 	if a.Prices(2) != 4294967295 || string(a.Names(1)) != "12345678" || a.Points(1).X() != 9223372036854775807 || a.Bytes(2) != 128 {
 		t.Errorf("Arrays view: %d %q %d %d", a.Prices(2), a.Names(1), a.Points(1).X(), a.Bytes(2))
+	}
+	mi, _ := NewMiscView(frames[16])
+	if fs[16].Type != "Misc" || mi.Temp() != TempCold || mi.Temp().String() != "Cold" || Temp(-1).String() != "Temp(-1)" ||
+		mi.Origin().X() != -1 || mi.Origin().Y() != 2.5 || !mi.Flags(2) || mi.Flags(1) || mi.Ratios(1) != -0.25 ||
+		mi.SnakeCaseField() != 7 || binary.LittleEndian.Uint32(mi.Grid(1)[8:]) != 4294967295 {
+		t.Errorf("Misc view: %v %d %v %v %d", mi.Temp(), mi.Origin().X(), mi.Flags(2), mi.Ratios(1), mi.SnakeCaseField())
 	}
 	if Level(9).String() != "Level(9)" {
 		t.Error(Level(9).String())
