@@ -204,6 +204,7 @@ func TestSchemaErrors(t *testing.T) {
 		{`[` + prims + `{"name":"E","underlying":"u8","variants":[["A",1],["B",1]]},{"name":"A","fields":[{"name":"t","type":"E"}]},
 		   {"name":"U","discriminator":["t"],"members":["A"]}]`, ErrUnionDiscriminator, "as variant B does"},
 		{`[` + prims + `{"name":"E","underlying":"u8","variants":[["A","5"]]}]`, ErrBadEnum, "E.A"},
+		{`[{"name":"u64","size":8},{"name":"E","underlying":"u64","variants":[["A",9007199254740993]]}]`, ErrBadEnum, "2^53"},
 		{`[` + prims + `{"name":"E","underlying":"u8","offset":"0b1","variants":[["A",1]]}]`, ErrBadEnum, "offset"},
 		{`[` + prims + `{"name":"A","fields":[{"name":"t","type":"u8"}]},{"name":"U","discriminator":["x"],"members":["A"]}]`, ErrUnionDiscriminator, "no field x"},
 		{`[{"name":"U","discriminator":["x"],"members":[]}]`, ErrUnionDiscriminator, "without members"},

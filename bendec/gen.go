@@ -183,7 +183,13 @@ func off(base string, c int) string {
 	return base + "+" + strconv.Itoa(c)
 }
 
-var loopVars = []string{"i", "j", "k", "l", "m"}
+// loopVar names the index of an array nested depth deep.
+func loopVar(depth int) string {
+	if depth < 3 {
+		return []string{"i", "j", "k"}[depth]
+	}
+	return "i" + strconv.Itoa(depth)
+}
 
 func intSize(size int) string { return strconv.Itoa(size * 8) }
 
@@ -208,10 +214,7 @@ func (g *gen) put(t *gt, x, o string, depth int) {
 	case nStruct:
 		g.p("%s.put(b[%s:])", x, o)
 	case nArray:
-		if depth >= len(loopVars) {
-			depth = len(loopVars) - 1
-		}
-		i := loopVars[depth]
+		i := loopVar(depth)
 		g.p("for %s := range %s {", i, x)
 		g.put(t.elem, x+"["+i+"]", index(o, i, t.elem.size), depth+1)
 		g.p("}")
@@ -243,10 +246,7 @@ func (g *gen) get(t *gt, x, o string, depth int) {
 	case nStruct:
 		g.p("%s.get(b[%s:])", x, o)
 	case nArray:
-		if depth >= len(loopVars) {
-			depth = len(loopVars) - 1
-		}
-		i := loopVars[depth]
+		i := loopVar(depth)
 		g.p("for %s := range %s {", i, x)
 		g.get(t.elem, x+"["+i+"]", index(o, i, t.elem.size), depth+1)
 		g.p("}")

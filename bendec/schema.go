@@ -442,6 +442,9 @@ func (s *Schema) compileEnum(nd *node, d *rawDef) error {
 			return fmt.Errorf("%w: %s.%s: value %v is not a number, 0x hex or 0b binary string", ErrBadEnum, nd.name, name, v[1])
 		}
 		val += offset
+		if val > 1<<53 || val < -(1<<53) {
+			return fmt.Errorf("%w: %s.%s: value %d is beyond 2^53, which bendec (JavaScript numbers) cannot hold exactly", ErrBadEnum, nd.name, name, val)
+		}
 		if !fits(u.prim, u.size, val) {
 			return fmt.Errorf("%w: %s.%s: value %d does not fit %s", ErrBadEnum, nd.name, name, val, *d.Underlying)
 		}
