@@ -374,3 +374,26 @@ func TestTypedStructs(t *testing.T) {
 		t.Fatal(any1, err)
 	}
 }
+
+// TestErrorPaths: value errors name the sentinel, the path to the value, then the detail.
+func TestErrorPaths(t *testing.T) {
+	s := loadFixture(t)
+	bad := make([]byte, 32)
+	bad[8] = 9
+	_, err := s.Decode("LogEvent", bad)
+	if want := "bendec: value matches no enum variant: LogEvent.level: Level has no variant 9"; err == nil || err.Error() != want {
+		t.Errorf("decode: %v\nwant %s", err, want)
+	}
+	_, err = s.DecodeJSON("LogEvent", bad, nil)
+	if want := "bendec: value matches no enum variant: LogEvent.level: Level has no variant 9"; err == nil || err.Error() != want {
+		t.Errorf("json: %v\nwant %s", err, want)
+	}
+	_, err = s.EncodeJSON("Arrays", []byte(`{"points":[{},{"x":"x"}]}`), make([]byte, 64))
+	if want := `bendec: value does not fit the type: Arrays.points[1].x: string x is not an integer`; err == nil || err.Error() != want || !errors.Is(err, ErrValue) {
+		t.Errorf("encode: %v\nwant %s", err, want)
+	}
+	_, err = s.EncodeJSON("Message", []byte(`{"header":{"msgType":"Order"},"symbol":"TOO LONG SYMBOL"}`), make([]byte, 64))
+	if want := `bendec: value does not fit the type: Order.symbol: string of 15 bytes, room for 8`; err == nil || err.Error() != want {
+		t.Errorf("union member: %v\nwant %s", err, want)
+	}
+}

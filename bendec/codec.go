@@ -3,7 +3,6 @@ package bendec
 import (
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"math"
 	"reflect"
 	"strconv"
@@ -82,7 +81,11 @@ func (t *Type) Decode(frame []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeNode(nd, frame)
+	v, err := decodeNode(nd, frame)
+	if err != nil {
+		return nil, at(err, nd.name)
+	}
+	return v, nil
 }
 
 // Decode decodes a frame as the named type; see Type.Decode.
@@ -100,17 +103,17 @@ func (t *Type) member(frame []byte) (*node, error) {
 	if nd.kind == nUnion {
 		u := nd.union
 		if len(frame) < u.discOff+u.disc.size {
-			return nil, fmt.Errorf("%w: %s: %d bytes, the discriminator ends at %d", ErrShortFrame, nd.name, len(frame), u.discOff+u.disc.size)
+			return nil, verr(ErrShortFrame, "%s: %d bytes, the discriminator ends at %d", nd.name, len(frame), u.discOff+u.disc.size)
 		}
 		v := readBits(u.disc.size, frame[u.discOff:])
 		m, ok := u.byValue[v]
 		if !ok {
-			return nil, fmt.Errorf("%w: %s: discriminator %s is %s, no member", ErrUnknownVariant, nd.name, strings.Join(u.path, "."), bitsString(u.disc.prim, u.disc.size, v))
+			return nil, verr(ErrUnknownVariant, "%s: discriminator %s is %s, no member", nd.name, strings.Join(u.path, "."), bitsString(u.disc.prim, u.disc.size, v))
 		}
 		nd = m
 	}
 	if len(frame) < nd.size {
-		return nil, fmt.Errorf("%w: %s needs %d bytes, got %d", ErrShortFrame, nd.name, nd.size, len(frame))
+		return nil, verr(ErrShortFrame, "%s needs %d bytes, got %d", nd.name, nd.size, len(frame))
 	}
 	return nd, nil
 }
@@ -145,7 +148,7 @@ func decodeNode(nd *node, b []byte) (any, error) {
 		for i := range out {
 			v, err := decodeNode(nd.elem, b[i*es:])
 			if err != nil {
-				return nil, fmt.Errorf("[%d]: %w", i, err)
+				return nil, atIndex(err, i)
 			}
 			out[i] = v
 		}
@@ -156,17 +159,17 @@ func decodeNode(nd *node, b []byte) (any, error) {
 			f := &nd.fields[i]
 			v, err := decodeNode(f.node, b[f.off:])
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f.name, err)
+				return nil, at(err, f.name)
 			}
 			m[f.name] = v
 		}
 		return m, nil
 	}
-	return nil, fmt.Errorf("%w: %s in a struct", ErrUnsupported, nd.name) // unions: refused at Load
+	return nil, verr(ErrUnsupported, "%s in a struct", nd.name) // unions: refused at Load
 }
 
 func unknownVariant(nd *node, v uint64) error {
-	return fmt.Errorf("%w: %s has no variant %s", ErrUnknownVariant, nd.name, bitsString(nd.prim, nd.size, v))
+	return verr(ErrUnknownVariant, "%s has no variant %s", nd.name, bitsString(nd.prim, nd.size, v))
 }
 
 // flagNames lists the variants whose bits are all set in v, in definition order.
@@ -180,7 +183,7 @@ func flagNames(nd *node, v uint64) ([]string, error) {
 		}
 	}
 	if v&^seen != 0 {
-		return nil, fmt.Errorf("%w: %s has no flag for bits %#x", ErrUnknownVariant, nd.name, v&^seen)
+		return nil, verr(ErrUnknownVariant, "%s has no flag for bits %#x", nd.name, v&^seen)
 	}
 	return names, nil
 }
@@ -201,10 +204,10 @@ func (t *Type) Encode(v any, frame []byte) (int, error) {
 		nd = m
 	}
 	if len(frame) < nd.size {
-		return 0, fmt.Errorf("%w: %s needs %d bytes, frame has %d", ErrShortFrame, nd.name, nd.size, len(frame))
+		return 0, verr(ErrShortFrame, "%s needs %d bytes, frame has %d", nd.name, nd.size, len(frame))
 	}
 	if err := encodeNode(nd, v, frame); err != nil {
-		return 0, fmt.Errorf("%s: %w", nd.name, err)
+		return 0, at(err, nd.name)
 	}
 	clear(frame[nd.size:min(len(frame), t.nd.size)])
 	return nd.size, nil
@@ -238,17 +241,17 @@ func unionMember(nd *node, v any) (*node, error) {
 	for _, step := range u.path {
 		next, ok := fieldOf(cur, step)
 		if !ok {
-			return nil, fmt.Errorf("%w: %s: value has no discriminator %s", ErrUnionDiscriminator, nd.name, strings.Join(u.path, "."))
+			return nil, verr(ErrUnionDiscriminator, "%s: value has no discriminator %s", nd.name, strings.Join(u.path, "."))
 		}
 		cur = next
 	}
 	bits, err := enumBits(u.disc, cur)
 	if err != nil {
-		return nil, fmt.Errorf("%s: discriminator %s: %w", nd.name, strings.Join(u.path, "."), err)
+		return nil, at(err, nd.name+"."+strings.Join(u.path, "."))
 	}
 	m, ok := u.byValue[bits]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s: discriminator %s is %v, no member", ErrUnknownVariant, nd.name, strings.Join(u.path, "."), cur)
+		return nil, verr(ErrUnknownVariant, "%s: discriminator %s is %v, no member", nd.name, strings.Join(u.path, "."), cur)
 	}
 	return m, nil
 }
@@ -313,7 +316,7 @@ func goField(rt reflect.Type, name string) int {
 }
 
 func typeErr(v any, want string) error {
-	return fmt.Errorf("%w: %T %v is not %s", ErrValue, v, v, want)
+	return verr(ErrValue, "%T %v is not %s", v, v, want)
 }
 
 func encodeNode(nd *node, v any, b []byte) error {
@@ -334,7 +337,7 @@ func encodeNode(nd *node, v any, b []byte) error {
 			return err
 		}
 		if len(s) > nd.n {
-			return fmt.Errorf("%w: string of %d bytes, room for %d", ErrValue, len(s), nd.n)
+			return verr(ErrValue, "string of %d bytes, room for %d", len(s), nd.n)
 		}
 		copy(b, s)
 		clear(b[len(s):nd.n])
@@ -351,7 +354,7 @@ func encodeNode(nd *node, v any, b []byte) error {
 	case nStruct:
 		return encodeStruct(nd, v, b)
 	}
-	return fmt.Errorf("%w: %s in a struct", ErrUnsupported, nd.name)
+	return verr(ErrUnsupported, "%s in a struct", nd.name)
 }
 
 func encodeArray(nd *node, v any, b []byte) error {
@@ -360,11 +363,11 @@ func encodeArray(nd *node, v any, b []byte) error {
 	var err error
 	each := func(i int, x any) bool {
 		if i >= nd.n {
-			err = fmt.Errorf("%w: more than %d elements", ErrValue, nd.n)
+			err = verr(ErrValue, "more than %d elements", nd.n)
 			return false
 		}
 		if e := encodeNode(nd.elem, x, b[i*es:]); e != nil {
-			err = fmt.Errorf("[%d]: %w", i, e)
+			err = atIndex(e, i)
 			return false
 		}
 		n = i + 1
@@ -413,7 +416,7 @@ func encodeStruct(nd *node, v any, b []byte) error {
 		if found < len(m) {
 			for k := range m {
 				if !nd.hasField(k) {
-					return fmt.Errorf("%w: %q is not a field of %s", ErrUnknownField, k, nd.name)
+					return verr(ErrUnknownField, "%q is not a field of %s", k, nd.name)
 				}
 			}
 		}
@@ -469,7 +472,7 @@ func encodeField(f *field, x any, ok bool, b []byte) error {
 		return nil
 	}
 	if err := encodeNode(f.node, x, b[f.off:]); err != nil {
-		return fmt.Errorf("%s: %w", f.name, err)
+		return at(err, f.name)
 	}
 	return nil
 }
@@ -599,7 +602,7 @@ func primBits(p primKind, size int, v any) (uint64, error) {
 		}
 		if p == pF32 {
 			if !math.IsInf(f, 0) && math.IsInf(float64(float32(f)), 0) {
-				return 0, fmt.Errorf("%w: %v overflows f32", ErrValue, f)
+				return 0, verr(ErrValue, "%v overflows f32", f)
 			}
 			return uint64(math.Float32bits(float32(f))), nil
 		}
@@ -611,7 +614,7 @@ func primBits(p primKind, size int, v any) (uint64, error) {
 	}
 	bits, ok := intBits(p, size, neg, mag)
 	if !ok {
-		return 0, fmt.Errorf("%w: %v out of range", ErrValue, v)
+		return 0, verr(ErrValue, "%v out of range", v)
 	}
 	return bits, nil
 }
@@ -663,7 +666,7 @@ func enumBits(nd *node, v any) (uint64, error) {
 			return e.variants[i].value, nil
 		}
 		if _, _, err := intOf(s); err != nil {
-			return 0, fmt.Errorf("%w: %s has no variant %q", ErrUnknownVariant, nd.name, s)
+			return 0, verr(ErrUnknownVariant, "%s has no variant %q", nd.name, s)
 		}
 	}
 	if e.bitflags {
@@ -698,11 +701,11 @@ func enumBits(nd *node, v any) (uint64, error) {
 	}
 	neg, mag, err := intOf(v)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s wants a variant name or number, got %T %v", ErrValue, nd.name, v, v)
+		return 0, verr(ErrValue, "%s wants a variant name or number, got %T %v", nd.name, v, v)
 	}
 	bits, ok := intBits(nd.prim, nd.size, neg, mag)
 	if !ok {
-		return 0, fmt.Errorf("%w: %v out of range for %s", ErrValue, v, nd.name)
+		return 0, verr(ErrValue, "%v out of range for %s", v, nd.name)
 	}
 	if e.bitflags {
 		if _, err := flagNames(nd, bits); err != nil {

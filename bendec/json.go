@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -21,7 +20,7 @@ func (t *Type) AppendJSON(dst []byte, frame []byte) ([]byte, error) {
 	}
 	out, err := appendNode(dst, nd, frame)
 	if err != nil {
-		return dst, err
+		return dst, at(err, nd.name)
 	}
 	return out, nil
 }
@@ -65,13 +64,13 @@ func ParseJSON(line []byte) (any, error) {
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrValue, err)
+		return nil, verr(ErrValue, "%v", err)
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("%w: data after the JSON value", ErrValue)
+		return nil, verr(ErrValue, "data after the JSON value")
 	}
 	if _, err := dec.Token(); err == nil {
-		return nil, fmt.Errorf("%w: data after the JSON value", ErrValue)
+		return nil, verr(ErrValue, "data after the JSON value")
 	}
 	return v, nil
 }
@@ -116,7 +115,7 @@ func appendNode(dst []byte, nd *node, b []byte) ([]byte, error) {
 				dst = append(dst, ',')
 			}
 			if dst, err = appendNode(dst, nd.elem, b[i*es:]); err != nil {
-				return dst, fmt.Errorf("[%d]: %w", i, err)
+				return dst, atIndex(err, i)
 			}
 		}
 		return append(dst, ']'), nil
@@ -131,12 +130,12 @@ func appendNode(dst []byte, nd *node, b []byte) ([]byte, error) {
 			dst = appendString(dst, []byte(f.name))
 			dst = append(dst, ':')
 			if dst, err = appendNode(dst, f.node, b[f.off:]); err != nil {
-				return dst, fmt.Errorf("%s: %w", f.name, err)
+				return dst, at(err, f.name)
 			}
 		}
 		return append(dst, '}'), nil
 	}
-	return dst, fmt.Errorf("%w: %s in a struct", ErrUnsupported, nd.name)
+	return dst, verr(ErrUnsupported, "%s in a struct", nd.name)
 }
 
 func appendPrim(dst []byte, p primKind, b []byte) []byte {

@@ -1,7 +1,6 @@
 package bendec
 
 import (
-	"fmt"
 	"reflect"
 )
 
@@ -14,7 +13,7 @@ import (
 func (t *Type) DecodeInto(frame []byte, dst any) error {
 	rv := reflect.ValueOf(dst)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return fmt.Errorf("%w: DecodeInto needs a non-nil pointer, got %T", ErrValue, dst)
+		return verr(ErrValue, "DecodeInto needs a non-nil pointer, got %T", dst)
 	}
 	nd, err := t.member(frame)
 	if err != nil {
@@ -22,10 +21,10 @@ func (t *Type) DecodeInto(frame []byte, dst any) error {
 	}
 	v, err := decodeNode(nd, frame)
 	if err != nil {
-		return err
+		return at(err, nd.name)
 	}
 	if err := assign(rv.Elem(), nd, v); err != nil {
-		return fmt.Errorf("%s: %w", nd.name, err)
+		return at(err, nd.name)
 	}
 	return nil
 }
@@ -49,7 +48,7 @@ func assign(dst reflect.Value, nd *node, v any) error {
 	if dst.Kind() == reflect.Interface || dst.Kind() == reflect.Map && nd.kind == nStruct {
 		rv := reflect.ValueOf(v)
 		if !rv.Type().AssignableTo(dst.Type()) {
-			return fmt.Errorf("%w: cannot put %T into %s", ErrValue, v, dst.Type())
+			return verr(ErrValue, "cannot put %T into %s", v, dst.Type())
 		}
 		dst.Set(rv)
 		return nil
@@ -57,7 +56,7 @@ func assign(dst reflect.Value, nd *node, v any) error {
 	switch nd.kind {
 	case nStruct:
 		if dst.Kind() != reflect.Struct {
-			return fmt.Errorf("%w: cannot put struct %s into %s", ErrValue, nd.name, dst.Type())
+			return verr(ErrValue, "cannot put struct %s into %s", nd.name, dst.Type())
 		}
 		m := v.(map[string]any)
 		for i := range nd.fields {
@@ -67,7 +66,7 @@ func assign(dst reflect.Value, nd *node, v any) error {
 				continue
 			}
 			if err := assign(dst.Field(j), f.node, m[f.name]); err != nil {
-				return fmt.Errorf("%s: %w", f.name, err)
+				return at(err, f.name)
 			}
 		}
 		return nil
@@ -78,14 +77,14 @@ func assign(dst reflect.Value, nd *node, v any) error {
 			dst.Set(reflect.MakeSlice(dst.Type(), len(a), len(a)))
 		case reflect.Array:
 			if dst.Len() < len(a) {
-				return fmt.Errorf("%w: %d elements into %s", ErrValue, len(a), dst.Type())
+				return verr(ErrValue, "%d elements into %s", len(a), dst.Type())
 			}
 		default:
-			return fmt.Errorf("%w: cannot put an array into %s", ErrValue, dst.Type())
+			return verr(ErrValue, "cannot put an array into %s", dst.Type())
 		}
 		for i, x := range a {
 			if err := assign(dst.Index(i), nd.elem, x); err != nil {
-				return fmt.Errorf("[%d]: %w", i, err)
+				return atIndex(err, i)
 			}
 		}
 		return nil
@@ -102,7 +101,7 @@ func assign(dst reflect.Value, nd *node, v any) error {
 				dst.Index(i).SetUint(0)
 			}
 		default:
-			return fmt.Errorf("%w: cannot put a %d-byte string into %s", ErrValue, len(s), dst.Type())
+			return verr(ErrValue, "cannot put a %d-byte string into %s", len(s), dst.Type())
 		}
 		return nil
 	case nEnum:
@@ -130,14 +129,14 @@ func assign(dst reflect.Value, nd *node, v any) error {
 		switch x := v.(type) {
 		case bool:
 			if dst.Kind() != reflect.Bool {
-				return fmt.Errorf("%w: cannot put a bool into %s", ErrValue, dst.Type())
+				return verr(ErrValue, "cannot put a bool into %s", dst.Type())
 			}
 			dst.SetBool(x)
 			return nil
 		case float32, float64:
 			f, _ := floatOf(x)
 			if dst.Kind() != reflect.Float32 && dst.Kind() != reflect.Float64 || dst.OverflowFloat(f) {
-				return fmt.Errorf("%w: cannot put %v into %s", ErrValue, f, dst.Type())
+				return verr(ErrValue, "cannot put %v into %s", f, dst.Type())
 			}
 			dst.SetFloat(f)
 			return nil
@@ -148,7 +147,7 @@ func assign(dst reflect.Value, nd *node, v any) error {
 		}
 		return setInt(dst, nd.prim, nd.size, bits)
 	}
-	return fmt.Errorf("%w: %s", ErrUnsupported, nd.name)
+	return verr(ErrUnsupported, "%s", nd.name)
 }
 
 // setInt stores the bit pattern of an integer of the schema into an integer field, checking range.
@@ -164,23 +163,23 @@ func setInt(dst reflect.Value, p primKind, size int, bits uint64) error {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		if !p.signed() {
 			if bits > 1<<63-1 {
-				return fmt.Errorf("%w: %d overflows %s", ErrValue, bits, dst.Type())
+				return verr(ErrValue, "%d overflows %s", bits, dst.Type())
 			}
 			i = int64(bits)
 		}
 		if dst.OverflowInt(i) {
-			return fmt.Errorf("%w: %d overflows %s", ErrValue, i, dst.Type())
+			return verr(ErrValue, "%d overflows %s", i, dst.Type())
 		}
 		dst.SetInt(i)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		if p.signed() {
 			if neg {
-				return fmt.Errorf("%w: %d into %s", ErrValue, i, dst.Type())
+				return verr(ErrValue, "%d into %s", i, dst.Type())
 			}
 			bits = uint64(i)
 		}
 		if dst.OverflowUint(bits) {
-			return fmt.Errorf("%w: %d overflows %s", ErrValue, bits, dst.Type())
+			return verr(ErrValue, "%d overflows %s", bits, dst.Type())
 		}
 		dst.SetUint(bits)
 	case reflect.Float32, reflect.Float64:
@@ -190,7 +189,7 @@ func setInt(dst reflect.Value, p primKind, size int, bits uint64) error {
 			dst.SetFloat(float64(bits))
 		}
 	default:
-		return fmt.Errorf("%w: cannot put an integer into %s", ErrValue, dst.Type())
+		return verr(ErrValue, "cannot put an integer into %s", dst.Type())
 	}
 	return nil
 }
