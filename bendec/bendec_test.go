@@ -180,6 +180,8 @@ func TestSchemaErrors(t *testing.T) {
 		text   string
 	}{
 		{`{}`, ErrSyntax, ""},
+		{`null`, ErrSyntax, "null"},
+		{`[] []`, ErrSyntax, "after"},
 		{`[{"size":1}]`, ErrBadDefinition, "no name"},
 		{`[{"name":"u8","size":1},{"name":"u8","size":1}]`, ErrBadDefinition, "twice"},
 		{`[{"name":"X","foo":1}]`, ErrBadDefinition, "X"},
@@ -270,6 +272,8 @@ func TestEncodeErrors(t *testing.T) {
 		{"LogEvent", `{"colour":1}`, ErrUnknownField},
 		{"LogEvent", `{"timestamp":1} x`, ErrValue},
 		{"LogEvent", `[1]`, ErrValue},
+		{"LogEvent", `null`, ErrValue},
+		{"Message", `"Order"`, ErrValue},
 		{"Message", `{"header":{"msgType":"Nope"}}`, ErrUnknownVariant},
 		{"Message", `{"header":{}}`, ErrUnionDiscriminator},
 		{"Message", `{"header":{"msgType":"Cancel"},"side":"Buy"}`, ErrUnknownField},

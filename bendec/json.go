@@ -45,6 +45,9 @@ func (t *Type) EncodeJSON(line []byte, frame []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if _, ok := v.(map[string]any); !ok && (t.nd.kind == nStruct || t.nd.kind == nUnion) {
+		return 0, at(verr(ErrValue, "want a JSON object, got %s", jsonKind(v)), t.nd.name)
+	}
 	return t.Encode(v, frame)
 }
 
@@ -73,6 +76,20 @@ func ParseJSON(line []byte) (any, error) {
 		return nil, verr(ErrValue, "data after the JSON value")
 	}
 	return v, nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	}
+	return "a number"
 }
 
 func appendNode(dst []byte, nd *node, b []byte) ([]byte, error) {

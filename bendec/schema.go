@@ -174,6 +174,9 @@ func Load(schemaJSON []byte) (*Schema, error) {
 	if err := dec.Decode(&defs); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSyntax, err)
 	}
+	if defs == nil {
+		return nil, fmt.Errorf("%w: null", ErrSyntax)
+	}
 	if dec.More() {
 		return nil, fmt.Errorf("%w: data after the array", ErrSyntax)
 	}
