@@ -40,6 +40,17 @@ func (s *Schema) DecodeJSON(typeName string, frame []byte, dst []byte) ([]byte, 
 // missing fields are zero, integers must be exact and in range, enums take names or numbers.
 // frame needs at least Size bytes to take any member of a union; bytes up to Size after the
 // member are zeroed, so appending frame[:Size()] matches Node's allocate(getSize(type)).
+//
+// To append lines to a log, encode into a scratch frame and Writer.Append it: a line that does
+// not encode then leaves nothing allocated behind it.
+//
+//	scratch := make([]byte, t.Size())
+//	for n, line := range lines {
+//		if _, err := t.EncodeJSON(line, scratch); err != nil {
+//			return fmt.Errorf("line %d: %w", n+1, err)
+//		}
+//		if err := w.Append(scratch); err != nil { ... }
+//	}
 func (t *Type) EncodeJSON(line []byte, frame []byte) (int, error) {
 	v, err := ParseJSON(line)
 	if err != nil {
