@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"reflect"
@@ -280,8 +281,8 @@ func TestEncodeErrors(t *testing.T) {
 		{"Arrays", `{"bytes":[1,2,3,4,5]}`, ErrValue},
 		{"Primitives", `{"a":256}`, ErrValue},
 		{"Signed", `{"a":-129}`, ErrValue},
-		{"Order", `{"perm":["Read","Fly"]}`, ErrUnknownVariant},
-		{"Order", `{"perm":16}`, ErrUnknownVariant},
+		{"Order", `{"header":{"msgType":1},"side":"Buy","perm":["Read","Fly"]}`, ErrUnknownVariant},
+		{"Order", `{"header":{"msgType":1},"side":"Buy","perm":16}`, ErrUnknownVariant},
 	}
 	for _, c := range cases {
 		if _, err := s.EncodeJSON(c.typ, []byte(c.line), frame); !errors.Is(err, c.want) {
@@ -290,6 +291,15 @@ func TestEncodeErrors(t *testing.T) {
 	}
 	if _, err := s.EncodeJSON("LogEvent", []byte(`{}`), frame[:31]); !errors.Is(err, ErrShortFrame) {
 		t.Errorf("short: %v", err)
+	}
+	// Missing values encode as zeros only where zeros decode: Side (offset 10) has no 0.
+	for _, line := range []string{`{"header":{"msgType":1}}`, `{"header":{"msgType":1},"side":null}`, `{"side":"Buy"}`} {
+		if _, err := s.EncodeJSON("Order", []byte(line), frame); !errors.Is(err, ErrUnknownVariant) || !strings.Contains(err.Error(), "missing") {
+			t.Errorf("%s: %v", line, err)
+		}
+	}
+	if _, err := s.EncodeJSON("Order", []byte(`{"header":{"msgType":1},"side":"Buy"}`), frame); err != nil {
+		t.Errorf("perm (bitflags) and the rest may be missing: %v", err)
 	}
 }
 
@@ -324,7 +334,7 @@ func TestEnumNumbersAndUnionSize(t *testing.T) {
 	}
 	// Side has offset 10: Sell is 11 on the wire.
 	order := make([]byte, 25)
-	if _, err := s.EncodeJSON("Order", []byte(`{"side":11,"perm":3}`), order); err != nil || order[6] != 11 || order[7] != 3 {
+	if _, err := s.EncodeJSON("Order", []byte(`{"header":{"msgType":1},"side":11,"perm":3}`), order); err != nil || order[6] != 11 || order[7] != 3 {
 		t.Fatalf("%x %v", order, err)
 	}
 }
@@ -396,8 +406,44 @@ func TestErrorPaths(t *testing.T) {
 	if want := `bendec: value does not fit the type: Arrays.points[1].x: string x is not an integer`; err == nil || err.Error() != want || !errors.Is(err, ErrValue) {
 		t.Errorf("encode: %v\nwant %s", err, want)
 	}
-	_, err = s.EncodeJSON("Message", []byte(`{"header":{"msgType":"Order"},"symbol":"TOO LONG SYMBOL"}`), make([]byte, 64))
+	_, err = s.EncodeJSON("Message", []byte(`{"header":{"msgType":"Order"},"side":"Buy","symbol":"TOO LONG SYMBOL"}`), make([]byte, 64))
 	if want := `bendec: value does not fit the type: Order.symbol: string of 15 bytes, room for 8`; err == nil || err.Error() != want {
 		t.Errorf("union member: %v\nwant %s", err, want)
+	}
+}
+
+// TestDecodeIntoOddTargets: DecodeInto refuses, never panics on, targets that do not fit.
+func TestDecodeIntoOddTargets(t *testing.T) {
+	s := loadFixture(t)
+	_, fs := s, loadValues(t)
+	targets := func() []any {
+		return []any{
+			new(int), new(string), new([]any), new(map[string]int), new([2]int), new(fmt.Stringer),
+			new(struct{ Timestamp string }), new(struct{ Message [2]byte }), new(struct{ Level bool }),
+			new(struct{ Prices []int8 }), new(struct{ Points [1]struct{ X uint8 } }), new(struct{ Header *struct{ MsgType float32 } }),
+			new(struct{ Perm []string }), new(struct{ Perm int8 }), new(struct{ Names [][]byte }), new(struct{ F int }),
+		}
+	}
+	var nilPtr *struct{}
+	for _, f := range fs {
+		typ, _ := s.Type(f.Type)
+		frame := make([]byte, typ.Size())
+		if _, err := typ.EncodeJSON(f.Value, frame); err != nil {
+			t.Fatal(err)
+		}
+		for _, dst := range append(targets(), nil, 3, nilPtr) {
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Errorf("%s into %T panicked: %v", f.Type, dst, r)
+					}
+				}()
+				_ = typ.DecodeInto(frame, dst)
+			}()
+		}
+	}
+	var h struct{ Header *struct{ MsgType float32 } }
+	if err := s.DecodeInto("Cancel", make([]byte, 14), &h); err == nil {
+		t.Error("enum 0 (no variant) decoded")
 	}
 }

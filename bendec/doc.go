@@ -42,7 +42,8 @@
 //
 // Encode also takes any Go integer or float, json.Number, decimal strings for integers, []byte
 // for strings, variant numbers for enums, and Go structs (fields matched by `bendec:"name"` tag,
-// else by name ignoring case). Missing fields encode as zeros; unknown map keys are refused.
+// else by name ignoring case). Missing fields encode as zeros, unless zeros would not decode (an
+// enum without a 0 variant: ErrUnknownVariant); unknown map keys are refused.
 // A value that does not fit is ErrValue; an enum value or union discriminator that matches no
 // variant is ErrUnknownVariant, on either side; a short frame is ErrShortFrame.
 //

@@ -212,15 +212,19 @@ func encodeArray(nd *node, v any, b []byte) error {
 			}
 		}
 	}
-	clear(b[n*es : nd.size]) // missing elements are zeros
+	if n < nd.n { // missing elements are zeros
+		if err := zeroFill(nd.elem, b[n*es:]); err != nil {
+			return atIndex(err, n)
+		}
+		clear(b[n*es : nd.size])
+	}
 	return nil
 }
 
 func encodeStruct(nd *node, v any, b []byte) error {
 	switch m := v.(type) {
 	case nil:
-		clear(b[:nd.size])
-		return nil
+		return zeroFill(nd, b)
 	case map[string]any:
 		found := 0
 		for i := range nd.fields {
@@ -245,8 +249,7 @@ func encodeStruct(nd *node, v any, b []byte) error {
 	rv := reflect.ValueOf(v)
 	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
 		if rv.IsNil() {
-			clear(b[:nd.size])
-			return nil
+			return zeroFill(nd, b)
 		}
 		rv = rv.Elem()
 	}
@@ -286,9 +289,20 @@ func (nd *node) hasField(name string) bool {
 	return false
 }
 
+// zeroFill writes the zeros a missing value encodes as, unless they would not decode.
+func zeroFill(nd *node, b []byte) error {
+	if !nd.zeroOK {
+		return verr(ErrUnknownVariant, "missing, and zeros are not a valid %s (an enum in it has no 0 variant)", nd.name)
+	}
+	clear(b[:nd.size])
+	return nil
+}
+
 func encodeField(f *field, x any, ok bool, b []byte) error {
 	if !ok || x == nil {
-		clear(b[f.off : f.off+f.node.size])
+		if err := zeroFill(f.node, b[f.off:]); err != nil {
+			return at(err, f.name)
+		}
 		return nil
 	}
 	if err := encodeNode(f.node, x, b[f.off:]); err != nil {

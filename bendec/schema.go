@@ -89,6 +89,9 @@ type node struct {
 	enum   *enumInfo
 	union  *unionInfo
 	state  uint8 // compile state: 1 visiting, 2 done
+	// zeroOK: all-zero bytes decode (every enum inside has a 0 variant or is bitflags), so a
+	// missing value may be encoded as zeros.
+	zeroOK bool
 }
 
 type field struct {
@@ -275,7 +278,7 @@ func (s *Schema) compilePrim(nd *node, d *rawDef) error {
 	if size != int64(p.size) {
 		return fmt.Errorf("%w: primitive %s has size %d, want %d", ErrBadSize, nd.name, size, p.size)
 	}
-	nd.kind, nd.prim, nd.size = nPrim, p.kind, p.size
+	nd.kind, nd.prim, nd.size, nd.zeroOK = nPrim, p.kind, p.size, true
 	if p.kind == pChar { // a lone char is a string of at most one byte
 		nd.kind, nd.n = nString, 1
 	}
@@ -294,9 +297,9 @@ func arrayOf(elem *node, n int64, path string) (*node, error) {
 		return nil, fmt.Errorf("%w: %s: %d x %d bytes", ErrBadSize, path, n, elem.size)
 	}
 	if elem.kind == nString && elem.prim == pChar {
-		return &node{kind: nString, name: path, size: int(n), n: int(n), state: 2}, nil
+		return &node{kind: nString, name: path, size: int(n), n: int(n), state: 2, zeroOK: true}, nil
 	}
-	return &node{kind: nArray, name: path, elem: elem, n: int(n), size: elem.size * int(n), state: 2}, nil
+	return &node{kind: nArray, name: path, elem: elem, n: int(n), size: elem.size * int(n), state: 2, zeroOK: elem.zeroOK}, nil
 }
 
 func (s *Schema) compileArray(nd *node, d *rawDef) error {
@@ -319,7 +322,7 @@ func (s *Schema) compileArray(nd *node, d *rawDef) error {
 }
 
 func (s *Schema) compileStruct(nd *node, d *rawDef) error {
-	nd.kind = nStruct
+	nd.kind, nd.zeroOK = nStruct, true
 	seen := map[string]bool{}
 	for i, f := range *d.Fields {
 		if f.Name == nil || *f.Name == "" || f.Type == nil {
@@ -349,6 +352,7 @@ func (s *Schema) compileStruct(nd *node, d *rawDef) error {
 			}
 		}
 		nd.fields = append(nd.fields, field{name: *f.Name, desc: f.Description, off: nd.size, node: ft})
+		nd.zeroOK = nd.zeroOK && ft.zeroOK
 		nd.size += ft.size
 		if nd.size > maxTypeSize {
 			return fmt.Errorf("%w: %s: more than %d bytes", ErrBadSize, path, maxTypeSize)
@@ -477,7 +481,8 @@ func (s *Schema) compileEnum(nd *node, d *rawDef) error {
 			e.byValue[e.variants[i].value] = i
 		}
 	}
-	nd.kind, nd.prim, nd.size, nd.enum = nEnum, u.prim, u.size, e
+	_, zero := e.lookup(0)
+	nd.kind, nd.prim, nd.size, nd.enum, nd.zeroOK = nEnum, u.prim, u.size, e, zero || e.bitflags
 	return nil
 }
 
