@@ -80,7 +80,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 // FuzzSchema loads random schema text: it never panics, and what loads has sane sizes,
-// decodes a zero frame without panicking and generates gofmt-clean Go.
+// decodes a zero frame without panicking and generates Go that compiles.
 func FuzzSchema(f *testing.F) {
 	data, err := os.ReadFile("testdata/schema.json")
 	if err != nil {
@@ -114,8 +114,12 @@ func FuzzSchema(f *testing.F) {
 			}
 			_, _ = typ.AppendJSON(nil, zero)
 		}
-		if _, err := GenerateGo(s, GenOptions{Package: "events"}); err != nil && !errors.Is(err, ErrUnsupported) {
+		src, err := GenerateGo(s, GenOptions{Package: "events"})
+		if err != nil && !errors.Is(err, ErrUnsupported) {
 			t.Fatalf("GenerateGo: %v", err)
+		}
+		if err == nil {
+			typeCheck(t, src)
 		}
 	})
 }

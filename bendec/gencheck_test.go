@@ -6,20 +6,29 @@ import (
 	"go/parser"
 	"go/token"
 	"go/types"
+	"sync"
 	"testing"
 )
 
-// typeCheck fails the test unless src (one file of package p) type-checks; the bendec package it
-// imports is type-checked from source.
-func typeCheck(t *testing.T, src []byte) {
+var (
+	checkOnce sync.Once
+	checkFset *token.FileSet
+	checkImp  types.Importer // shared, so the bendec package is type-checked from source once
+)
+
+// typeCheck fails the test unless src (one file of package p) type-checks.
+func typeCheck(t testing.TB, src []byte) {
 	t.Helper()
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "gen.go", src, 0)
+	checkOnce.Do(func() {
+		checkFset = token.NewFileSet()
+		checkImp = importer.ForCompiler(checkFset, "source", nil)
+	})
+	f, err := parser.ParseFile(checkFset, "gen.go", src, 0)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, src)
 	}
-	conf := types.Config{Importer: importer.ForCompiler(fset, "source", nil)}
-	if _, err := conf.Check("p", fset, []*ast.File{f}, nil); err != nil {
+	conf := types.Config{Importer: checkImp}
+	if _, err := conf.Check("p", checkFset, []*ast.File{f}, nil); err != nil {
 		t.Fatalf("generated code does not compile: %v\n%s", err, src)
 	}
 }
