@@ -447,3 +447,54 @@ func TestDecodeIntoOddTargets(t *testing.T) {
 		t.Error("enum 0 (no variant) decoded")
 	}
 }
+
+func TestWalk(t *testing.T) {
+	s := loadFixture(t)
+	fs := loadValues(t)
+	var got []string
+	collect := func(f Field) error {
+		got = append(got, fmt.Sprintf("%s@%d+%d %s=%s", f.Path, f.Offset, f.Size, f.Type, f.Value))
+		return nil
+	}
+	for _, i := range []int{0, 9, 12} {
+		typ, _ := s.Type(fs[i].Type)
+		frame := make([]byte, typ.Size())
+		if _, err := typ.EncodeJSON(fs[i].Value, frame); err != nil {
+			t.Fatal(err)
+		}
+		if err := typ.Walk(frame, collect); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{
+		"timestamp@0+8 u64=1764547200123456789", "level@8+1 Level=\"Info\"", "message@9+23 char[23]=\"Application started\"",
+		"prices[0]@0+4 u32=1", "prices[1]@4+4 u32=2", "prices[2]@8+4 u32=4294967295",
+		"names[0]@12+8 char[8]=\"abc\"", "names[1]@20+8 char[8]=\"12345678\"",
+		"points[0].x@28+8 i64=-5", "points[0].y@36+8 f64=0.25", "points[1].x@44+8 i64=9223372036854775807", "points[1].y@52+8 f64=-0",
+		"bytes[0]@60+1 u8=0", "bytes[1]@61+1 u8=1", "bytes[2]@62+1 u8=128", "bytes[3]@63+1 u8=255",
+		"header.msgType@0+2 MsgType=\"Order\"", "header.seq@2+4 u32=1", "side@6+1 Side=\"Buy\"",
+		"perm@7+2 Perm=[\"Read\",\"Write\",\"Exec\",\"Admin\"]", "price@9+8 u64=1", "symbol@17+8 char[8]=\"MSFT\"",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	bad := make([]byte, 32)
+	bad[8] = 9
+	typ, _ := s.Type("LogEvent")
+	n := 0
+	err := typ.Walk(bad, func(Field) error { n++; return nil })
+	if !errors.Is(err, ErrUnknownVariant) || n != 1 || !strings.Contains(err.Error(), "LogEvent.level") {
+		t.Errorf("bad level: %v after %d fields", err, n)
+	}
+	msg, _ := s.Type("Message")
+	order := make([]byte, 25)
+	order[0], order[6], order[7] = 1, 10, 0x10
+	if err := msg.Walk(order, func(Field) error { return nil }); !errors.Is(err, ErrUnknownVariant) ||
+		!strings.Contains(err.Error(), ": Order.perm: ") {
+		t.Errorf("bad perm: %v", err)
+	}
+	stop := errors.New("stop")
+	if err := typ.Walk(make([]byte, 32), func(Field) error { return stop }); err != stop {
+		t.Errorf("fn's error: %v", err)
+	}
+}

@@ -40,8 +40,14 @@ func FuzzDecode(f *testing.F) {
 		}
 		v, err := typ.Decode(frame)
 		js, jerr := typ.AppendJSON([]byte("prefix"), frame)
-		if (err == nil) != (jerr == nil) {
-			t.Fatalf("Decode: %v, AppendJSON: %v", err, jerr)
+		werr := typ.Walk(frame, func(f Field) error {
+			if f.Offset < 0 || f.Offset+f.Size > len(frame) || len(f.Value) == 0 {
+				t.Fatalf("field %+v outside a %d-byte frame", f, len(frame))
+			}
+			return nil
+		})
+		if (err == nil) != (jerr == nil) || (err == nil) != (werr == nil) {
+			t.Fatalf("Decode: %v, AppendJSON: %v, Walk: %v", err, jerr, werr)
 		}
 		if err != nil {
 			if !errors.Is(err, ErrShortFrame) && !errors.Is(err, ErrUnknownVariant) {
