@@ -55,6 +55,12 @@
 // fields come in schema order. JSON has no NaN or infinities: they are the strings "NaN",
 // "Infinity" and "-Infinity". Invalid UTF-8 in a char array shows as U+FFFD.
 //
+// For a command that shows or takes events (shmio tail, dump, append --schema): resolve the type
+// once with Schema.Type, then AppendJSON turns a frame into a JSON line without allocating, Walk
+// lists its fields with offsets for a dump, and EncodeJSON turns a line into a frame (encode into
+// a scratch frame and Writer.Append it, so a bad line leaves nothing allocated). Errors name the
+// field: "bendec: value matches no enum variant: LogEvent.level: Level has no variant 9".
+//
 // # Generated code
 //
 // GenerateGo writes Go types for a schema with allocation-free Encode/Decode methods on frames
