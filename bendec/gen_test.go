@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -86,4 +87,22 @@ func TestGeneratedCompiles(t *testing.T) {
 		}
 		typeCheck(t, src)
 	}
+}
+
+// TestGeneratedImports: text in descriptions and names does not make the generator import a
+// package the code does not use.
+func TestGeneratedImports(t *testing.T) {
+	s, err := Load([]byte(`[{"name":"u8","size":1},
+	  {"name":"E","underlying":"u8","description":"see math.Pi and binary.LittleEndian","variants":[["math.x",0,"bendec.Y\r\nline two"]]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := GenerateGo(s, GenOptions{Package: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(src), `"math"`) || strings.Contains(string(src), `"encoding/binary"`) || !strings.Contains(string(src), `"strconv"`) {
+		t.Errorf("imports:\n%s", src)
+	}
+	typeCheck(t, src)
 }
