@@ -277,7 +277,15 @@ func (g *gen) get(t *gt, x, o string, depth int) {
 
 // comment makes a doc comment starting with the identifier, as godoc wants.
 func comment(id, desc string) string {
-	desc = strings.TrimSpace(strings.ReplaceAll(desc, "\r", ""))
+	desc = strings.TrimSpace(strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return r
+		case r < 0x20 || r == 0x7f || r == 0xfeff: // not allowed, or not wanted, in Go source
+			return -1
+		}
+		return r
+	}, desc))
 	if desc == "" {
 		return ""
 	}

@@ -93,7 +93,7 @@ func TestGeneratedCompiles(t *testing.T) {
 // package the code does not use.
 func TestGeneratedImports(t *testing.T) {
 	s, err := Load([]byte(`[{"name":"u8","size":1},
-	  {"name":"E","underlying":"u8","description":"see math.Pi and binary.LittleEndian","variants":[["math.x",0,"bendec.Y\r\nline two"]]}]`))
+	  {"name":"E","underlying":"u8","description":"see math.Pi and binary.LittleEndian","variants":[["math.x",0,"bendec.Y\r\nline two\u0000\ufeff"]]}]`))
 	if err != nil {
 		t.Fatal(err)
 	}
