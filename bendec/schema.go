@@ -222,7 +222,7 @@ func intNumber(n *json.Number, what string) (int64, error) {
 func (s *Schema) compile(name, path string) (*node, error) {
 	if nd, ok := s.nodes[name]; ok {
 		if nd.state == 1 {
-			return nil, fmt.Errorf("%w: %s", ErrCycle, path)
+			return nil, fmt.Errorf("%w: %s refers back to %s", ErrCycle, path, name)
 		}
 		return nd, nil
 	}
