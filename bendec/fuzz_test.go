@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -167,6 +168,37 @@ func FuzzEncodeJSON(f *testing.F) {
 			t.Fatalf("%s: %s: %v", typ.Name(), js, err)
 		} else if err == nil && !bytes.Equal(again, frame) && !strings.Contains(string(js), "NaN") {
 			t.Fatalf("%s: %s -> %x -> %s -> %x", typ.Name(), line, frame, js, again)
+		}
+	})
+}
+
+// FuzzParseJSON holds ParseJSON to encoding/json (with UseNumber): the same inputs are valid,
+// and valid ones parse to the same value.
+func FuzzParseJSON(f *testing.F) {
+	for _, fx := range loadValues(f) {
+		f.Add([]byte(fx.Value))
+	}
+	for _, s := range []string{` {"a": [1, -0.5e+3, "\u00e9\ud83d\ude00\ud800x\n", true, false, null]} `, `"\xff\xfe"`,
+		`[1,]`, `{"a" 1}`, `01`, `-`, `1.`, `1e`, `"\u12"`, `"\ud800\u"`, "\"\x01\"", `[[[]]]`, `{"a":1,"a":2}`, `1 2`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := ParseJSON(in)
+		valid := json.Valid(in)
+		if (err == nil) != valid {
+			t.Fatalf("ParseJSON(%q): %v, but json.Valid says %v", in, err, valid)
+		}
+		if !valid {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(in))
+		dec.UseNumber()
+		var want any
+		if err := dec.Decode(&want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("ParseJSON(%q) = %#v\nencoding/json: %#v", in, got, want)
 		}
 	})
 }

@@ -1,9 +1,7 @@
 package bendec
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -71,20 +69,16 @@ func (s *Schema) EncodeJSON(typeName string, line []byte, frame []byte) (int, er
 	return t.EncodeJSON(line, frame)
 }
 
-// ParseJSON parses one JSON value into the dynamic form Encode takes, numbers kept exact as
-// json.Number. Data after the value is an error.
+// ParseJSON parses one JSON value into the dynamic form Encode takes (what encoding/json gives
+// with UseNumber: numbers kept exact as json.Number). Data after the value is an error.
 func ParseJSON(line []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, verr(ErrValue, "%v", err)
+	p := jsonParser{s: line}
+	v, err := p.value(0)
+	if err != nil {
+		return nil, err
 	}
-	if dec.More() {
-		return nil, verr(ErrValue, "data after the JSON value")
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, verr(ErrValue, "data after the JSON value")
+	if p.ws(); p.i != len(line) {
+		return nil, p.fail("data after the JSON value")
 	}
 	return v, nil
 }
