@@ -85,7 +85,7 @@ func Example_nodeProducer() {
 		log.Fatal(err)
 	}
 	defer it.Close()
-	batch, err := it.NextBatch(nil, shmio.BatchOptions{MaxMessages: 32})
+	batch, err := it.NextBatch(nil, shmio.BatchOptions{MaxFrames: 32})
 	if err != nil {
 		log.Fatal(err)
 	}

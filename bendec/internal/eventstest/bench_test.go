@@ -208,7 +208,7 @@ func newReader(b *testing.B, l *shmio.Log) *reader {
 }
 
 func (r *reader) batch(max int) [][]byte {
-	dst, err := r.it.NextBatch(r.dst[:0], shmio.BatchOptions{MaxMessages: max})
+	dst, err := r.it.NextBatch(r.dst[:0], shmio.BatchOptions{MaxFrames: max})
 	if err != nil {
 		r.b.Fatal(err)
 	}
