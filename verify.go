@@ -18,7 +18,7 @@ type VerifyResult struct {
 	// TailFrames frames of a damaged log, from cursor TailStart up to End, are intact read
 	// backward from the end with the trailing lengths, as a reader recovering from the end reads.
 	TailFrames, TailStart int64
-	Problems   []Problem // empty when consistent; a queue's in the order of its segments
+	Problems              []Problem // empty when consistent; a queue's in the order of its segments
 }
 
 // ProblemKind says what a Problem is about.
