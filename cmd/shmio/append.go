@@ -67,6 +67,7 @@ segment whenever one is full, so the input may be longer than any one segment.`,
 type appender struct {
 	mu        sync.Mutex
 	w         shmio.FrameWriter // a log's or a queue's writer
+	t         *target
 	pending   int               // frames appended but not committed
 	frames    int64             // frames committed
 	bytes     int64             // payload bytes committed
@@ -137,12 +138,17 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 		defer f.Close()
 		in, inName = f, o.file
 	}
-	w, maxPayload, closeStore, err := openFrameWriter(path)
+	t, err := openTarget(path, true)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	a := &appender{w: w}
+	defer t.Close()
+	w, err := t.s.OpenWriter()
+	if err != nil {
+		return t.lockedWriterError(err)
+	}
+	maxPayload := t.s.MaxPayload()
+	a := &appender{w: w, t: t}
 	unit := "line"
 	if o.raw {
 		unit = "record"
@@ -202,7 +208,7 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 		}
 		pending, err := a.append(p)
 		if err != nil {
-			return frameError(path, inName, o.raw, n, len(p), err)
+			return frameError(a.t, inName, o.raw, n, len(p), err)
 		}
 		// Commit in batches, and whenever the next read may block, so nothing read sits
 		// uncommitted while input is idle.
@@ -242,42 +248,19 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 	return nil
 }
 
-// openFrameWriter opens the writer of the log file or queue directory at path, with the largest
-// payload it takes and a function that closes the log or queue.
-func openFrameWriter(path string) (shmio.FrameWriter, int, func() error, error) {
-	if shmio.IsQueue(path) {
-		q, err := openQueue(path, true)
-		if err != nil {
-			return nil, 0, nil, err
-		}
-		w, err := q.Writer()
-		if err != nil {
-			err = lockedWriterError(path, "queue", err, q.WriterStatus) // before Close: it asks the queue
-			q.Close()
-			return nil, 0, nil, err
-		}
-		return w, q.MaxPayload(), q.Close, nil
-	}
-	l, err := openLog(path, true, false)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	w, err := l.Writer()
-	if err != nil {
-		err = lockedWriterError(path, "log", err, l.WriterStatus)
-		l.Close()
-		return nil, 0, nil, err
-	}
-	return w, l.MaxPayload(), l.Close, nil
-}
-
 // frameError explains why the n-th input line or record could not be appended.
-func frameError(path, inName string, raw bool, n int64, size int, err error) error {
+func frameError(t *target, inName string, raw bool, n int64, size int, err error) error {
+	path := t.path
 	what := fmt.Sprintf("line %d", n)
 	if raw {
 		what = fmt.Sprintf("record %d", n)
 	}
 	switch {
+	case errors.Is(err, shmio.ErrMappingGone):
+		return fmt.Errorf("%s: %s of %s: %s", path, what, inName, rootCause(err))
+	case errors.Is(err, shmio.ErrFull) && t.q != nil:
+		// A queue is full only when it cannot roll to a new segment: say why (a full disk, say).
+		return fmt.Errorf("%s: %s of %s could not be appended: %s", path, what, inName, rootCause(err))
 	case errors.Is(err, shmio.ErrFull):
 		return fmt.Errorf("%s: log is full: %s (%d bytes) of %s does not fit", path, what, size, inName)
 	case errors.Is(err, shmio.ErrFrameTooLarge):
@@ -361,12 +344,4 @@ func readRecords(br *bufio.Reader, inName string, maxPayload int, frame func(p [
 			return err
 		}
 	}
-}
-
-// plural returns word, with an s unless n is 1.
-func plural(n int64, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
 }

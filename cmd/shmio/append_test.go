@@ -50,14 +50,14 @@ func TestAppendLines(t *testing.T) {
 		r.stderr != "shmio: skipped 3 empty lines (shmio frames cannot be empty)\nshmio: appended 3 frames (18 payload bytes) to "+path+"\n" {
 		t.Fatalf("append: %+v", r)
 	}
-	wantLines(t, tailAll(t, path, "text"), "one", "two words\r", "three")
+	wantLines(t, mustRun(t, []string{"tail", path, "--from", "start", "--raw"}), "one", "two words\r", "three")
 
 	// Appending again continues after the existing frames; -q silences the summary.
 	r = runShmio(t, []string{"append", "-q", path}, withStdin("four\n"))
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("append -q: %+v", r)
 	}
-	wantLines(t, tailAll(t, path, "text"), "one", "two words\r", "three", "four")
+	wantLines(t, tailAll(t, path, "text"), "one", "two words^M", "three", "four")
 
 	// No input at all is not an error.
 	r = runShmio(t, []string{"append", path}, withStdin(""))
