@@ -68,9 +68,9 @@ type appender struct {
 	mu        sync.Mutex
 	w         shmio.FrameWriter // a log's or a queue's writer
 	t         *target
-	pending   int               // frames appended but not committed
-	frames    int64             // frames committed
-	bytes     int64             // payload bytes committed
+	pending   int   // frames appended but not committed
+	frames    int64 // frames committed
+	bytes     int64 // payload bytes committed
 	pendBytes int64
 	skipped   int64 // empty inputs
 	err       error // first commit error, reported by the input loop

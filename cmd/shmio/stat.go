@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 	"text/tabwriter"
+	"time"
 
 	"github.com/shmio/shmio"
 	"github.com/spf13/cobra"
