@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -87,9 +90,10 @@ func (a *appender) reportLocked(path, unit string, quiet bool) {
 }
 
 // append appends p and returns how many frames now wait for a commit.
-func (a *appender) append(p []byte) (int, error) {
+func (a *appender) append(p []byte) (_ int, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	defer guardFault(debug.SetPanicOnFault(true), &err)
 	if a.err != nil {
 		return a.pending, a.err
 	}
@@ -107,7 +111,8 @@ func (a *appender) commit() error {
 	return a.commitLocked()
 }
 
-func (a *appender) commitLocked() error {
+func (a *appender) commitLocked() (err error) {
+	defer guardFault(debug.SetPanicOnFault(true), &err)
 	if a.err != nil || a.pending == 0 {
 		return a.err
 	}
@@ -121,7 +126,30 @@ func (a *appender) commitLocked() error {
 	return nil
 }
 
-func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
+// guardFault, deferred after debug.SetPanicOnFault(true), turns a fault on the log's mapping into
+// an error: the writer's copy into the mapping is unguarded in the library (it is the hot path),
+// and a log truncated under append must end it with one line, not a goroutine dump.
+func guardFault(old bool, err *error) {
+	debug.SetPanicOnFault(old)
+	if r := recover(); r != nil {
+		if re, ok := r.(runtime.Error); ok {
+			if _, fault := re.(interface{ Addr() uintptr }); fault {
+				*err = fmt.Errorf("%w: %v", shmio.ErrMappingGone, re)
+				return
+			}
+		}
+		panic(r)
+	}
+}
+
+func (a *appender) close() (err error) {
+	defer guardFault(debug.SetPanicOnFault(true), &err)
+	return a.w.Close()
+}
+
+func runAppend(cmd *cobra.Command, path string, o appendOptions) (err error) {
+	// Closing the writer and the log after a truncation touches the mapping too.
+	defer guardFault(debug.SetPanicOnFault(true), &err)
 	if o.flush <= 0 {
 		return errors.New("--flush must be positive (for example 10ms)")
 	}
@@ -184,7 +212,7 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 		a.mu.Lock()
 		err := a.commitLocked()
 		if err == nil {
-			err = a.w.Close()
+			err = a.close()
 		}
 		a.reportLocked(path, unit, o.quiet)
 		if err != nil {
@@ -242,7 +270,7 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 	if commitErr != nil {
 		return fmt.Errorf("%s: commit: %s", path, rootCause(commitErr))
 	}
-	if err := w.Close(); err != nil {
+	if err := a.close(); err != nil {
 		return fmt.Errorf("%s: %s", path, rootCause(err))
 	}
 	return nil
@@ -260,7 +288,7 @@ func frameError(t *target, inName string, raw bool, n int64, size int, err error
 		return fmt.Errorf("%s: %s of %s: %s", path, what, inName, rootCause(err))
 	case errors.Is(err, shmio.ErrFull) && t.q != nil:
 		// A queue is full only when it cannot roll to a new segment: say why (a full disk, say).
-		return fmt.Errorf("%s: %s of %s could not be appended: %s", path, what, inName, rootCause(err))
+		return fmt.Errorf("%s: %s of %s could not be appended: %s", path, what, inName, strings.TrimPrefix(rootCause(err), shmio.ErrFull.Error()+": "))
 	case errors.Is(err, shmio.ErrFull):
 		return fmt.Errorf("%s: log is full: %s (%d bytes) of %s does not fit", path, what, size, inName)
 	case errors.Is(err, shmio.ErrFrameTooLarge):

@@ -117,18 +117,21 @@ type msgError struct {
 func (e *msgError) Error() string { return e.msg }
 func (e *msgError) Unwrap() error { return e.err }
 
-// rootCause is the innermost meaningful message of err, without the path and operation every
-// wrapper adds (the caller prints the path once), and with a fault on a mapping named for what
-// it is.
+// rootCause is the message of err without the operation and path every wrapper adds (the caller
+// prints the path once), and with a fault on a mapping named for what it is.
 func rootCause(err error) string {
 	if errors.Is(err, shmio.ErrMappingGone) {
-		return "the file was truncated under this process (its mapping is gone); was it recreated or cut by another program?"
+		return "the file was truncated while mapped here (recreated or cut by another program?)"
 	}
 	var se *shmio.Error
 	if errors.As(err, &se) && se.Err != nil {
 		err = se.Err
 	}
-	return unwrapPathError(err).Error()
+	msg := err.Error()
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		msg = strings.Replace(msg, pe.Op+" "+pe.Path+": ", "", 1)
+	}
+	return msg
 }
 
 // unwrapPathError drops the "open /path:" prefix of *fs.PathError when the caller prints the path.
