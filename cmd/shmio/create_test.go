@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestCreate(t *testing.T) {
@@ -179,5 +181,79 @@ func TestCreateQueue(t *testing.T) {
 	}
 	if _, err := os.Stat(dir + "2"); err == nil {
 		t.Fatalf("a failed create left %s behind", dir+"2")
+	}
+}
+
+// TestCreateForceReplacesOnlyAnIdleLog: --force refuses a log whose writer holds the lock (the
+// writer would go on appending into a deleted file), anything that is not a regular file holding
+// a shmio log, and a symlink; it says how to proceed. An idle log is replaced.
+func TestCreateForceReplacesOnlyAnIdleLog(t *testing.T) {
+	path := createLog(t, "64KiB")
+	w, in := startAppend(t, path)
+	writeInput(t, in, "live\n")
+	waitFor(t, 10*time.Second, "the writer to commit", func() bool { return tailAll(t, path, "text") == "live\n" })
+	r := runShmio(t, []string{"create", path, "--capacity", "1MiB", "--force"})
+	want := "shmio: " + path + ": a writer (pid " + itoa(w.cmd.Process.Pid) + ") holds the log; stop it before replacing the log\n"
+	if r.code != 2 || r.stderr != want {
+		t.Fatalf("create --force on a live log: exit %d stderr %q, want %q", r.code, r.stderr, want)
+	}
+	writeInput(t, in, "still there\n")
+	in.Close()
+	if code := w.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("writer exit %d: %s", code, w.stderr.String())
+	}
+	wantLines(t, tailAll(t, path, "text"), "live", "still there")
+
+	dir := t.TempDir()
+	notLog := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notLog, []byte("keep me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	const how = "; --force only replaces a log; remove it yourself if you mean to replace it\n"
+	for p, want := range map[string]string{
+		notLog: "shmio: " + notLog + ": not a shmio log (file is 8 bytes, smaller than the 24-byte header)" + how,
+		fifo:   "shmio: " + fifo + ": is a named pipe, not a shmio log" + how,
+		link:   "shmio: " + link + ": is a symlink, not a shmio log" + how,
+	} {
+		if r := runShmio(t, []string{"create", p, "--capacity", "64KiB", "--force"}); r.code != 2 || r.stderr != want {
+			t.Errorf("create --force %s: exit %d stderr %q, want %q", p, r.code, r.stderr, want)
+		}
+	}
+	if b, err := os.ReadFile(notLog); err != nil || string(b) != "keep me\n" {
+		t.Fatalf("the file that is not a log changed: %q, %v", b, err)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the fifo was replaced: %v, %v", fi, err)
+	}
+	mustRun(t, []string{"create", path, "--capacity", "1MiB", "--force"})
+	if s := statJSON(t, path); s.Frames != 0 || s.Capacity != 1<<20 {
+		t.Fatalf("--force did not replace the idle log: %+v", s)
+	}
+}
+
+// TestCreateUnits: the large units parse (the file system refuses the size, clearly), binary and
+// decimal units are told apart and documented, and a wide log's max payload is what fits.
+func TestCreateUnits(t *testing.T) {
+	for _, size := range []string{"1EiB", "1PiB"} {
+		r := runShmio(t, []string{"create", testLogPath(t), "--capacity", size})
+		if r.code != 2 || strings.Contains(r.stderr, "want a number") || !strings.Contains(r.stderr, "cannot create a log of "+size+": ") {
+			t.Errorf("create --capacity %s: %+v", size, r)
+		}
+	}
+	help := mustRun(t, []string{"create", "--help"})
+	if !strings.Contains(help, "are powers of 1024; KB, MB, GB, TB,\nPB and EB are powers of 1000. 64M and 64MiB are 67108864 bytes, 64MB is 64000000.") {
+		t.Errorf("create --help does not document the units:\n%s", help)
+	}
+	out := mustRun(t, []string{"create", testLogPath(t), "--capacity", "64KiB", "--wide"})
+	if !strings.Contains(out, "max payload 65336 bytes") { // 64 KiB - 192 header - 8 of lengths
+		t.Fatalf("create --wide printed %q", out)
 	}
 }

@@ -90,7 +90,7 @@ func runDemo(ctx context.Context, stdout io.Writer, o *demoOptions) error {
 	l, err := shmio.Open(shmio.Options{Path: path, Capacity: int64(o.size), Writable: true})
 	if err != nil {
 		os.Remove(path)
-		return fmt.Errorf("creating the demo log: %w", err)
+		return fmt.Errorf("creating the demo log %s: %s", path, rootCause(err))
 	}
 	defer os.Remove(path) // on every path out, interrupted or not
 	h := l.Header()
@@ -211,7 +211,7 @@ func runDemo(ctx context.Context, stdout io.Writer, o *demoOptions) error {
 		return interrupted(err)
 	}
 	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("removing the demo log: %w", err)
+		return fmt.Errorf("removing the demo log: %s", rootCause(err))
 	}
 	return demoSummary(stdout, wres, rres)
 }

@@ -148,3 +148,14 @@ func demoChildren(t *testing.T, path string) int {
 	}
 	return n
 }
+
+// TestDemoErrorNamesPathOnce: an error opening the demo's log names its path once, not as
+// "create X: open X: ..." with the temporary file's name as well.
+func TestDemoErrorNamesPathOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	r := runShmio(t, []string{"demo", "--dir", dir})
+	if r.code != 2 || strings.Count(r.stderr, dir) != 1 || strings.Contains(r.stderr, ".tmp-") ||
+		!strings.HasSuffix(r.stderr, ": no such file or directory\n") {
+		t.Fatalf("demo --dir %s: %+v", dir, r)
+	}
+}

@@ -168,3 +168,20 @@ cursor %[5]d  segment 2 offset 3870  length 11 (frame 15 bytes)
 		t.Fatalf("dump forward across a roll:\n%s", out)
 	}
 }
+
+// TestDumpHelpExamples: every example of dump --help works on a log with a few frames.
+func TestDumpHelpExamples(t *testing.T) {
+	path := createLog(t, "1MiB")
+	appendLines(t, path, "hello", "world")
+	help := mustRun(t, []string{"dump", "--help"})
+	examples := regexp.MustCompile(`(?m)^  shmio (dump /dev/shm/events.*)$`).FindAllStringSubmatch(help, -1)
+	if len(examples) < 2 {
+		t.Fatalf("dump --help has no examples:\n%s", help)
+	}
+	for _, m := range examples {
+		args := strings.Fields(strings.ReplaceAll(m[1], "/dev/shm/events", path))
+		if r := runShmio(t, args); r.code != 0 {
+			t.Errorf("shmio %s: %+v", m[1], r)
+		}
+	}
+}

@@ -277,3 +277,41 @@ func TestQueueStat(t *testing.T) {
 		t.Fatalf("after the writer exited: %+v", s)
 	}
 }
+
+// TestStatCorruptAndStale: stat of a damaged log prints what it found and exits 1; the waiting
+// count is marked as possibly stale; a queue directory it cannot read says permission denied.
+func TestStatCorruptAndStale(t *testing.T) {
+	path := createLog(t, "1MiB")
+	appendLines(t, path, "hello", "world", "again")
+	writeAt(t, path, 9, []byte{3, 0})
+	r := runShmio(t, []string{"stat", path})
+	if r.code != 1 || !strings.Contains(r.stdout, "frames:           1 before a corrupt frame (run shmio verify)\n") ||
+		!strings.Contains(r.stdout, "CORRUPT:          frame at cursor 9 (file offset 201): length 3 is smaller than the smallest frame (5 bytes)\n") ||
+		r.stderr != "shmio: "+path+": corrupt frame at cursor 9 (file offset 201): length 3 is smaller than the smallest frame (5 bytes) (run shmio verify)\n" {
+		t.Fatalf("stat of a damaged log: %+v", r)
+	}
+
+	live := createLog(t, "1MiB")
+	tail := startShmio(t, []string{"tail", "-f", live})
+	waitFor(t, 10*time.Second, "tail -f to sleep", func() bool { return statJSON(t, live).ReadersWaiting > 0 })
+	if out := mustRun(t, []string{"stat", live}); !strings.Contains(out, "readers waiting:  1 (possibly stale: a reader killed while waiting stays counted)\n") {
+		t.Fatalf("stat with a sleeping reader:\n%s", out)
+	}
+	tail.signal(t, syscall.SIGTERM)
+	tail.wait(t, 10*time.Second)
+
+	dir := createQueue(t, "4KiB")
+	makeReachable(t, filepath.Dir(dir))
+	mode := os.FileMode(0o700) // root's: nobody may not read it
+	if os.Geteuid() != 0 {
+		mode = 0 // nor may we
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	r = runShmio(t, []string{"stat", dir}, asNobody())
+	if r.code != 2 || !strings.Contains(r.stderr, dir+": permission denied") {
+		t.Fatalf("stat of an unreadable queue: %+v", r)
+	}
+}

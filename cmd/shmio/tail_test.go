@@ -534,3 +534,19 @@ func TestQueueTailNamedKill9(t *testing.T) {
 	}
 	t.Logf("%d frames, %d lines printed across %d kills (%d mid-stream), %d repeated", total, printed, kills, midStream, dups)
 }
+
+// TestTailEscapesControlBytes: --format text shows control bytes the way cat -v does, so a frame
+// cannot drive the terminal; --raw prints them as they are.
+func TestTailEscapesControlBytes(t *testing.T) {
+	path := createLog(t, "1MiB")
+	input := filepath.Join(t.TempDir(), "in.bin")
+	evil := []byte("red \x1b[31mtext\x1b]0;title\x07 del\x7f tab\tnew\nline héllo")
+	if err := os.WriteFile(input, rawRecords(evil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, []string{"append", "-q", path, "--raw", "--file", input})
+	wantLines(t, tailAll(t, path, "text"), "red ^[[31mtext^[]0;title^G del^? tab\tnew^Jline héllo")
+	if out := mustRun(t, []string{"tail", path, "--from", "start", "--raw"}); out != string(evil)+"\n" {
+		t.Fatalf("tail --raw printed %q", out)
+	}
+}
