@@ -87,7 +87,7 @@ func TestDemoErrors(t *testing.T) {
 		{[]string{"demo", "--duration", "0s"}, "shmio: invalid --duration 0s: want a positive duration"},
 		{[]string{"demo", "--size", "4KiB"}, "shmio: invalid --size 4KiB: want at least 1MiB"},
 		{[]string{"demo", "--size", "big"}, `invalid argument "big" for "--size" flag`},
-		{[]string{"demo", "--dir", "/nonexistent/dir"}, "shmio: creating the demo log: "},
+		{[]string{"demo", "--dir", "/nonexistent/dir"}, "shmio: creating the demo log /nonexistent/dir/"},
 	} {
 		r := runShmio(t, tc.args)
 		if r.code == 0 || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "\n") != 1 {
