@@ -233,13 +233,12 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 			fromGiven = true
 		}
 		qi, err := t.q.NamedIterator(o.name, shmio.IteratorOptions{})
-		it = qi
 		if errors.Is(err, shmio.ErrLocked) {
 			return fmt.Errorf("%s: reader %q is in use by another process", path, o.name)
-		}
-		if err != nil {
+		} else if err != nil {
 			return fmt.Errorf("%s: %s", path, rootCause(err))
 		}
+		it = qi
 	} else {
 		if o.name != "" {
 			return errors.New("--name is for queues (a named reader); with a log file use --cursor-file")
