@@ -30,6 +30,9 @@ type Store interface {
 	WriterStatus() (held bool, pid int, err error)
 	// MaxPayload is the largest frame payload the store takes.
 	MaxPayload() int
+	// Verify checks every committed frame (and a queue's segments and chain); see Log.Verify
+	// and Queue.Verify.
+	Verify() (VerifyResult, error)
 	// Close releases the store; readers and writers opened from it must be closed first.
 	Close() error
 }

@@ -5,66 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"runtime/debug"
 	"strings"
 )
-
-// QueueVerifyResult is what Queue.Verify found.
-type QueueVerifyResult struct {
-	Segments int
-	Head     int64          // the segment being written
-	Frames   int64          // frames checked (in a damaged segment, those before the damage)
-	Bytes    int64          // bytes of those frames, lengths included
-	Problems []QueueProblem // empty when the queue is consistent; in the order of the segments
-}
-
-// QueueProblem is one thing Queue.Verify found wrong, located so that a tool can point at it
-// without parsing the message or re-reading the segment.
-type QueueProblem struct {
-	// Segment is the number of the segment at fault, -1 when the problem is about the queue as
-	// a whole (segments missing from the chain, no head).
-	Segment int64
-	// Cursor is the queue cursor of the first damaged frame of the segment, -1 when the problem
-	// is not about a frame.
-	Cursor int64
-	// Offset is that frame's offset in the segment file, -1 when none applies.
-	Offset int64
-	// What says what is wrong, without the location.
-	What string
-	// Err wraps ErrCorrupt (ErrBadHeader for an unreadable header) when the queue is damaged,
-	// or the I/O error that kept Verify from checking the segment. Errors from reading a segment
-	// keep their *Error, which names the operation, the segment file and the offset.
-	Err error
-}
-
-// String gives the problem as Verify words it: "segment 3: frame at queue cursor 12884902023
-// (offset 135, file offset 263): head length 40 but tail length 12336 (asymmetric frame)".
-func (p QueueProblem) String() string {
-	var b strings.Builder
-	if p.Segment >= 0 {
-		fmt.Fprintf(&b, "segment %d: ", p.Segment)
-	}
-	if p.Cursor >= 0 {
-		_, off := SplitQueueCursor(p.Cursor)
-		fmt.Fprintf(&b, "frame at queue cursor %d (offset %d", p.Cursor, off)
-		if p.Offset >= 0 {
-			fmt.Fprintf(&b, ", file offset %d", p.Offset)
-		}
-		b.WriteString("): ")
-	}
-	switch {
-	case p.What != "":
-		b.WriteString(p.What)
-	case p.Err != nil:
-		b.WriteString(p.Err.Error())
-	}
-	return b.String()
-}
-
-// damage reports whether the problem is damage to the queue rather than a failure to read it.
-func (p QueueProblem) damage() bool {
-	return errors.Is(p.Err, ErrCorrupt) || errors.Is(p.Err, ErrBadHeader)
-}
 
 // verifyHeld, when set (by tests), is called while Verify holds segment n mapped and locked.
 var verifyHeld func(n int64)
@@ -81,20 +23,20 @@ var verifyHeld func(n int64)
 // segments removed by retention meanwhile are skipped, and a roll while it runs (a head sealed
 // since, segments made after its listing of the directory) is not a problem; frames committed
 // after it checked a segment are not checked.
-func (q *Queue) Verify() (QueueVerifyResult, error) {
-	var res QueueVerifyResult
+func (q *Queue) Verify() (VerifyResult, error) {
+	var res VerifyResult
 	nums, err := q.listSegments()
 	if err != nil {
 		return res, err
 	}
-	add := func(p QueueProblem) { res.Problems = append(res.Problems, p) }
+	add := func(p Problem) { res.Problems = append(res.Problems, p) }
 	chainBad := func(format string, args ...any) {
 		what := fmt.Sprintf(format, args...)
-		add(QueueProblem{Segment: -1, Cursor: -1, Offset: -1, What: what, Err: errorf("verify", q.dir, -1, ErrCorrupt, "%s", what)})
+		add(Problem{Kind: ProblemChain, Segment: -1, Cursor: -1, Offset: -1, What: what, Err: errorf("verify", q.dir, -1, ErrCorrupt, "%s", what)})
 	}
 	segBad := func(n int64, format string, args ...any) {
 		what := fmt.Sprintf(format, args...)
-		add(QueueProblem{Segment: n, Cursor: -1, Offset: -1, What: what, Err: errorf("verify", q.segPath(n), -1, ErrCorrupt, "%s", what)})
+		add(Problem{Kind: ProblemSegment, Segment: n, Cursor: -1, Offset: -1, What: what, Err: errorf("verify", q.segPath(n), -1, ErrCorrupt, "%s", what)})
 	}
 	var prev *segHeader
 	head := int64(-1)
@@ -131,7 +73,7 @@ func (q *Queue) Verify() (QueueVerifyResult, error) {
 		}
 		if err != nil {
 			closeVerified(l)
-			add(QueueProblem{Segment: n, Cursor: -1, Offset: -1, What: err.Error(), Err: err})
+			add(Problem{Kind: ProblemRead, Segment: n, Cursor: -1, Offset: -1, What: err.Error(), Err: err})
 			prev = nil
 			continue
 		}
@@ -163,7 +105,7 @@ func (q *Queue) Verify() (QueueVerifyResult, error) {
 		}
 		if h.committed > 0 {
 			if openErr != nil {
-				add(QueueProblem{Segment: n, Cursor: -1, Offset: -1, What: openErr.Error(), Err: openErr})
+				add(Problem{Kind: ProblemRead, Segment: n, Cursor: -1, Offset: -1, What: openErr.Error(), Err: openErr})
 			} else {
 				frames, bytes, p := verifyFrames(n, l)
 				res.Frames += frames
@@ -233,10 +175,10 @@ func closeVerified(l *Log) {
 // verifyFrames walks the frames of segment n, mapped (with DebugChecks) and locked by the
 // caller, checking both lengths of each. It returns the frames and bytes read and, when the
 // walk stopped early, the problem: the first frame it could not read, located.
-func verifyFrames(n int64, l *Log) (frames, bytes int64, prob *QueueProblem) {
+func verifyFrames(n int64, l *Log) (frames, bytes int64, prob *Problem) {
 	it, err := l.NewIterator(IteratorOptions{Spin: -1})
 	if err != nil {
-		return 0, 0, &QueueProblem{Segment: n, Cursor: -1, Offset: -1, What: err.Error(), Err: err}
+		return 0, 0, &Problem{Kind: ProblemRead, Segment: n, Cursor: -1, Offset: -1, What: err.Error(), Err: err}
 	}
 	defer it.Close()
 	end := l.Header().Size - l.Header().DataOffset
@@ -247,7 +189,7 @@ func verifyFrames(n int64, l *Log) (frames, bytes int64, prob *QueueProblem) {
 		if err != nil {
 			// The iterator stays on the frame it could not read.
 			c := it.Cursor()
-			return frames, c, &QueueProblem{Segment: n, Cursor: QueueCursor(n, c), Offset: l.lo.dataOffset + c,
+			return frames, c, &Problem{Kind: ProblemFrame, Segment: n, Cursor: QueueCursor(n, c), Offset: l.lo.dataOffset + c,
 				What: frameDamage(l, int(l.lo.dataOffset+c), err), Err: err}
 		}
 		if len(batch) == 0 {
@@ -255,48 +197,4 @@ func verifyFrames(n int64, l *Log) (frames, bytes int64, prob *QueueProblem) {
 		}
 	}
 	return frames, it.Cursor(), nil
-}
-
-// frameDamage says what is wrong with the frame at file offset pos of l, which the iterator
-// refused with err: its two lengths as the mapping holds them, in the words of the command's
-// log verify (offsets relative to the data, as cursors). It falls back to err's own words.
-func frameDamage(l *Log, pos int, err error) string {
-	what, derr := frameLengths(l, pos)
-	if derr == nil && what != "" {
-		return what
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Err.Error()
-	}
-	return err.Error()
-}
-
-// frameLengths reads the frame at file offset pos of l under a fault guard (the file may be
-// truncated by another process); "" when both lengths look right now.
-func frameLengths(l *Log, pos int) (what string, err error) {
-	defer recoverFault(debug.SetPanicOnFault(true), "verify", l.path, int64(pos), &err)
-	mem, base, ls := l.mem, int(l.lo.dataOffset), l.lo.lenSize
-	end := min(int(l.size.Load()), len(mem))
-	c := pos - base
-	readLen := func(off int) int {
-		if ls == 2 {
-			return int(le.Uint16(mem[off:]))
-		}
-		return int(le.Uint32(mem[off:]))
-	}
-	if pos < base || pos+ls > end {
-		return fmt.Sprintf("length field at cursor %d runs past the committed end %d", c, end-base), nil
-	}
-	head := readLen(pos)
-	switch {
-	case head < 2*ls+1:
-		return fmt.Sprintf("length %d is smaller than the smallest frame (%d bytes)", head, 2*ls+1), nil
-	case pos+head > end:
-		return fmt.Sprintf("length %d runs past the committed end %d (the frame would end at %d)", head, end-base, c+head), nil
-	}
-	if tail := readLen(pos + head - ls); tail != head {
-		return fmt.Sprintf("head length %d but tail length %d (asymmetric frame)", head, tail), nil
-	}
-	return "", nil
 }

@@ -160,7 +160,7 @@ func TestQueueVerifyChain(t *testing.T) {
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Verify: %v, want ErrCorrupt", err)
 	}
-	want := []QueueProblem{
+	want := []Problem{
 		{Segment: -1, Cursor: -1, Offset: -1, What: "segments 3 to 3 are missing"},
 		{Segment: 5, Cursor: -1, Offset: -1, What: fmt.Sprintf("previous segment's ID 0x1234, segment 4 has %#x (replaced or out of order)", h4.id)},
 	}

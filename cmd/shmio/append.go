@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -67,9 +70,10 @@ segment whenever one is full, so the input may be longer than any one segment.`,
 type appender struct {
 	mu        sync.Mutex
 	w         shmio.FrameWriter // a log's or a queue's writer
-	pending   int               // frames appended but not committed
-	frames    int64             // frames committed
-	bytes     int64             // payload bytes committed
+	t         *target
+	pending   int   // frames appended but not committed
+	frames    int64 // frames committed
+	bytes     int64 // payload bytes committed
 	pendBytes int64
 	skipped   int64 // empty inputs
 	err       error // first commit error, reported by the input loop
@@ -86,9 +90,10 @@ func (a *appender) reportLocked(path, unit string, quiet bool) {
 }
 
 // append appends p and returns how many frames now wait for a commit.
-func (a *appender) append(p []byte) (int, error) {
+func (a *appender) append(p []byte) (_ int, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	defer guardFault(debug.SetPanicOnFault(true), &err)
 	if a.err != nil {
 		return a.pending, a.err
 	}
@@ -106,7 +111,8 @@ func (a *appender) commit() error {
 	return a.commitLocked()
 }
 
-func (a *appender) commitLocked() error {
+func (a *appender) commitLocked() (err error) {
+	defer guardFault(debug.SetPanicOnFault(true), &err)
 	if a.err != nil || a.pending == 0 {
 		return a.err
 	}
@@ -120,7 +126,30 @@ func (a *appender) commitLocked() error {
 	return nil
 }
 
-func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
+// guardFault, deferred after debug.SetPanicOnFault(true), turns a fault on the log's mapping into
+// an error: the writer's copy into the mapping is unguarded in the library (it is the hot path),
+// and a log truncated under append must end it with one line, not a goroutine dump.
+func guardFault(old bool, err *error) {
+	debug.SetPanicOnFault(old)
+	if r := recover(); r != nil {
+		if re, ok := r.(runtime.Error); ok {
+			if _, fault := re.(interface{ Addr() uintptr }); fault {
+				*err = fmt.Errorf("%w: %v", shmio.ErrMappingGone, re)
+				return
+			}
+		}
+		panic(r)
+	}
+}
+
+func (a *appender) close() (err error) {
+	defer guardFault(debug.SetPanicOnFault(true), &err)
+	return a.w.Close()
+}
+
+func runAppend(cmd *cobra.Command, path string, o appendOptions) (err error) {
+	// Closing the writer and the log after a truncation touches the mapping too.
+	defer guardFault(debug.SetPanicOnFault(true), &err)
 	if o.flush <= 0 {
 		return errors.New("--flush must be positive (for example 10ms)")
 	}
@@ -137,12 +166,17 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 		defer f.Close()
 		in, inName = f, o.file
 	}
-	w, maxPayload, closeStore, err := openFrameWriter(path)
+	t, err := openTarget(path, true)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	a := &appender{w: w}
+	defer t.Close()
+	w, err := t.s.OpenWriter()
+	if err != nil {
+		return t.lockedWriterError(err)
+	}
+	maxPayload := t.s.MaxPayload()
+	a := &appender{w: w, t: t}
 	unit := "line"
 	if o.raw {
 		unit = "record"
@@ -178,7 +212,7 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 		a.mu.Lock()
 		err := a.commitLocked()
 		if err == nil {
-			err = a.w.Close()
+			err = a.close()
 		}
 		a.reportLocked(path, unit, o.quiet)
 		if err != nil {
@@ -202,7 +236,7 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 		}
 		pending, err := a.append(p)
 		if err != nil {
-			return frameError(path, inName, o.raw, n, len(p), err)
+			return frameError(a.t, inName, o.raw, n, len(p), err)
 		}
 		// Commit in batches, and whenever the next read may block, so nothing read sits
 		// uncommitted while input is idle.
@@ -236,48 +270,25 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) error {
 	if commitErr != nil {
 		return fmt.Errorf("%s: commit: %s", path, rootCause(commitErr))
 	}
-	if err := w.Close(); err != nil {
+	if err := a.close(); err != nil {
 		return fmt.Errorf("%s: %s", path, rootCause(err))
 	}
 	return nil
 }
 
-// openFrameWriter opens the writer of the log file or queue directory at path, with the largest
-// payload it takes and a function that closes the log or queue.
-func openFrameWriter(path string) (shmio.FrameWriter, int, func() error, error) {
-	if shmio.IsQueue(path) {
-		q, err := openQueue(path, true)
-		if err != nil {
-			return nil, 0, nil, err
-		}
-		w, err := q.Writer()
-		if err != nil {
-			err = lockedWriterError(path, "queue", err, q.WriterStatus) // before Close: it asks the queue
-			q.Close()
-			return nil, 0, nil, err
-		}
-		return w, q.MaxPayload(), q.Close, nil
-	}
-	l, err := openLog(path, true, false)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	w, err := l.Writer()
-	if err != nil {
-		err = lockedWriterError(path, "log", err, l.WriterStatus)
-		l.Close()
-		return nil, 0, nil, err
-	}
-	return w, l.MaxPayload(), l.Close, nil
-}
-
 // frameError explains why the n-th input line or record could not be appended.
-func frameError(path, inName string, raw bool, n int64, size int, err error) error {
+func frameError(t *target, inName string, raw bool, n int64, size int, err error) error {
+	path := t.path
 	what := fmt.Sprintf("line %d", n)
 	if raw {
 		what = fmt.Sprintf("record %d", n)
 	}
 	switch {
+	case errors.Is(err, shmio.ErrMappingGone):
+		return fmt.Errorf("%s: %s of %s: %s", path, what, inName, rootCause(err))
+	case errors.Is(err, shmio.ErrFull) && t.q != nil:
+		// A queue is full only when it cannot roll to a new segment: say why (a full disk, say).
+		return fmt.Errorf("%s: %s of %s could not be appended: %s", path, what, inName, strings.TrimPrefix(rootCause(err), shmio.ErrFull.Error()+": "))
 	case errors.Is(err, shmio.ErrFull):
 		return fmt.Errorf("%s: log is full: %s (%d bytes) of %s does not fit", path, what, size, inName)
 	case errors.Is(err, shmio.ErrFrameTooLarge):
@@ -361,12 +372,4 @@ func readRecords(br *bufio.Reader, inName string, maxPayload int, frame func(p [
 			return err
 		}
 	}
-}
-
-// plural returns word, with an s unless n is 1.
-func plural(n int64, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
 }

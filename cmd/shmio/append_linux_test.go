@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -36,4 +40,36 @@ func TestAppendInterrupt(t *testing.T) {
 	if s := statJSON(t, path); s.WriterLockHeld || s.LastWriterPID != 0 {
 		t.Fatalf("after append was interrupted: %+v", s)
 	}
+}
+
+// TestAppendQueueRollFailure: a queue that cannot roll (here the file size limit stands in for a
+// full file system) is reported with the cause, not as "log is full".
+func TestAppendQueueRollFailure(t *testing.T) {
+	dir := createQueue(t, "64KiB")
+	script := "trap '' XFSZ; ulimit -f 64; exec " + shmioBin + " append " + dir
+	r := runSh(t, script, withStdin(strings.Repeat("0123456789\n", 10000)))
+	if r.code != 2 || strings.Contains(r.stderr, "log is full") || !strings.Contains(r.stderr, "could not be appended: cannot make segment 2: ") ||
+		!strings.Contains(r.stderr, "file too large") {
+		t.Fatalf("append past a failed roll: %+v", r)
+	}
+}
+
+// runSh runs a shell script (for its ulimit) and returns the result like runShmio.
+func runSh(t testing.TB, script string, opts ...runOpt) result {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = childEnv()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	for _, o := range opts {
+		o(cmd)
+	}
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

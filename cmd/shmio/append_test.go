@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shmio/shmio"
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -50,14 +53,14 @@ func TestAppendLines(t *testing.T) {
 		r.stderr != "shmio: skipped 3 empty lines (shmio frames cannot be empty)\nshmio: appended 3 frames (18 payload bytes) to "+path+"\n" {
 		t.Fatalf("append: %+v", r)
 	}
-	wantLines(t, tailAll(t, path, "text"), "one", "two words\r", "three")
+	wantLines(t, mustRun(t, []string{"tail", path, "--from", "start", "--raw"}), "one", "two words\r", "three")
 
 	// Appending again continues after the existing frames; -q silences the summary.
 	r = runShmio(t, []string{"append", "-q", path}, withStdin("four\n"))
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("append -q: %+v", r)
 	}
-	wantLines(t, tailAll(t, path, "text"), "one", "two words\r", "three", "four")
+	wantLines(t, tailAll(t, path, "text"), "one", "two words^M", "three", "four")
 
 	// No input at all is not an error.
 	r = runShmio(t, []string{"append", path}, withStdin(""))
@@ -211,4 +214,32 @@ func TestAppendCommitsPromptly(t *testing.T) {
 		t.Fatalf("append exit %d: %s", code, w.stderr.String())
 	}
 	wantLines(t, tailAll(t, path, "text"), "a", "b", "c", "d")
+}
+
+// TestAppendTruncatedLog: a log truncated under append ends it with one line naming the
+// truncation and a non-zero exit, not a SIGBUS goroutine dump.
+func TestAppendTruncatedLog(t *testing.T) {
+	path := createLog(t, "1MiB")
+	w, in := startAppend(t, path)
+	writeInput(t, in, "before\n")
+	waitFor(t, 10*time.Second, "the first line to be committed", func() bool { return tailAll(t, path, "text") == "before\n" })
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeInput(t, in, "after\n")
+	in.Close()
+	code := w.wait(t, 10*time.Second)
+	want := "shmio: " + path + ": line 2 of standard input: the file was truncated while mapped here (recreated or cut by another program?); the frame before it was committed\n"
+	if code != 2 || w.stderr.String() != want {
+		t.Fatalf("append on a truncated log: exit %d stderr %q, want 2 and %q", code, w.stderr.String(), want)
+	}
+}
+
+// TestRootCauseNamesTruncation: a reader's fault on a truncated file is worded as a truncation,
+// not as the runtime's "invalid memory address or nil pointer dereference".
+func TestRootCauseNamesTruncation(t *testing.T) {
+	err := fmt.Errorf("shmio: next /dev/shm/x: %w: invalid memory address or nil pointer dereference", shmio.ErrMappingGone)
+	if got := rootCause(err); strings.Contains(got, "invalid memory address") || !strings.Contains(got, "truncated") {
+		t.Fatalf("rootCause = %q", got)
+	}
 }

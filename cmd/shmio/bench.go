@@ -360,7 +360,7 @@ func (b *bencher) createLog(capacity int64) (string, error) {
 	l, err := shmio.Open(shmio.Options{Path: path, Capacity: capacity, Writable: true})
 	if err != nil {
 		os.Remove(path)
-		return "", fmt.Errorf("creating benchmark log: %w", err)
+		return "", fmt.Errorf("creating benchmark log %s: %s", path, rootCause(err))
 	}
 	if err := l.Close(); err != nil {
 		os.Remove(path)

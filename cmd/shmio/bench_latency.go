@@ -66,22 +66,11 @@ type shmPingEnd struct {
 func openShmPingEnd(ctx context.Context, cfg pingConfig, writePath, readPath string) (*shmPingEnd, error) {
 	e := &shmPingEnd{ctx: ctx, spin: cfg.Mode == "spin"}
 	var err error
-	if e.wl, err = shmio.Open(shmio.Options{Path: writePath, Writable: true, Prefault: true}); err != nil {
+	if e.wl, e.w, err = openChildWriter(writePath); err != nil {
 		return nil, err
 	}
-	if e.w, err = e.wl.Writer(); err != nil {
-		e.close()
-		return nil, err
-	}
-	if e.rl, err = shmio.Open(shmio.Options{Path: readPath, Prefault: true}); err != nil {
-		e.close()
-		return nil, err
-	}
-	spin := time.Duration(-1) // futex: sleep at once, so the wake-up path is what gets measured
-	if e.spin {
-		spin = 0 // unused: the spinning side never calls Wait
-	}
-	if e.it, err = e.rl.NewIterator(shmio.IteratorOptions{Spin: spin}); err != nil {
+	// Futex: sleep at once, so the wake-up path is what gets measured (the spinning side never waits).
+	if e.rl, e.it, err = openChildReader(readPath, -1); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -110,18 +99,10 @@ func (e *shmPingEnd) recv() ([]byte, error) {
 }
 
 func (e *shmPingEnd) close() {
-	if e.it != nil {
-		e.it.Close()
-	}
-	if e.w != nil {
-		e.w.Close()
-	}
 	if e.rl != nil {
 		e.rl.Close()
 	}
-	if e.wl != nil {
-		e.wl.Close()
-	}
+	e.wl.Close()
 }
 
 type streamPingEnd struct {
@@ -189,7 +170,7 @@ func runPing(ctx context.Context, raw json.RawMessage, out *childOut) error {
 	defer e.close()
 	p := benchTemplate(cfg.Size)
 	chk := seqCheck{size: cfg.Size}
-	samples := make([]int64, cfg.Count)
+	var h latHist
 	out.ready()
 
 	for i := range cfg.Warmup + cfg.Count {
@@ -203,13 +184,12 @@ func runPing(ctx context.Context, raw json.RawMessage, out *childOut) error {
 			return fmt.Errorf("receive %d: %w", i, err)
 		}
 		rtt := time.Since(t0)
-		chk.check(q, 0)
+		chk.checkBatch([][]byte{q}, 0)
 		if i >= cfg.Warmup {
-			samples[i-cfg.Warmup] = int64(rtt) / 2
+			h.add(int64(rtt) / 2)
 		}
 	}
-	s := latSummarize(samples)
-	out.emit("result", pingResult{Samples: cfg.Count, P50: s.P50, P99: s.P99, P999: s.P999, Max: s.Max, Gaps: chk.gaps, Bad: chk.bad})
+	out.emit("result", pingResult{Samples: cfg.Count, P50: h.quantile(0.5), P99: h.quantile(0.99), P999: h.quantile(0.999), Max: h.max, Gaps: chk.gaps, Bad: chk.bad})
 	return nil
 }
 
@@ -230,7 +210,7 @@ func runPong(ctx context.Context, raw json.RawMessage, out *childOut) error {
 		if err != nil {
 			return fmt.Errorf("receive %d: %w", i, err)
 		}
-		chk.check(q, 0)
+		chk.checkBatch([][]byte{q}, 0)
 		if err := e.send(q); err != nil {
 			return fmt.Errorf("send %d: %w", i, err)
 		}

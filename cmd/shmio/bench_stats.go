@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"slices"
 	"syscall"
 	"time"
 )
@@ -87,29 +86,6 @@ func (h *latHist) quantile(q float64) int64 {
 }
 
 func (h *latHist) reset() { *h = latHist{} }
-
-// latPercentile of sorted samples (nearest rank).
-func latPercentile(sorted []int64, q float64) int64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-type latencySummary struct {
-	P50, P99, P999, Max int64
-}
-
-func latSummarize(samples []int64) latencySummary {
-	slices.Sort(samples)
-	return latencySummary{
-		P50:  latPercentile(samples, 0.50),
-		P99:  latPercentile(samples, 0.99),
-		P999: latPercentile(samples, 0.999),
-		Max:  latPercentile(samples, 1),
-	}
-}
 
 // fmtNanos prints a latency compactly: 820ns, 3.4µs, 12µs, 1.2ms.
 func fmtNanos(ns int64) string {

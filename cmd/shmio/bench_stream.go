@@ -54,14 +54,6 @@ type seqCheck struct {
 	firstBad string
 }
 
-// check verifies one payload; it reports whether the last frame (seq last) has been seen.
-func (c *seqCheck) check(p []byte, last uint64) bool {
-	if c.fast(p) {
-		return binary.LittleEndian.Uint64(p) >= last
-	}
-	return c.checkSlow(p, last)
-}
-
 // checkBatch checks frames in order; it reports whether the last frame has been seen. The loop
 // lives here, with the expected case spelled out, so the check costs no call per frame.
 func (c *seqCheck) checkBatch(ps [][]byte, last uint64) bool {
@@ -77,18 +69,6 @@ func (c *seqCheck) checkBatch(ps [][]byte, last uint64) bool {
 			}
 		}
 		if c.checkSlow(p, last) {
-			return true
-		}
-	}
-	return false
-}
-
-// fast accepts the expected frame: the right size, the next sequence number, an intact tail.
-func (c *seqCheck) fast(p []byte) bool {
-	if n := len(p); n == c.size && n >= 16 {
-		if seq := binary.LittleEndian.Uint64(p); seq == c.next && binary.LittleEndian.Uint64(p[n-8:]) == ^seq {
-			c.frames++
-			c.next++
 			return true
 		}
 	}

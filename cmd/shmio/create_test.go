@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestCreate(t *testing.T) {
@@ -112,5 +115,145 @@ func TestCreateErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err == nil {
 		t.Fatalf("a failed create left %s behind", path)
+	}
+}
+
+// createQueue creates a queue with the CLI (tiny segments unless size says otherwise) and
+// returns its directory.
+func createQueue(t testing.TB, segSize string, extra ...string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "q")
+	mustRun(t, append([]string{"create", "--queue", dir, "--segment-size", segSize}, extra...))
+	return dir
+}
+
+// queueStatJSON runs stat --json on a queue.
+func queueStatJSON(t testing.TB, dir string) queueStatInfo {
+	t.Helper()
+	var s queueStatInfo
+	out := mustRun(t, []string{"stat", "--json", dir})
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("stat --json: %v\n%s", err, out)
+	}
+	return s
+}
+
+func TestCreateQueue(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	out := mustRun(t, []string{"create", "--queue", dir, "--segment-size", "4KiB", "--mode", "0640",
+		"--keep-segments", "8", "--keep-bytes", "1MiB", "--keep-age", "1h", "--hard-keep-segments", "100"})
+	want := "created queue " + dir + ": segments of 4KiB, max payload 3900 bytes, retention: max segments 8, max bytes 1048576, max age 1h0m0s, hard max segments 100, mode 0640\n"
+	if out != want {
+		t.Fatalf("create printed %q, want %q", out, want)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "0000000001.seg"))
+	if err != nil || fi.Size() != 4096 || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("first segment: %v %v", fi, err)
+	}
+	s := queueStatJSON(t, dir)
+	if s.SegmentSize != 4096 || s.Retention.MaxSegments != 8 || s.Retention.MaxBytes != 1<<20 || s.Retention.HardMaxSegments != 100 ||
+		len(s.Segments) < 1 || s.Segments[0].Number != 1 || s.Segments[0].State != "head" || s.Committed != 0 || len(s.Readers) != 0 || s.WriterLockHeld {
+		t.Fatalf("stat of a new queue: %+v", s)
+	}
+
+	r := runShmio(t, []string{"create", "--queue", dir, "--segment-size", "4KiB"})
+	if r.code != 2 || r.stderr != "shmio: "+dir+": already a queue (remove the directory to start over)\n" {
+		t.Fatalf("create over a queue: %+v", r)
+	}
+	notEmpty := t.TempDir()
+	os.WriteFile(filepath.Join(notEmpty, "x"), nil, 0o600)
+	tests := []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"create", "--queue", notEmpty}, "shmio: " + notEmpty + ": directory is not empty; a queue needs a new or empty directory\n"},
+		{[]string{"create", "--queue", dir + "2", "--segment-size", "100"}, "shmio: --segment-size 100B: want 1KiB to 4GiB\n"},
+		{[]string{"create", "--queue", dir + "2", "--capacity", "1MiB"}, "shmio: --capacity, --wide and --force are for log files; a queue takes --segment-size\n"},
+		{[]string{"create", "--queue", dir + "2", "extra"}, "shmio: create: --queue DIR takes no PATH argument, got 1 (see shmio create --help)\n"},
+		{[]string{"create", dir + "3", "--capacity", "1MiB", "--keep-segments", "3"}, "shmio: --segment-size and the --keep/--hard-keep flags need --queue DIR\n"},
+		{[]string{"create", "--queue", dir + "2", "--keep-segments", "-1"}, "shmio: retention limits must not be negative\n"},
+	}
+	for _, tc := range tests {
+		r := runShmio(t, tc.args)
+		if r.code != 2 || r.stderr != tc.stderr || r.stdout != "" {
+			t.Errorf("%s: exit %d stdout %q stderr %q, want 2 and %q", strings.Join(tc.args, " "), r.code, r.stdout, r.stderr, tc.stderr)
+		}
+	}
+	if _, err := os.Stat(dir + "2"); err == nil {
+		t.Fatalf("a failed create left %s behind", dir+"2")
+	}
+}
+
+// TestCreateForceReplacesOnlyAnIdleLog: --force refuses a log whose writer holds the lock (the
+// writer would go on appending into a deleted file), anything that is not a regular file holding
+// a shmio log, and a symlink; it says how to proceed. An idle log is replaced.
+func TestCreateForceReplacesOnlyAnIdleLog(t *testing.T) {
+	path := createLog(t, "64KiB")
+	w, in := startAppend(t, path)
+	writeInput(t, in, "live\n")
+	waitFor(t, 10*time.Second, "the writer to commit", func() bool { return tailAll(t, path, "text") == "live\n" })
+	r := runShmio(t, []string{"create", path, "--capacity", "1MiB", "--force"})
+	want := "shmio: " + path + ": a writer (pid " + itoa(w.cmd.Process.Pid) + ") holds the log; stop it before replacing the log\n"
+	if r.code != 2 || r.stderr != want {
+		t.Fatalf("create --force on a live log: exit %d stderr %q, want %q", r.code, r.stderr, want)
+	}
+	writeInput(t, in, "still there\n")
+	in.Close()
+	if code := w.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("writer exit %d: %s", code, w.stderr.String())
+	}
+	wantLines(t, tailAll(t, path, "text"), "live", "still there")
+
+	dir := t.TempDir()
+	notLog := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notLog, []byte("keep me\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	const how = "; --force only replaces a log; remove it yourself if you mean to replace it\n"
+	for p, want := range map[string]string{
+		notLog: "shmio: " + notLog + ": not a shmio log (file is 8 bytes, smaller than the 24-byte header)" + how,
+		fifo:   "shmio: " + fifo + ": is a named pipe, not a shmio log" + how,
+		link:   "shmio: " + link + ": is a symlink, not a shmio log" + how,
+	} {
+		if r := runShmio(t, []string{"create", p, "--capacity", "64KiB", "--force"}); r.code != 2 || r.stderr != want {
+			t.Errorf("create --force %s: exit %d stderr %q, want %q", p, r.code, r.stderr, want)
+		}
+	}
+	if b, err := os.ReadFile(notLog); err != nil || string(b) != "keep me\n" {
+		t.Fatalf("the file that is not a log changed: %q, %v", b, err)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the fifo was replaced: %v, %v", fi, err)
+	}
+	mustRun(t, []string{"create", path, "--capacity", "1MiB", "--force"})
+	if s := statJSON(t, path); s.Frames != 0 || s.Capacity != 1<<20 {
+		t.Fatalf("--force did not replace the idle log: %+v", s)
+	}
+}
+
+// TestCreateUnits: the large units parse (the file system refuses the size, clearly), binary and
+// decimal units are told apart and documented, and a wide log's max payload is what fits.
+func TestCreateUnits(t *testing.T) {
+	for _, size := range []string{"1EiB", "1PiB"} {
+		r := runShmio(t, []string{"create", testLogPath(t), "--capacity", size})
+		if r.code != 2 || strings.Contains(r.stderr, "want a number") || !strings.Contains(r.stderr, "cannot create a log of "+size+": ") {
+			t.Errorf("create --capacity %s: %+v", size, r)
+		}
+	}
+	help := mustRun(t, []string{"create", "--help"})
+	if !strings.Contains(help, "are powers of 1024; KB, MB, GB, TB,\nPB and EB are powers of 1000. 64M and 64MiB are 67108864 bytes, 64MB is 64000000.") {
+		t.Errorf("create --help does not document the units:\n%s", help)
+	}
+	out := mustRun(t, []string{"create", testLogPath(t), "--capacity", "64KiB", "--wide"})
+	if !strings.Contains(out, "max payload 65336 bytes") { // 64 KiB - 192 header - 8 of lengths
+		t.Fatalf("create --wide printed %q", out)
 	}
 }

@@ -90,7 +90,7 @@ func runDemo(ctx context.Context, stdout io.Writer, o *demoOptions) error {
 	l, err := shmio.Open(shmio.Options{Path: path, Capacity: int64(o.size), Writable: true})
 	if err != nil {
 		os.Remove(path)
-		return fmt.Errorf("creating the demo log: %w", err)
+		return fmt.Errorf("creating the demo log %s: %s", path, rootCause(err))
 	}
 	defer os.Remove(path) // on every path out, interrupted or not
 	h := l.Header()
@@ -106,8 +106,8 @@ func runDemo(ctx context.Context, stdout io.Writer, o *demoOptions) error {
 	if fit := float64(maxEvents) * 0.95 / o.duration.Seconds(); rate > fit {
 		rate = fit
 	}
-	fmt.Fprintf(stdout, "shmio demo: 1 writer and %d reader%s on %s (%s), %s events/s of %d bytes for %v\n",
-		o.readers, demoPlural(o.readers), path, formatSize(h.Capacity), fmtRate(rate), demoPayload, o.duration)
+	fmt.Fprintf(stdout, "shmio demo: 1 writer and %d %s on %s (%s), %s events/s of %d bytes for %v\n",
+		o.readers, plural(int64(o.readers), "reader"), path, formatSize(h.Capacity), fmtRate(rate), demoPayload, o.duration)
 	if rate < float64(o.rate) {
 		fmt.Fprintf(stdout, "  (rate lowered from %s/s so %v of events fit in %s; raise --size for more)\n", fmtRate(float64(o.rate)), o.duration, formatSize(h.Capacity))
 	}
@@ -211,7 +211,7 @@ func runDemo(ctx context.Context, stdout io.Writer, o *demoOptions) error {
 		return interrupted(err)
 	}
 	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("removing the demo log: %w", err)
+		return fmt.Errorf("removing the demo log: %s", rootCause(err))
 	}
 	return demoSummary(stdout, wres, rres)
 }
@@ -277,11 +277,4 @@ func demoSummary(w io.Writer, wr demoWriterResult, rs []demoReaderResult) error 
 	}
 	fmt.Fprintf(w, "OK: every reader got every event (%s each), in order, with intact checksums. Log removed.\n", fmtCount(wr.Events))
 	return nil
-}
-
-func demoPlural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
 }

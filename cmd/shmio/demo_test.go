@@ -87,7 +87,7 @@ func TestDemoErrors(t *testing.T) {
 		{[]string{"demo", "--duration", "0s"}, "shmio: invalid --duration 0s: want a positive duration"},
 		{[]string{"demo", "--size", "4KiB"}, "shmio: invalid --size 4KiB: want at least 1MiB"},
 		{[]string{"demo", "--size", "big"}, `invalid argument "big" for "--size" flag`},
-		{[]string{"demo", "--dir", "/nonexistent/dir"}, "shmio: creating the demo log: "},
+		{[]string{"demo", "--dir", "/nonexistent/dir"}, "shmio: creating the demo log /nonexistent/dir/"},
 	} {
 		r := runShmio(t, tc.args)
 		if r.code == 0 || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "\n") != 1 {
@@ -147,4 +147,15 @@ func demoChildren(t *testing.T, path string) int {
 		n++
 	}
 	return n
+}
+
+// TestDemoErrorNamesPathOnce: an error opening the demo's log names its path once, not as
+// "create X: open X: ..." with the temporary file's name as well.
+func TestDemoErrorNamesPathOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	r := runShmio(t, []string{"demo", "--dir", dir})
+	if r.code != 2 || strings.Count(r.stderr, dir) != 1 || strings.Contains(r.stderr, ".tmp-") ||
+		!strings.HasSuffix(r.stderr, ": no such file or directory\n") {
+		t.Fatalf("demo --dir %s: %+v", dir, r)
+	}
 }

@@ -29,7 +29,8 @@ func newDumpCmd() *cobra.Command {
 payload length, frame length and a hex/ASCII view of the payload.
 
 --reverse walks backward from --from (default: the committed end), newest frame first, the way a
-reader recovering after a crash would. Forward, --from is the first frame shown (default: 0).
+reader recovering after a crash would. Forward, --from is the first frame shown (default: 0);
+use a cursor printed by tail --format json, dump or stat.
 A corrupt frame stops the dump with exit status 1; the raw bytes at that offset are shown.
 
 Given a queue directory, dump walks across its segments (a "== segment N" line where each
@@ -37,14 +38,9 @@ segment starts) and cursors are queue cursors (segment<<32 | offset; --from also
 SEGMENT:OFFSET).`,
 		Example: `  shmio dump /dev/shm/events -n 5
   shmio dump /dev/shm/events --reverse -n 3
-  shmio dump /dev/shm/events --from 4096 --max-bytes 0`,
+  shmio dump /dev/shm/events --from 0 -n 1 --max-bytes 0`,
 		Args: requireArgs(1, "PATH"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if shmio.IsQueue(args[0]) {
-				return runDumpQueue(cmd, args[0], o)
-			}
-			return runDump(cmd, args[0], o)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runDump(cmd, args[0], o) },
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.reverse, "reverse", false, "walk backward, newest frame first")
@@ -58,68 +54,89 @@ func runDump(cmd *cobra.Command, path string, o dumpOptions) error {
 	if o.maxBytes < 0 {
 		return fmt.Errorf("invalid --max-bytes %d: want 0 (all) or more", o.maxBytes)
 	}
-	l, it, err := openReader(path)
+	t, err := openTarget(path, false)
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	h := l.Header()
-	end := it.End() // a stable end for this dump, even if a writer is busy
+	defer t.Close()
+	it, err := t.s.OpenReader(shmio.IteratorOptions{})
+	if err != nil {
+		return fmt.Errorf("%s: %s", path, rootCause(err))
+	}
+	defer it.Close()
+	// A stable end for this dump, even if a writer is busy.
+	end, err := it.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("%s: %s", path, rootCause(err))
+	}
 	start := int64(0)
 	if o.reverse {
 		start = end
 	}
 	if o.from != "" {
-		if start, err = parseCursor(o.from); err != nil {
+		if start, err = t.parseCursor(o.from); err != nil {
 			return fmt.Errorf("invalid --from %q: want a cursor", o.from)
 		}
-		if start > end {
-			return cursorError(path, start, end, nil)
-		}
 	}
-	if err := seekCursor(it, path, start); err != nil {
+	if err := t.seek(it, start); err != nil {
 		return err
 	}
+	start = it.Cursor()
 
 	out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
 	defer out.Flush()
-	ls := lenFieldSize(h)
 	var shown int64
+	curSeg, boundaries := int64(-1), 0
 	for o.n < 0 || shown < o.n {
-		var p []byte
-		var c int64
+		var f shmio.Frame
 		if o.reverse {
 			frameEnd := it.Cursor()
-			if p, err = it.Prev(); err != nil {
-				problem := frameEndProblem(path, h, frameEnd)
-				if problem == "" {
-					problem = rootCause(err)
-				}
-				return dumpCorrupt(out, path, h, max(0, frameEnd-32), fmt.Sprintf("frame ending at cursor %d (file offset %d): %s", frameEnd, h.DataOffset+frameEnd, problem))
+			if f, err = it.PrevFrame(); err != nil {
+				return dumpCorrupt(out, t, max(0, frameEnd-32), t.corrupt(frameEnd, true, err))
 			}
-			c = it.Cursor()
 		} else {
-			c = it.Cursor()
+			c := it.Cursor()
 			if c >= end {
 				break
 			}
-			if p, err = it.Next(); err != nil {
-				return dumpCorrupt(out, path, h, c, describeCorrupt(path, h, c, end, err))
+			if f, err = it.NextFrame(); err != nil {
+				return dumpCorrupt(out, t, c, t.corrupt(c, false, err))
 			}
 		}
-		if p == nil {
+		if f.Data == nil {
 			break
 		}
-		fmt.Fprintf(out, "cursor %d  file offset %d  length %d (frame %d bytes)\n", c, h.DataOffset+c, len(p), int64(len(p))+2*ls)
-		hexView(out, p, o.maxBytes)
+		if t.q != nil {
+			seg, off := shmio.SplitQueueCursor(f.Cursor)
+			if seg != curSeg {
+				if curSeg >= 0 {
+					boundaries++
+				}
+				fmt.Fprintf(out, "== segment %d (%s)\n", seg, t.q.SegmentPath(seg))
+				curSeg = seg
+			}
+			fmt.Fprintf(out, "cursor %d  segment %d offset %d  length %d (frame %d bytes)\n", f.Cursor, seg, off, len(f.Data), f.End-f.Cursor)
+		} else {
+			fmt.Fprintf(out, "cursor %d  file offset %d  length %d (frame %d bytes)\n", f.Cursor, t.log.Header().DataOffset+f.Cursor, len(f.Data), f.End-f.Cursor)
+		}
+		hexView(out, f.Data, o.maxBytes)
 		shown++
 	}
 	dir := "forward"
 	if o.reverse {
 		dir = "backward"
 	}
-	fmt.Fprintf(out, "-- %d %s shown (%s from cursor %d); committed end at cursor %d (file offset %d)\n",
-		shown, plural(shown, "frame"), dir, start, end, h.DataOffset+end)
+	if t.q != nil {
+		crossed := "segment boundaries"
+		if boundaries == 1 {
+			crossed = "segment boundary"
+		}
+		fmt.Fprintf(out, "-- %d %s shown (%s from cursor %s), %d %s crossed; committed end at cursor %s\n",
+			shown, plural(shown, "frame"), dir, t.cursorString(start), boundaries, crossed, t.cursorString(end))
+	} else {
+		fmt.Fprintf(out, "-- %d %s shown (%s from cursor %d); committed end at cursor %d (file offset %d)\n",
+			shown, plural(shown, "frame"), dir, start, end, t.log.Header().DataOffset+end)
+	}
 	return out.Flush()
 }
 
@@ -139,15 +156,20 @@ func hexView(w io.Writer, p []byte, max int) {
 	}
 }
 
-// dumpCorrupt shows the raw bytes around a corrupt frame and returns the exit-1 error.
-func dumpCorrupt(out *bufio.Writer, path string, h shmio.Header, rawFrom int64, what string) error {
+// dumpCorrupt shows the bytes around a corrupt frame of a log and returns the exit-1 error.
+func dumpCorrupt(out *bufio.Writer, t *target, rawFrom int64, what string) error {
 	fmt.Fprintf(out, "!! corrupt %s\n", what)
-	if raw := rawBytes(path, h, rawFrom, 64); len(raw) > 0 {
-		fmt.Fprintf(out, "!! raw bytes from cursor %d (file offset %d):\n", rawFrom, h.DataOffset+rawFrom)
-		hexView(out, raw, 0)
+	if t.log != nil {
+		if raw, _ := t.log.Bytes(rawFrom, 64); len(raw) > 0 {
+			fmt.Fprintf(out, "!! raw bytes from cursor %d (file offset %d):\n", rawFrom, t.log.Header().DataOffset+rawFrom)
+			hexView(out, raw, 0)
+		}
 	}
 	if err := out.Flush(); err != nil {
 		return fmt.Errorf("writing output: %w", err)
 	}
-	return &exitError{1, fmt.Errorf("%s: corrupt %s", path, what)}
+	if t.q != nil {
+		what += " (run shmio verify)"
+	}
+	return &exitError{1, fmt.Errorf("%s: corrupt %s", t.path, what)}
 }

@@ -224,32 +224,6 @@ func openReplSource(path, idFlag string) (*replSource, error) {
 	return &replSource{src: it, id: id, close: func() { l.Close() }}, nil
 }
 
-// queueBytes is the number of bytes of frames (with their length fields) between queue cursors
-// from <= to: cursors of different segments are not comparable by subtraction.
-func queueBytes(q *shmio.Queue, from, to int64) (int64, error) {
-	segs, err := q.Segments()
-	if err != nil {
-		return 0, err
-	}
-	fromSeg, fromOff := shmio.SplitQueueCursor(from)
-	toSeg, toOff := shmio.SplitQueueCursor(to)
-	var n int64
-	for _, s := range segs {
-		if s.Number < fromSeg || s.Number > toSeg {
-			continue
-		}
-		lo, hi := int64(0), s.Committed
-		if s.Number == fromSeg {
-			lo = fromOff
-		}
-		if s.Number == toSeg {
-			hi = toOff
-		}
-		n += max(hi-lo, 0)
-	}
-	return n, nil
-}
-
 // defaultCursorFile is the pusher's cursor file next to the log (or queue directory).
 func defaultCursorFile(path, stream string) string {
 	return filepath.Clean(path) + "." + stream + ".cursor"
@@ -702,11 +676,10 @@ be queue directories; the pull side's byte count is then unknown (reported as nu
 	return cmd
 }
 
-// fixQueueBytes replaces byte counts that replicate.GetStatus computes by subtracting cursors,
-// which is wrong for queue cursors across segments. The push side is recounted from the
-// source queue's segments. The pull side only has the stream's cursors, so when they look like
-// queue cursors (the stream comes from the --log queue, or the destination is a queue and the
-// last cursor has a segment half) its byte count is reported as unknown rather than wrong.
+// fixQueueBytes replaces the push side's byte count, which replicate.GetStatus computes by
+// subtracting cursors (wrong across a queue's segments), with the source queue's Distance. The
+// pull side only has the stream's cursors: when they look like queue cursors its byte count is
+// reported as unknown rather than wrong.
 func fixQueueBytes(st *replicate.Status, src *shmio.Queue, pullQueue bool) error {
 	queueCursors := src != nil && st.Stream.LastLogID == src.ID()
 	if p := st.Push; p != nil && src != nil {
@@ -714,20 +687,10 @@ func fixQueueBytes(st *replicate.Status, src *shmio.Queue, pullQueue bool) error
 		if st.Stream.LastCursor >= 0 && st.Stream.LastLogID == p.LogID {
 			from = p.StreamEnd
 		}
-		if from == 0 {
-			first, err := src.Segments()
-			if err != nil {
-				return err
-			}
-			if len(first) > 0 {
-				from = first[0].FirstCursor
-			}
-		}
-		n, err := queueBytes(src, from, p.Committed)
-		if err != nil {
+		var err error
+		if _, p.BehindBytes, err = src.Distance(from, p.Committed); err != nil {
 			return err
 		}
-		p.BehindBytes = n
 	}
 	if seg, _ := shmio.SplitQueueCursor(st.Stream.LastCursor); pullQueue && seg > 0 {
 		queueCursors = true

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shmio/shmio"
+	"github.com/shmio/shmio/replicate"
 )
 
 func freePort(t *testing.T) int {
@@ -247,8 +248,7 @@ func TestReplicateQueueCLI(t *testing.T) {
 	}
 }
 
-// TestReplicateQueueBytes: status counts a queue's bytes segment by segment, not by
-// subtracting cursors.
+// TestReplicateQueueBytes: status counts a queue's bytes with Distance, not by subtracting cursors.
 func TestReplicateQueueBytes(t *testing.T) {
 	dir := createQueue(t, "4KiB")
 	lines := replicateLines(0, 300)
@@ -269,10 +269,13 @@ func TestReplicateQueueBytes(t *testing.T) {
 		}
 		want += int64(len(l) + 4)
 	}
-	segs, _ := q.Segments()
-	start := segs[0].FirstCursor
-	if n, err := queueBytes(q, start, it.End()); err != nil || n != want {
-		t.Fatalf("queueBytes from the start: %d, %v; want %d", n, err, want)
+	queueBytes := func(from, to int64) (int64, error) {
+		st := &replicate.Status{Stream: replicate.StreamStatus{LastCursor: -1}, Push: &replicate.PushStatus{FileCursor: from, Committed: to}}
+		err := fixQueueBytes(st, q, false)
+		return st.Push.BehindBytes, err
+	}
+	if n, err := queueBytes(0, it.End()); err != nil || n != want {
+		t.Fatalf("queue bytes from the start: %d, %v; want %d", n, err, want)
 	}
 	for range 100 {
 		if f, err := it.Next(); f == nil || err != nil {
@@ -282,7 +285,7 @@ func TestReplicateQueueBytes(t *testing.T) {
 	if seg, _ := shmio.SplitQueueCursor(it.Cursor()); seg < 2 {
 		t.Fatalf("after 100 frames still in segment %d", seg)
 	}
-	if n, err := queueBytes(q, it.Cursor(), it.End()); err != nil || n != want-skip {
+	if n, err := queueBytes(it.Cursor(), it.End()); err != nil || n != want-skip {
 		t.Fatalf("queueBytes from frame 100: %d, %v; want %d", n, err, want-skip)
 	}
 }

@@ -7,18 +7,19 @@ import (
 	"strings"
 )
 
-// sizeUnits maps suffixes to multipliers; IEC units are powers of two, SI units powers of ten.
+// sizeUnits maps suffixes to multipliers, longest first: KiB..EiB and the bare K..E are powers of
+// 1024, KB..EB powers of 1000 (as create --help says).
 var sizeUnits = []struct {
 	suffix string
 	mult   int64
 }{
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"PiB", 1 << 50}, {"EiB", 1 << 60},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"PB", 1e15}, {"EB", 1e18},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"P", 1 << 50}, {"E", 1 << 60},
 	{"B", 1},
 }
 
-// parseSize parses sizes such as "4096", "64MiB", "1GiB", "1.5GB" or "16M" (bare K/M/G are binary).
+// parseSize parses sizes such as "4096", "64MiB", "1GiB", "1.5GB" or "16M" (bare K..E are binary).
 func parseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	mult := int64(1)
@@ -67,7 +68,7 @@ func formatSize(n int64) string {
 	for _, u := range []struct {
 		suffix string
 		mult   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+	}{{"EiB", 1 << 60}, {"PiB", 1 << 50}, {"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
 		if n >= u.mult && n%u.mult == 0 {
 			return fmt.Sprintf("%d%s", n/u.mult, u.suffix)
 		}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/shmio/shmio"
 	"github.com/spf13/cobra"
@@ -47,7 +48,8 @@ func newStatCmd() *cobra.Command {
 		Short: "Show a log's format, header, fill level, frame count and writer",
 		Long: `Show a log's format, header fields, capacity, committed bytes and fill level, the number of
 frames and the first and last cursor (found by walking the frames), whether a writer holds the
-lock (and its pid), and how many readers are asleep waiting for frames.
+lock (and its pid), and how many readers are asleep waiting for frames (a count the readers
+keep themselves: one killed while asleep stays counted). A damaged log exits with status 1.
 
 Cursors are byte offsets from the first frame, as tail, dump and Node shmio use them.
 stat only reads; it is safe on a live log (it counts the frames committed when it started).
@@ -59,31 +61,44 @@ retention policy, every named reader's lag in frames, bytes and time, and the wr
   shmio stat /dev/shm/events.q`,
 		Args: requireArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if shmio.IsQueue(args[0]) {
-				return runStatQueue(cmd, args[0], asJSON)
-			}
-			info, err := collectStat(args[0])
+			t, err := openTarget(args[0], false)
 			if err != nil {
 				return err
 			}
+			defer t.Close()
 			out := cmd.OutOrStdout()
-			if asJSON {
-				return writeJSON(out, info)
+			if t.q != nil {
+				info, err := collectQueueStat(t)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(out, info)
+				}
+				printQueueStat(out, info)
+				return nil
 			}
-			printStat(out, info)
-			return nil
+			info, err := collectStat(t)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				err = writeJSON(out, info)
+			} else {
+				printStat(out, info)
+			}
+			if err == nil && info.Corrupt != "" {
+				err = &exitError{1, fmt.Errorf("%s: corrupt %s (run shmio verify)", t.path, info.Corrupt)}
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object (for scripts)")
 	return cmd
 }
 
-func collectStat(path string) (*statInfo, error) {
-	l, err := openLog(path, false, true)
-	if err != nil {
-		return nil, err
-	}
-	defer l.Close()
+func collectStat(t *target) (*statInfo, error) {
+	l, path := t.log, t.path
 	h := l.Header()
 	info := &statInfo{
 		Path:           path,
@@ -98,6 +113,7 @@ func collectStat(path string) (*statInfo, error) {
 		Sealed:         h.Sealed,
 		LastWriterPID:  h.WriterPID,
 		ReadersWaiting: h.Waiters,
+		ID:             logID(h),
 	}
 	switch {
 	case h.NodeFormat:
@@ -107,56 +123,61 @@ func collectStat(path string) (*statInfo, error) {
 	default:
 		info.Format = "shmio-go"
 	}
-	info.ID = logID(h)
 	if tag, ok, err := l.CommitTag(); err == nil && ok {
 		info.CommitTag = &tag
 	}
 	if held, pid, err := l.WriterStatus(); err == nil {
 		info.WriterLockHeld, info.WriterPID = held, pid
 	}
-
-	it, err := l.NewIterator(shmio.IteratorOptions{})
-	if err != nil {
+	// The library walks what was committed when it started, so a busy writer cannot keep stat walking.
+	res, err := l.Verify()
+	if len(res.Problems) > 0 {
+		info.Corrupt = res.Problems[0].String()
+	} else if err != nil {
 		return nil, fmt.Errorf("%s: %s", path, rootCause(err))
 	}
-	// Count what was committed when we started, so a busy writer cannot keep stat walking.
-	end := it.End()
-	info.Committed, info.CommittedEnd = end, end+h.DataOffset
+	end := res.End
+	info.Committed, info.CommittedEnd, info.Frames = end, end+h.DataOffset, res.Frames
 	if info.DataCapacity > 0 {
 		info.FillPercent = float64(end) * 100 / float64(info.DataCapacity)
 	}
-	bar := newTermProgress("counting frames", end)
-	defer bar.finish()
-	var last int64 = -1
-	for it.Cursor() < end {
-		c := it.Cursor()
-		p, err := it.Next()
-		if err != nil {
-			info.Corrupt = describeCorrupt(path, h, c, end, err)
-			break
-		}
-		if p == nil {
-			break
-		}
-		last = c
-		info.Frames++
-		if info.Frames&0xfff == 0 {
-			bar.update(c)
-		}
-	}
 	if info.Frames > 0 {
+		last, err := lastCursor(l, res)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", path, rootCause(err))
+		}
 		first := int64(0)
 		info.FirstCursor, info.LastCursor = &first, &last
 	}
 	return info, nil
 }
 
-// describeCorrupt words a corrupt-frame error met at cursor c, preferring the raw diagnosis.
-func describeCorrupt(path string, h shmio.Header, c, end int64, err error) string {
-	if p := frameProblem(path, h, c, end); p != "" {
-		return fmt.Sprintf("frame at cursor %d (file offset %d): %s", c, h.DataOffset+c, p)
+// lastCursor is the cursor of the last frame Verify found good: one step back from the end, or
+// on a damaged log, the last frame before the damage (where no backward step can start).
+func lastCursor(l *shmio.Log, res shmio.VerifyResult) (int64, error) {
+	if len(res.Problems) == 0 {
+		it, err := l.NewIterator(shmio.IteratorOptions{StartCursor: res.Bytes})
+		if err != nil {
+			return 0, err
+		}
+		defer it.Close()
+		f, err := it.PrevFrame()
+		return f.Cursor, err
 	}
-	return fmt.Sprintf("frame at cursor %d (file offset %d): %s", c, h.DataOffset+c, rootCause(err))
+	it, err := l.NewIterator(shmio.IteratorOptions{})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	var last int64
+	for n := int64(0); n < res.Frames; n++ {
+		f, err := it.NextFrame()
+		if err != nil || f.Data == nil {
+			return last, err
+		}
+		last = f.Cursor
+	}
+	return last, nil
 }
 
 func printStat(w io.Writer, s *statInfo) {
@@ -203,7 +224,11 @@ func printStat(w io.Writer, s *statInfo) {
 	default:
 		row("writer", "none")
 	}
-	row("readers waiting", "%d", s.ReadersWaiting)
+	waiting := fmt.Sprint(s.ReadersWaiting)
+	if s.ReadersWaiting > 0 {
+		waiting += " (possibly stale: a reader killed while waiting stays counted)"
+	}
+	row("readers waiting", "%s", waiting)
 	if s.CommitTag != nil {
 		row("commit tag", "%d", *s.CommitTag)
 	}
@@ -219,4 +244,170 @@ func percent(p float64) string {
 		return "<0.1%"
 	}
 	return fmt.Sprintf("%.1f%%", p)
+}
+
+// queueStatInfo is what stat reports for a queue; its JSON form is the --json output.
+type queueStatInfo struct {
+	Path           string                `json:"path"`
+	Kind           string                `json:"kind"` // "queue"
+	SegmentSize    int64                 `json:"segment_size"`
+	MaxPayload     int                   `json:"max_payload"`
+	Retention      shmio.RetentionPolicy `json:"retention"`
+	RetentionText  string                `json:"retention_text"`
+	Segments       []queueSegStat        `json:"segments"`
+	TotalBytes     int64                 `json:"total_file_bytes"`
+	Committed      int64                 `json:"committed_bytes"`
+	FirstCursor    int64                 `json:"first_cursor"`
+	Readers        []queueReaderStat     `json:"readers"`
+	WriterLockHeld bool                  `json:"writer_lock_held"`
+	WriterPID      int                   `json:"writer_pid,omitempty"`
+	CommitTag      *uint64               `json:"commit_tag,omitempty"`
+}
+
+type queueSegStat struct {
+	Number    int64  `json:"number"`
+	Path      string `json:"path"`
+	FileSize  int64  `json:"file_size"`
+	Committed int64  `json:"committed_bytes"`
+	Sealed    bool   `json:"sealed"`
+	State     string `json:"state"` // sealed, head (being written) or prepared (made ahead, empty)
+	Created   string `json:"created,omitempty"`
+	SealedAt  string `json:"sealed_at,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+type queueReaderStat struct {
+	Name      string  `json:"name"`
+	Cursor    int64   `json:"cursor"`
+	Segment   int64   `json:"segment"`
+	Offset    int64   `json:"offset"`
+	Active    bool    `json:"active"`
+	PID       int     `json:"pid,omitempty"`
+	LagFrames int64   `json:"lag_frames"`
+	LagBytes  int64   `json:"lag_bytes"`
+	LagSecs   float64 `json:"lag_seconds"`
+	Error     string  `json:"error,omitempty"`
+}
+
+func collectQueueStat(t *target) (*queueStatInfo, error) {
+	q, dir := t.q, t.path
+	info := &queueStatInfo{Path: dir, Kind: "queue", SegmentSize: q.SegmentSize(), MaxPayload: q.MaxPayload(),
+		Segments: []queueSegStat{}, Readers: []queueReaderStat{}}
+	if qi, err := q.Info(); err == nil {
+		info.Retention = qi.Retention
+		if qi.SegmentSize != 0 {
+			info.SegmentSize = qi.SegmentSize
+		}
+	}
+	info.RetentionText = info.Retention.String()
+	segs, err := q.Segments()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", dir, rootCause(err))
+	}
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	headSeen := false
+	for i, s := range segs {
+		ss := queueSegStat{Number: s.Number, Path: s.Path, FileSize: s.FileSize, Committed: s.Committed,
+			Sealed: s.Sealed, Created: stamp(s.Created), SealedAt: stamp(s.SealedAt)}
+		switch {
+		case s.Sealed:
+			ss.State = "sealed"
+		case !headSeen:
+			ss.State, headSeen = "head", true
+		default:
+			ss.State = "prepared"
+		}
+		if s.Err != nil {
+			ss.Error = rootCause(s.Err)
+		}
+		if i == 0 {
+			info.FirstCursor = s.FirstCursor
+		}
+		info.TotalBytes += s.FileSize
+		info.Committed += s.Committed
+		info.Segments = append(info.Segments, ss)
+	}
+	readers, err := q.Readers()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", dir, rootCause(err))
+	}
+	for _, r := range readers {
+		seg, off := shmio.SplitQueueCursor(r.Cursor)
+		rs := queueReaderStat{Name: r.Name, Cursor: r.Cursor, Segment: seg, Offset: off, Active: r.Active, PID: r.PID,
+			LagFrames: r.LagFrames, LagBytes: r.LagBytes, LagSecs: r.Lag.Seconds()}
+		if r.Err != nil {
+			rs.Error = rootCause(r.Err)
+		}
+		info.Readers = append(info.Readers, rs)
+	}
+	if held, pid, err := q.WriterStatus(); err == nil {
+		info.WriterLockHeld, info.WriterPID = held, pid
+	}
+	if tag, ok, err := q.CommitTag(); err == nil && ok {
+		info.CommitTag = &tag
+	}
+	return info, nil
+}
+
+func printQueueStat(w io.Writer, s *queueStatInfo) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s:\t%s\n", k, fmt.Sprintf(format, a...)) }
+	row("path", "%s", s.Path)
+	row("format", "shmio-go queue (segments are u16-frame logs, Node shmio compatible)")
+	row("segment size", "%s (%d bytes), max payload %d bytes", formatSize(s.SegmentSize), s.SegmentSize, s.MaxPayload)
+	row("retention", "%s", s.RetentionText)
+	row("segments", "%d, %s of files, %d bytes committed", len(s.Segments), formatSize(s.TotalBytes), s.Committed)
+	row("first cursor", "%s", queueCursorString(s.FirstCursor))
+	switch {
+	case s.WriterLockHeld && s.WriterPID != 0:
+		row("writer", "lock held by pid %d", s.WriterPID)
+	case s.WriterLockHeld:
+		row("writer", "lock held (pid unknown)")
+	default:
+		row("writer", "none")
+	}
+	if s.CommitTag != nil {
+		row("commit tag", "%d", *s.CommitTag)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nsegments:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "  number\tsize\tcommitted\tstate\t")
+	for _, g := range s.Segments {
+		state := g.State
+		if g.Error != "" {
+			state = "error: " + g.Error
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%d\t%s\t\n", g.Number, formatSize(g.FileSize), g.Committed, state)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nnamed readers:")
+	if len(s.Readers) == 0 {
+		fmt.Fprintln(w, "  none")
+		return
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  name\tcursor\tlag frames\tlag bytes\tlag time\tstate")
+	for _, r := range s.Readers {
+		state := "idle"
+		if r.Active {
+			state = "active"
+			if r.PID != 0 {
+				state = fmt.Sprintf("active (pid %d)", r.PID)
+			}
+		}
+		if r.Error != "" {
+			state += "; " + r.Error
+		}
+		lag := time.Duration(r.LagSecs * float64(time.Second)).Round(time.Millisecond)
+		fmt.Fprintf(tw, "  %s\t%d (segment %d offset %d)\t%d\t%d\t%s\t%s\n", r.Name, r.Cursor, r.Segment, r.Offset, r.LagFrames, r.LagBytes, lag, state)
+	}
+	tw.Flush()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -13,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +29,7 @@ type tailOptions struct {
 	from       string
 	cursorFile string
 	format     string
+	raw        bool
 	lines      int
 	name       string
 }
@@ -51,12 +52,14 @@ Where to start:
                       misses nor repeats a frame. F is replaced atomically.
 With --from or --cursor-file, -n N stops after N frames.
 
--f keeps following: it sleeps until the writer commits more (no polling on logs made by
-shmio-go) and prints frames as they come, until interrupted or until the log is sealed.
+-f keeps following: it sleeps until the writer commits more and prints frames as they come,
+until interrupted or until the log is sealed.
 
-Formats: text prints the payload as is; hex and base64 encode it; json prints objects with
-the frame's cursor, payload length, the next cursor, and "payload" (when it is valid UTF-8)
-or "payload_base64".
+Formats: text prints the payload with control bytes shown the way cat -v shows them (^[ for
+ESC, ^J for a newline inside a frame, ^? for DEL), so a frame cannot move the cursor or change
+the terminal; --raw prints the payload bytes as they are. hex and base64 encode it; json prints
+objects with the frame's cursor, payload length, the next cursor, and "payload" (when it is
+valid UTF-8) or "payload_base64".
 
 Given a queue directory, tail reads across its segments (following rolls with -f). Queue cursors
 are one int64, segment<<32 | offset; --from also takes SEGMENT:OFFSET, and json lines add
@@ -70,62 +73,83 @@ saved on exit, Ctrl-C included. --cursor-file is for log files only.`,
   shmio tail -f /dev/shm/events --cursor-file ~/.events.cursor
   shmio tail -f /dev/shm/events.q --name billing`,
 		Args: requireArgs(1, "PATH"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if shmio.IsQueue(args[0]) {
-				return runTailQueue(cmd, args[0], o)
-			}
-			if o.name != "" {
-				return errors.New("--name is for queues (a named reader); with a log file use --cursor-file")
-			}
-			return runTail(cmd, args[0], o)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runTail(cmd, args[0], o) },
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&o.follow, "follow", "f", false, "keep printing frames as they are committed")
 	f.StringVar(&o.from, "from", "", "where to start: start, end or a CURSOR (default: the last -n frames)")
 	f.StringVar(&o.cursorFile, "cursor-file", "", "resume from the cursor saved in this file and save it on exit")
 	f.StringVar(&o.format, "format", "text", "output format: text, hex, json or base64")
+	f.BoolVar(&o.raw, "raw", false, "with --format text: print payloads as they are, control bytes included")
 	f.IntVarP(&o.lines, "lines", "n", 10, "number of frames (see above)")
 	f.StringVar(&o.name, "name", "", "with a queue: read as this named reader, resuming where it stopped")
 	return cmd
 }
 
-// frameFormatter appends the printed form of a frame at cursor c (with the next cursor) to buf.
-type frameFormatter func(buf []byte, p []byte, c, next int64) []byte
+// frameFormatter appends the printed form of frame f to buf.
+type frameFormatter func(buf []byte, f shmio.Frame) []byte
 
-// jsonFrame is one line of --format json.
+// jsonFrame is one line of --format json; a queue's lines add Segment and Offset.
 type jsonFrame struct {
 	Cursor        int64  `json:"cursor"`
+	Segment       int64  `json:"segment,omitempty"`
+	Offset        int64  `json:"offset,omitempty"`
 	Length        int    `json:"length"`
 	Next          int64  `json:"next"`
 	Payload       string `json:"payload,omitempty"`
 	PayloadBase64 string `json:"payload_base64,omitempty"`
 }
 
-func formatterFor(name string) (frameFormatter, error) {
+func formatterFor(name string, raw, queue bool) (frameFormatter, error) {
 	switch name {
 	case "text":
-		return func(buf, p []byte, _, _ int64) []byte { return append(append(buf, p...), '\n') }, nil
+		if raw {
+			return func(buf []byte, f shmio.Frame) []byte { return append(append(buf, f.Data...), '\n') }, nil
+		}
+		return func(buf []byte, f shmio.Frame) []byte { return append(appendEscaped(buf, f.Data), '\n') }, nil
 	case "hex":
-		return func(buf, p []byte, _, _ int64) []byte { return append(hex.AppendEncode(buf, p), '\n') }, nil
+		return func(buf []byte, f shmio.Frame) []byte { return append(hex.AppendEncode(buf, f.Data), '\n') }, nil
 	case "base64":
-		return func(buf, p []byte, _, _ int64) []byte {
-			return append(base64.StdEncoding.AppendEncode(buf, p), '\n')
+		return func(buf []byte, f shmio.Frame) []byte {
+			return append(base64.StdEncoding.AppendEncode(buf, f.Data), '\n')
 		}, nil
 	case "json":
 		// Built by hand rather than with encoding/json: reflection made it the slowest format
 		// by a factor of ten. jsonFrame documents the shape; the test decodes it with it.
-		return func(buf, p []byte, c, next int64) []byte {
+		return func(buf []byte, f shmio.Frame) []byte {
 			buf = append(buf, `{"cursor":`...)
-			buf = strconv.AppendInt(buf, c, 10)
+			buf = strconv.AppendInt(buf, f.Cursor, 10)
+			if queue {
+				seg, off := shmio.SplitQueueCursor(f.Cursor)
+				buf = append(buf, `,"segment":`...)
+				buf = strconv.AppendInt(buf, seg, 10)
+				buf = append(buf, `,"offset":`...)
+				buf = strconv.AppendInt(buf, off, 10)
+			}
 			buf = append(buf, `,"length":`...)
-			buf = strconv.AppendInt(buf, int64(len(p)), 10)
+			buf = strconv.AppendInt(buf, int64(len(f.Data)), 10)
 			buf = append(buf, `,"next":`...)
-			buf = strconv.AppendInt(buf, next, 10)
-			return appendJSONPayload(buf, p)
+			buf = strconv.AppendInt(buf, f.End, 10)
+			return appendJSONPayload(buf, f.Data)
 		}, nil
 	}
 	return nil, fmt.Errorf("invalid --format %q: want text, hex, json or base64", name)
+}
+
+// appendEscaped appends p with control bytes shown as cat -v shows them: ^@ to ^_ and ^? (a tab
+// stays a tab). Other bytes, UTF-8 text included, are kept.
+func appendEscaped(buf, p []byte) []byte {
+	for _, b := range p {
+		switch {
+		case b == 0x7f:
+			buf = append(buf, '^', '?')
+		case b < 0x20 && b != '\t':
+			buf = append(buf, '^', b+'@')
+		default:
+			buf = append(buf, b)
+		}
+	}
+	return buf
 }
 
 // appendJSONPayload ends a JSON frame line: the payload as text when it is valid UTF-8, else
@@ -169,26 +193,13 @@ func appendJSONString(buf, s []byte) []byte {
 	return append(append(buf, s[start:]...), '"')
 }
 
+// tailBatch bounds what tail reads, formats and writes at a time: one write per batch keeps
+// the system calls few, and a named reader's cursor is acknowledged only after it.
+var tailBatch = shmio.BatchOptions{MaxFrames: 1024, MaxBytes: 256 << 10}
+
 func runTail(cmd *cobra.Command, path string, o tailOptions) error {
-	format, err := formatterFor(o.format)
-	if err != nil {
-		return err
-	}
 	if o.lines < 0 {
 		return fmt.Errorf("invalid -n %d: want a number of frames, 0 or more", o.lines)
-	}
-	// DebugChecks: an operator's tool checks both lengths of every frame rather than print
-	// garbage from a damaged log; the cost is one more load per frame.
-	l, it, err := openReader(path)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	h := l.Header()
-
-	saved, haveSaved, err := loadCursor(o.cursorFile, h)
-	if err != nil {
-		return err
 	}
 	if o.cursorFile != "" {
 		// Fail now rather than after printing frames whose cursor could not be saved.
@@ -196,49 +207,93 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 			return fmt.Errorf("--cursor-file %s: directory %s does not exist", o.cursorFile, filepath.Dir(o.cursorFile))
 		}
 	}
+	t, err := openTarget(path, false)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	format, err := formatterFor(o.format, o.raw, t.q != nil)
+	if err != nil {
+		return err
+	}
+	fromGiven := cmd.Flags().Changed("from")
+	var it shmio.FrameIterator
+	resume := false // start where a named reader or the cursor file says
+	var saved int64
+	if t.q != nil {
+		if o.cursorFile != "" {
+			return errors.New("--cursor-file is for log files; a queue keeps a reader's cursor itself: use --name READER")
+		}
+		if o.name != "" {
+			readers, err := t.q.Readers()
+			if err != nil {
+				return fmt.Errorf("%s: %s", path, rootCause(err))
+			}
+			resume = !fromGiven && slices.ContainsFunc(readers, func(r shmio.ReaderInfo) bool { return r.Name == o.name })
+			fromGiven = true
+		}
+		qi, err := t.q.NamedIterator(o.name, shmio.IteratorOptions{})
+		if errors.Is(err, shmio.ErrLocked) {
+			return fmt.Errorf("%s: reader %q is in use by another process", path, o.name)
+		} else if err != nil {
+			return fmt.Errorf("%s: %s", path, rootCause(err))
+		}
+		it = qi
+	} else {
+		if o.name != "" {
+			return errors.New("--name is for queues (a named reader); with a log file use --cursor-file")
+		}
+		if saved, resume, err = loadCursor(o.cursorFile, t.log.Header()); err != nil {
+			return err
+		}
+		fromGiven = fromGiven || o.cursorFile != ""
+		if it, err = t.s.OpenReader(shmio.IteratorOptions{}); err != nil {
+			return fmt.Errorf("%s: %s", path, rootCause(err))
+		}
+	}
+	defer it.Close()
+
 	limit := int64(-1) // frames to print; -1 = no limit
-	fromGiven := cmd.Flags().Changed("from") || o.cursorFile != ""
 	if fromGiven && cmd.Flags().Changed("lines") {
 		limit = int64(o.lines)
 	}
 	switch {
-	case haveSaved:
-		if err := seekCursor(it, path, saved); err != nil {
+	case resume && t.q != nil:
+		// the named reader resumes where it stopped
+	case resume:
+		if err := t.seek(it, saved); err != nil {
 			return fmt.Errorf("%w (saved in %s; delete it to start over)", err, o.cursorFile)
 		}
 	case fromGiven:
-		switch from := o.from; from {
+		switch o.from {
 		case "", "start":
-			// already at cursor 0
+			_, err = it.Seek(0, io.SeekStart)
 		case "end":
-			if _, err := it.Seek(0, io.SeekEnd); err != nil {
-				return fmt.Errorf("%s: %s", path, rootCause(err))
-			}
+			_, err = it.Seek(0, io.SeekEnd)
 		default:
-			c, err := parseCursor(from)
-			if err != nil {
-				return fmt.Errorf("invalid --from %q: want start, end or a cursor", from)
+			c, perr := t.parseCursor(o.from)
+			if perr != nil {
+				return fmt.Errorf("invalid --from %q: want start, end or a cursor", o.from)
 			}
-			if err := seekCursor(it, path, c); err != nil {
+			if err := t.seek(it, c); err != nil {
 				return err
 			}
 		}
+		if err != nil {
+			return fmt.Errorf("%s: %s", path, rootCause(err))
+		}
 	default:
-		// The last N frames: step back from the committed end.
+		// The last N frames: step back from the committed end (across segments in a queue).
 		if _, err := it.Seek(0, io.SeekEnd); err != nil {
 			return fmt.Errorf("%s: %s", path, rootCause(err))
 		}
-		for i := 0; i < o.lines; i++ {
+		for range o.lines {
 			end := it.Cursor()
-			p, err := it.Prev()
+			f, err := it.PrevFrame()
 			if err != nil {
-				what := frameEndProblem(path, h, end)
-				if what == "" {
-					what = rootCause(err)
-				}
-				return &exitError{1, fmt.Errorf("%s: corrupt frame ending at cursor %d: %s (run shmio verify)", path, end, what)}
+				return &exitError{1, fmt.Errorf("%s: corrupt %s (run shmio verify)", path, t.corrupt(end, true, err))}
 			}
-			if p == nil {
+			if f.Data == nil {
 				break
 			}
 		}
@@ -246,64 +301,68 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
-	overhead := 2 * lenFieldSize(h)
+	out := cmd.OutOrStdout()
 	var buf []byte
+	var batch []shmio.Frame
 	var walkErr error
+	// A named reader acknowledges what it read whenever it asks for more (NextFrames and Wait
+	// store its cursor), so every batch is formatted and written out, in one write, before the
+	// next request: a kill -9 then never leaves the stored cursor past a line not yet written.
 	for printed := int64(0); limit < 0 || printed < limit; {
-		c := it.Cursor()
-		p, err := it.Next()
+		bo := tailBatch
+		if limit >= 0 {
+			bo.MaxFrames = int(min(int64(bo.MaxFrames), limit-printed)) // read no frame it will not print
+		}
+		batch, err = it.NextFrames(batch[:0], bo)
+		if len(batch) > 0 {
+			buf = buf[:0]
+			for i, f := range batch {
+				if i == len(batch)-1 && err == nil && t.q != nil {
+					f.End = it.Cursor() // past a sealed segment's end: the next segment's start
+				}
+				buf = format(buf, f)
+			}
+			if _, werr := out.Write(buf); werr != nil {
+				// Not written, so not read: a named reader resumes at this batch (the lines it
+				// did write, if any, come again: at least once).
+				if _, serr := it.Seek(batch[0].Cursor, io.SeekStart); serr != nil {
+					werr = errors.Join(werr, serr)
+				}
+				return fmt.Errorf("writing output: %w", werr)
+			}
+			printed += int64(len(batch))
+		}
 		if err != nil {
-			walkErr = &exitError{1, fmt.Errorf("%s: corrupt %s (run shmio verify)", path, describeCorrupt(path, h, c, it.End(), err))}
+			walkErr = &exitError{1, fmt.Errorf("%s: corrupt %s (run shmio verify)", path, t.corrupt(it.Cursor(), false, err))}
 			break
 		}
-		if p == nil {
-			// A sealed log gets no more frames: following it ends here.
-			if !o.follow || l.Header().Sealed {
-				break
-			}
-			// Everything committed so far is printed: show it before sleeping.
-			if err := out.Flush(); err != nil {
-				return fmt.Errorf("writing output: %w", err)
-			}
-			if err := it.Wait(ctx); err != nil {
-				// Sealed while we slept: every frame is printed, following ends.
-				if ctx.Err() != nil || errors.Is(err, shmio.ErrSealed) {
-					break
-				}
-				return fmt.Errorf("%s: %s", path, rootCause(err))
-			}
+		if ctx.Err() != nil {
+			break // interrupted: stop after the lines written
+		}
+		if len(batch) > 0 {
 			continue
 		}
-		buf = format(buf[:0], p, c, c+int64(len(p))+overhead)
-		if _, err := out.Write(buf); err != nil {
-			return fmt.Errorf("writing output: %w", err)
+		if !o.follow {
+			break
 		}
-		printed++
-		select {
-		case <-ctx.Done():
-			limit = printed // stop between frames: the saved cursor follows the last one printed
-		default:
+		if err := it.Wait(ctx); err != nil {
+			// Interrupted, or sealed with every frame printed: following ends.
+			if ctx.Err() != nil || errors.Is(err, shmio.ErrSealed) {
+				break
+			}
+			return fmt.Errorf("%s: %s", path, rootCause(err))
 		}
 	}
-	// The cursor is saved only after the frames before it reached the output.
-	if err := out.Flush(); err != nil {
-		return fmt.Errorf("writing output: %w", err)
-	}
+	// Saved only after the frames before it reached the output; Close stores a named reader's.
 	if o.cursorFile != "" {
-		if err := saveCursor(o.cursorFile, path, h, it.Cursor()); err != nil {
+		if err := saveCursor(o.cursorFile, path, t.log.Header(), it.Cursor()); err != nil {
 			return err
 		}
 	}
-	return walkErr
-}
-
-// seekCursor positions it at cursor c, with a message naming what is wrong with c.
-func seekCursor(it *shmio.Iterator, path string, c int64) error {
-	if _, err := it.Seek(c, io.SeekStart); err != nil {
-		return cursorError(path, c, it.End(), err)
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("%s: %s", path, rootCause(err))
 	}
-	return nil
+	return walkErr
 }
 
 // cursorFileData is the content of a --cursor-file. ID ties it to one log: a log recreated at the

@@ -115,50 +115,60 @@ func TestVerifyErrors(t *testing.T) {
 	}
 }
 
-// TestWalkMerger checks the comparison of the two walks on disagreements that a file cannot
-// produce while both walks check both lengths (they need the file to change between the walks).
-func TestWalkMerger(t *testing.T) {
-	replay := func(frames ...frameRef) func() (frameRef, bool, error) {
-		i := len(frames) // newest first
-		return func() (frameRef, bool, error) {
-			if i == 0 {
-				return frameRef{}, false, nil
-			}
-			i--
-			return frames[i], true, nil
-		}
+func TestQueueVerify(t *testing.T) {
+	dir := createQueue(t, "4KiB")
+	r := runShmio(t, []string{"verify", dir})
+	if r.code != 0 || !strings.HasPrefix(r.stdout, dir+": OK: ") || !strings.Contains(r.stdout, "(head 1), 0 frames, 0 bytes committed") {
+		t.Fatalf("verify of an empty queue: %+v", r)
 	}
-	tests := []struct {
-		name     string
-		fwd, bwd []frameRef // oldest first
-		want     *verifyProblem
-	}{
-		{"agree", []frameRef{{0, 9}, {9, 9}, {18, 9}}, []frameRef{{0, 9}, {9, 9}, {18, 9}}, nil},
-		{"empty", nil, nil, nil},
-		{"backward merged two frames", []frameRef{{0, 9}, {9, 9}, {18, 9}}, []frameRef{{0, 18}, {18, 9}},
-			&verifyProblem{0, "forward walk read length 9, backward walk length 18"}},
-		{"backward split a frame", []frameRef{{0, 18}, {18, 9}}, []frameRef{{0, 9}, {9, 9}, {18, 9}},
-			&verifyProblem{0, "forward walk read length 18, backward walk length 9"}},
-		{"backward skipped the first frames", []frameRef{{0, 5}, {5, 5}, {10, 9}}, []frameRef{{10, 9}},
-			&verifyProblem{0, "forward walk found a frame of length 5 here, the backward walk did not"}},
-		{"backward found an extra frame at the start", []frameRef{{9, 9}}, []frameRef{{0, 9}, {9, 9}},
-			&verifyProblem{0, "backward walk found a frame of length 9 here, the forward walk did not"}},
-		{"disagreement in the middle", []frameRef{{0, 9}, {9, 9}, {18, 9}, {27, 9}}, []frameRef{{0, 9}, {9, 6}, {15, 12}, {27, 9}},
-			&verifyProblem{9, "forward walk read length 9, backward walk length 6"}},
+	appendLines(t, dir, queueLines(1, 2000)...)
+	r = runShmio(t, []string{"verify", dir})
+	if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "(head 8), 2000 frames, 30000 bytes committed; every segment and the chain between them are consistent\n") {
+		t.Fatalf("verify of a clean queue: %+v", r)
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			m := newWalkMerger(replay(tc.fwd...))
-			for i := len(tc.bwd) - 1; i >= 0; i-- {
-				m.add(tc.bwd[i])
-			}
-			m.finish()
-			if m.err != nil {
-				t.Fatal(m.err)
-			}
-			if (m.mismatch == nil) != (tc.want == nil) || m.mismatch != nil && *m.mismatch != *tc.want {
-				t.Fatalf("mismatch %+v, want %+v", m.mismatch, tc.want)
-			}
-		})
+
+	// Damage the head length of the 10th frame of segment 3, a middle one.
+	seg := filepath.Join(dir, "0000000003.seg")
+	const bad = 9 * 15
+	dataOffset := statJSON(t, seg).DataOffset
+	writeAt(t, seg, bad, []byte{40, 0})
+	r = runShmio(t, []string{"verify", dir})
+	wantErr := fmt.Sprintf("shmio: %s: segment 3 (%s): queue cursor %d, corrupt at cursor %d (file offset %d): head length 40 but tail length 12336 (asymmetric frame)\n",
+		dir, seg, 3<<32|bad, bad, dataOffset+bad)
+	if r.code != 1 || r.stderr != wantErr {
+		t.Fatalf("verify of a damaged queue: exit %d stderr %q, want 1 and %q\nstdout:\n%s", r.code, r.stderr, wantErr, r.stdout)
+	}
+	// The library located the frame: no second walk, the whole report is its problem list.
+	wantOut := fmt.Sprintf("%s: CORRUPT: 1 problem\n  segment 3: frame at queue cursor %d (offset %d, file offset %d): head length 40 but tail length 12336 (asymmetric frame)\n",
+		dir, 3<<32|bad, bad, dataOffset+bad)
+	if r.stdout != wantOut {
+		t.Errorf("verify output:\n%q\nwant:\n%q", r.stdout, wantOut)
+	}
+	// Readers stop at the damage with exit 1, naming the queue cursor.
+	r = runShmio(t, []string{"tail", dir, "--from", "start"})
+	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("at cursor %d (segment 3 offset %d)", 3<<32|bad, bad)) {
+		t.Fatalf("tail over the damage: exit %d stderr %q", r.code, r.stderr)
+	}
+	wantLines(t, r.stdout, queueLines(1, 2*260+9)...)
+
+	// A missing middle segment breaks the chain.
+	writeAt(t, seg, bad, []byte{15, 0})
+	if r := runShmio(t, []string{"verify", dir}); r.code != 0 {
+		t.Fatalf("verify after repair: %+v", r)
+	}
+	if err := osRemove(seg); err != nil {
+		t.Fatal(err)
+	}
+	r = runShmio(t, []string{"verify", dir})
+	if r.code != 1 || r.stderr != "shmio: "+dir+": segments 3 to 3 are missing\n" {
+		t.Fatalf("verify without segment 3: %+v", r)
+	}
+
+	notQueue := t.TempDir()
+	r = runShmio(t, []string{"verify", notQueue})
+	if r.code != 2 || r.stderr != "shmio: "+notQueue+": is a directory, not a shmio log\n" {
+		t.Fatalf("verify of an empty directory: %+v", r)
 	}
 }
+
+var osRemove = os.Remove
