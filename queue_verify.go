@@ -279,12 +279,7 @@ func frameLengths(l *Log, pos int) (what string, err error) {
 	mem, base, ls := l.mem, int(l.lo.dataOffset), l.lo.lenSize
 	end := min(int(l.size.Load()), len(mem))
 	c := pos - base
-	readLen := func(off int) int {
-		if ls == 2 {
-			return int(le.Uint16(mem[off:]))
-		}
-		return int(le.Uint32(mem[off:]))
-	}
+	readLen := func(off int) int { return lenAt(mem, off, ls) }
 	if pos < base || pos+ls > end {
 		return fmt.Sprintf("length field at cursor %d runs past the committed end %d", c, end-base), nil
 	}
