@@ -29,7 +29,7 @@ const DefaultSpin = 20 * time.Microsecond
 type BatchOptions struct{ MaxFrames, MaxBytes int }
 
 // Iterator reads committed frames with its own cursor, forward and backward. Iterators never take
-// locks and never write to the log (Wait only counts itself among the sleepers). An Iterator is
+// locks and never write to the log (Wait only announces itself in the header: FORMAT.md, "Waking"). An Iterator is
 // for one goroutine at a time; open one per goroutine.
 //
 // Frames are returned as slices of the mapping, not copies: they stay valid until the Log is

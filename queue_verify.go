@@ -38,7 +38,8 @@ type QueueProblem struct {
 }
 
 // String gives the problem as Verify words it: "segment 3: frame at queue cursor 12884902023
-// (offset 135, file offset 263): head length 40 but tail length 12336 (asymmetric frame)".
+// (offset 135, file offset 327): head length 40 but tail length 12336 (asymmetric frame)"; the
+// cursor is 3<<32 | 135, and the file offset is 135 past the segment's 192-byte header.
 func (p QueueProblem) String() string {
 	var b strings.Builder
 	if p.Segment >= 0 {
