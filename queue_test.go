@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmio/shmio/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -594,7 +595,7 @@ func TestQueueRetentionSlowReader(t *testing.T) {
 		next += 10
 	}
 	first := segs[0].Number
-	waitFor(t, func() bool { s, _ := q.Segments(); return len(s) > 0 && s[0].Number == first }, "the slow reader's segment kept")
+	testproc.WaitFor(t, 20*time.Second, "the slow reader's segment kept", func() bool { s, _ := q.Segments(); return len(s) > 0 && s[0].Number == first })
 	w.Close()
 	q.Close()
 
@@ -641,17 +642,6 @@ func TestQueueRetentionSlowReader(t *testing.T) {
 	}
 }
 
-func waitFor(t testing.TB, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestQueueRetentionByAgeAndBytes(t *testing.T) {
 	q := qtOpen(t, QueueOptions{Writable: true, Retention: RetentionPolicy{MaxBytes: 10 * 4096}})
 	w := qtWriter(t, q)
@@ -661,14 +651,14 @@ func TestQueueRetentionByAgeAndBytes(t *testing.T) {
 		next += 10
 	}
 	// The background pass runs after each roll (and its preparation of the next segment).
-	waitFor(t, func() bool { s, _ := q.Segments(); return len(s) <= 10 && len(s) >= 9 }, "at most 40 KiB of 4 KiB segments")
+	testproc.WaitFor(t, 20*time.Second, "at most 40 KiB of 4 KiB segments", func() bool { s, _ := q.Segments(); return len(s) <= 10 && len(s) >= 9 })
 	w.Close()
 	q.Close()
 	q = qtOpen(t, QueueOptions{Dir: q.Dir(), Writable: true, Retention: RetentionPolicy{MaxAge: 50 * time.Millisecond}})
 	w = qtWriter(t, q)
 	head := w.Segment()
 	// The background pass runs on a timer too: everything sealed goes once it is 50 ms old.
-	waitFor(t, func() bool { s, _ := q.Segments(); return len(s) > 0 && s[0].Number == head }, "segments older than 50ms removed")
+	testproc.WaitFor(t, 20*time.Second, "segments older than 50ms removed", func() bool { s, _ := q.Segments(); return len(s) > 0 && s[0].Number == head })
 	it := qtIter(t, q, IteratorOptions{})
 	if f, err := it.Next(); f == nil || err != nil || it.Segment() != head {
 		t.Fatalf("Next in the only segment left: %v, %v", f, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shmio/shmio/internal/futex"
+	"github.com/shmio/shmio/internal/testproc"
 )
 
 // In-process tests of Iterator.Wait; the cross-process ones are in multiproc_test.go.
@@ -18,18 +19,6 @@ import (
 func utNeedFutex(t *testing.T) {
 	if !futex.Supported {
 		t.Skip("no futex here: readers poll")
-	}
-}
-
-// utWaitFor polls cond for up to 5 s.
-func utWaitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(200 * time.Microsecond)
 	}
 }
 
@@ -65,7 +54,7 @@ func TestWaitWakesOnCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := utAsyncWait(context.Background(), it)
-		utWaitFor(t, "the reader to sleep", func() bool { return l.Header().Waiters == 1 })
+		testproc.WaitFor(t, 5*time.Second, "the reader to sleep", func() bool { return l.Header().Waiters == 1 })
 		if r.Header().Waiters != 1 {
 			t.Fatalf("the reader's own handle sees %d waiters", r.Header().Waiters)
 		}
@@ -77,7 +66,7 @@ func TestWaitWakesOnCommit(t *testing.T) {
 		if got := u32at(l.mem, offWake).Load(); got == wake {
 			t.Fatalf("commit with a sleeper did not bump the wake word")
 		}
-		utWaitFor(t, "the waiter count to drop", func() bool { return l.Header().Waiters == 0 })
+		testproc.WaitFor(t, 5*time.Second, "the waiter count to drop", func() bool { return l.Header().Waiters == 0 })
 		f, err := it.Next()
 		if err != nil || !bytes.Equal(f, utPayload(0, 17)) {
 			t.Fatalf("Next after Wait = %v, %v", f, err)
@@ -104,14 +93,14 @@ func TestWaitManySleepers(t *testing.T) {
 		}
 		chans = append(chans, utAsyncWait(context.Background(), it))
 	}
-	utWaitFor(t, "all readers to sleep", func() bool { return l.Header().Waiters == n })
+	testproc.WaitFor(t, 5*time.Second, "all readers to sleep", func() bool { return l.Header().Waiters == n })
 	utAppend(t, w, 0, 1)
 	for i, ch := range chans {
 		if err := utRecv(t, "Wait", ch, 5*time.Second); err != nil {
 			t.Fatalf("sleeper %d: %v", i, err)
 		}
 	}
-	utWaitFor(t, "the waiter count to drop", func() bool { return l.Header().Waiters == 0 })
+	testproc.WaitFor(t, 5*time.Second, "the waiter count to drop", func() bool { return l.Header().Waiters == 0 })
 }
 
 func TestWaitAvailable(t *testing.T) {
@@ -166,7 +155,7 @@ func TestWaitContext(t *testing.T) {
 		ctx, cancel = context.WithCancel(context.Background())
 		done := utAsyncWait(ctx, it)
 		if spin < 0 && futex.Supported {
-			utWaitFor(t, "the reader to sleep", func() bool { return l.Header().Waiters == 1 })
+			testproc.WaitFor(t, 5*time.Second, "the reader to sleep", func() bool { return l.Header().Waiters == 1 })
 		} else {
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -174,7 +163,7 @@ func TestWaitContext(t *testing.T) {
 		if err := utRecv(t, "Wait after cancel", done, 2*time.Second); !errors.Is(err, context.Canceled) {
 			t.Fatalf("spin %v: Wait cancelled while asleep = %v", spin, err)
 		}
-		utWaitFor(t, "the waiter count to drop", func() bool { return l.Header().Waiters == 0 })
+		testproc.WaitFor(t, 5*time.Second, "the waiter count to drop", func() bool { return l.Header().Waiters == 0 })
 	}
 }
 
@@ -226,7 +215,7 @@ func TestWaitForeignWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := utAsyncWait(context.Background(), it)
-	utWaitFor(t, "the reader to sleep", func() bool { return l.Header().Waiters == 1 })
+	testproc.WaitFor(t, 5*time.Second, "the reader to sleep", func() bool { return l.Header().Waiters == 1 })
 	wake := u32at(l.mem, offWake).Load()
 	// What Node shmio does: frame bytes, then the committed end; nothing else.
 	le.PutUint16(l.mem[192:], 7)
@@ -314,7 +303,7 @@ func TestWaitSealed(t *testing.T) {
 	}
 	done := utAsyncWait(context.Background(), it)
 	if futex.Supported {
-		utWaitFor(t, "the reader to sleep", func() bool { return l.Header().Waiters == 1 })
+		testproc.WaitFor(t, 5*time.Second, "the reader to sleep", func() bool { return l.Header().Waiters == 1 })
 	}
 	if err := w.Append([]byte("last")); err != nil {
 		t.Fatal(err)
