@@ -565,11 +565,7 @@ func TestMultiProcessKilledSleeper(t *testing.T) {
 	}
 	defer l.Close()
 	doomed := testproc.Start(t, "reader", "PATH="+path, "N=1", "MODE=next", "SPIN=-1")
-	for deadline := time.Now().Add(time.Minute); l.Header().Waiters == 0; time.Sleep(100 * time.Microsecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reader did not sleep within a minute")
-		}
-	}
+	testproc.WaitFor(t, time.Minute, "the reader to sleep", func() bool { return l.Header().Waiters != 0 })
 	doomed.Kill9()
 	stale := l.Header().Waiters
 	t.Logf("waiters counted after the sleeping reader was killed: %d", stale)

@@ -398,13 +398,7 @@ func TestQueueWaitAcrossRoll(t *testing.T) {
 			done <- it.Wait(ctx)
 		}()
 		// Wait until the reader sleeps on the full segment.
-		deadline := time.Now().Add(10 * time.Second)
-		for l.waiters.Load() == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("reader never went to sleep")
-			}
-			time.Sleep(time.Millisecond)
-		}
+		testproc.WaitFor(t, 10*time.Second, "the reader to sleep", func() bool { return l.waiters.Load() != 0 })
 		start := time.Now()
 		qtAppend(t, w, next, 1)
 		if w.Segment() != seg+1 {
