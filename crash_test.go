@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/shmio/shmio/internal/testproc"
 )
 
 func init() { xpRoles["crashwriter"] = xpCrashWriterChild }
@@ -20,7 +22,7 @@ func init() { xpRoles["crashwriter"] = xpCrashWriterChild }
 // pauses at random while frames are allocated but not committed, so that many kills land there.
 // When the log is full it commits what it has, prints "full" and idles until killed.
 func xpCrashWriterChild() error {
-	rng := rand.New(rand.NewPCG(uint64(xpEnvInt("SEED", 1)), 4))
+	rng := rand.New(rand.NewPCG(uint64(testproc.ParamInt("SEED", 1)), 4))
 	l, w, err := xpOpenWriter()
 	if err != nil {
 		return err
@@ -97,7 +99,7 @@ func TestCrashKill9(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 5))
-	dir := xpDir(t)
+	dir := testproc.ShmDir(t)
 	const capacity = 2 << 20 // small enough that a run fills a few files: ErrFull mid-burst too
 
 	var (
@@ -128,7 +130,7 @@ func TestCrashKill9(t *testing.T) {
 	var beforeReady, noCommit, inFlight, commitsSeen int
 	start := time.Now()
 	for kill := 0; kill < kills; kill++ {
-		c := xpStart(t, "crashwriter", "PATH="+path, "SEED="+strconv.FormatInt(rng.Int64(), 10))
+		c := testproc.Start(t, "crashwriter", "PATH="+path, "SEED="+strconv.FormatInt(rng.Int64(), 10))
 		ready, full := false, false
 		lastSeq, lastEnd := int64(-1), int64(-1)
 		handle := func(line string) {
@@ -156,7 +158,7 @@ func TestCrashKill9(t *testing.T) {
 			time.Sleep(time.Duration(rng.IntN(30_000)) * time.Microsecond)
 		} else {
 			for commits := rng.IntN(40); commits > 0 && !full; {
-				line := c.line(30 * time.Second)
+				line := c.Line(30 * time.Second)
 				handle(line)
 				if line[0] == 'c' {
 					commits--
@@ -164,7 +166,7 @@ func TestCrashKill9(t *testing.T) {
 			}
 			time.Sleep(time.Duration(rng.IntN(500)) * time.Microsecond)
 		}
-		for _, line := range c.kill9() {
+		for _, line := range c.Kill9() {
 			handle(line)
 		}
 		if !ready {
@@ -245,15 +247,15 @@ func TestCrashKill9(t *testing.T) {
 // written past the committed end stays invisible to a reader process, also when the file is
 // copied elsewhere (a backup taken after the crash) and opened there.
 func TestCrashTornFile(t *testing.T) {
-	dir := xpDir(t)
+	dir := testproc.ShmDir(t)
 	path := xpCreate(t, dir, "log", 1<<20)
-	c := xpStart(t, "crashwriter", "PATH="+path, "SEED=7")
+	c := testproc.Start(t, "crashwriter", "PATH="+path, "SEED=7")
 	for n := 0; n < 20; {
-		if line := c.line(30 * time.Second); line[0] == 'c' {
+		if line := c.Line(30 * time.Second); line[0] == 'c' {
 			n++
 		}
 	}
-	c.kill9()
+	c.Kill9()
 	l, err := Open(Options{Path: path, Writable: true})
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +280,7 @@ func TestCrashTornFile(t *testing.T) {
 		if tag, ok, _ := l.CommitTag(); ok {
 			n = tag
 		}
-		xpStart(t, "reader", "PATH="+p, "N="+strconv.FormatUint(n, 10), "MODE=next", "BACK=1", "TIMEOUT_MS=10000").finish(time.Minute, &res)
+		testproc.Start(t, "reader", "PATH="+p, "N="+strconv.FormatUint(n, 10), "MODE=next", "BACK=1", "TIMEOUT_MS=10000").Finish(time.Minute, &res)
 		if res.Frames != n || res.Cursor != end-l.Header().DataOffset {
 			t.Errorf("%s: reader saw %d frames to cursor %d, want %d to %d", p, res.Frames, res.Cursor, n, end-l.Header().DataOffset)
 		}

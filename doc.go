@@ -9,46 +9,18 @@
 //
 // # File format
 //
-// All integers are little-endian. The first 24 bytes are Node shmio's header:
-//
-//	off size field
-//	  0    8 headerSize   bytes of header (24 in Node-made files, 192 in files made here)
-//	  8    8 dataOffset   file offset of the first frame (equal to headerSize here)
-//	 16    8 size         committed end: the absolute file offset just past the last committed
-//	                      frame. The commit point: written with one atomic 64-bit store.
-//
-// Files created by this package extend the header to 192 bytes. Node shmio honours a larger
-// headerSize/dataOffset and ignores these fields:
-//
-//	 24    8 magic        "SHMIOGO\x00"; a file without it is read in Node-compatible mode
-//	 32    4 version      1
-//	 36    4 flags        bit 0: wide frames (u32 lengths); bit 1: sealed. Unknown bits: refused
-//	 40    8 id           random identity given at creation (never 0)
-//	 48    8 created      creation time, Unix nanoseconds
-//	 56    4 writerPID    pid of the current or last writer (informational)
-//	 60    4 (reserved)
-//	 64   16 tag slot 0   committed end (8) and commit tag (8), see Writer.CommitTagged
-//	 80   16 tag slot 1   committed end (8) and commit tag (8)
-//	 96    8 segment      queue segments only: segment number (0 in plain logs)
-//	104    8 prevID       queue segments only: id of the previous segment
-//	112    8 sealedAt     queue segments only: when the segment was sealed, Unix nanoseconds
-//	120    8 (reserved, zero)
-//	128    4 wake         futex word: bumped by the writer to wake sleeping readers
-//	132    4 waiters      number of readers asleep on wake (informational)
-//	136    4 sleepers     1 when a reader may be asleep on wake; the writer clears it as it wakes
-//	140   52 (reserved, zero)
-//
-// Frames follow at dataOffset, packed back to back with no alignment or padding:
+// FORMAT.md in the repository describes the format once, byte by byte; internal/format defines
+// every offset in code. In short: a file starts with Node shmio's 24-byte header (header size,
+// data offset, and the committed end, which is the commit point: one atomic 64-bit store). Files
+// created here extend it to 192 bytes (magic, version, flags, identity, commit tags, queue
+// segment words, and the wake words readers sleep on), which Node shmio ignores. Frames follow,
+// packed back to back:
 //
 //	[u16 len][payload][u16 len]    len = len(payload) + 4, payload 1..65531 bytes
 //
-// The length is repeated after the payload so the log can be walked backward. Wide files
-// (Options.WideFrames) use u32 lengths, len = len(payload) + 8, for payloads beyond 64 KiB;
-// Node shmio cannot read them. Zero-length payloads are not allowed. Bytes between size and the
-// end of the file are unspecified: they may hold frames a writer allocated but never committed.
-//
-// Cursors, as in Node shmio, are byte offsets relative to dataOffset: 0 is the first frame, and
-// the cursor after a frame is the cursor before it plus len.
+// or with u32 lengths in wide files (Options.WideFrames), which Node shmio cannot read. Cursors,
+// as in Node shmio, are byte offsets relative to the data offset. A Queue is a directory of such
+// files (segments) plus queue.json and one small file per named reader.
 //
 // # Concurrency
 //
@@ -58,11 +30,10 @@
 // Readers load size atomically and read only below it, so they never see a frame before its
 // commit, nor an uncommitted frame after a writer crashed; a new writer resumes at size.
 // Iterators take no locks and never write to the log, except that a reader going to sleep in
-// Wait sets the header's sleepers word (and counts itself in waiters, for Header): Commit reads
-// sleepers and only when it is set clears it, bumps the wake word and calls futex wake, so a
-// commit with no sleepers costs one store and one load. Clearing is what keeps a reader killed
-// in its sleep from costing every later commit a system call: it costs one. A Node shmio writer
-// does not wake anyone, so sleepers also re-check the committed end every 10ms.
+// Wait announces itself in the header, so that Commit pays for a wake-up (a futex wake) only when
+// some reader may sleep: a commit with no sleepers costs one store and one load. FORMAT.md
+// ("Waking") describes the protocol. A Node shmio writer does not wake anyone, so sleepers also
+// re-check the committed end every 10ms.
 //
 // A Log may be shared by goroutines; a Writer or an Iterator belongs to one goroutine at a time.
 // Open one iterator per reading goroutine.

@@ -1,64 +1,56 @@
 package shmio
 
 import (
-	"encoding/binary"
 	"sync/atomic"
-	"unsafe"
+
+	"github.com/shmio/shmio/internal/format"
 )
 
-// Header layout. Offsets 0, 8 and 16 are Node shmio's; the rest exists only in files this package
-// creates (marked by the magic) and is ignored by Node shmio, which honours headerSize/dataOffset.
+// The layout is defined in internal/format and documented in FORMAT.md; these short names keep
+// the code that uses it readable.
 const (
-	offHeaderSize = 0  // u64 header size
-	offDataOffset = 8  // u64 offset of the first frame
-	offSize       = 16 // u64 committed end, absolute; the commit point
+	offHeaderSize = format.OffHeaderSize
+	offDataOffset = format.OffDataOffset
+	offSize       = format.OffSize
 
-	offMagic     = 24  // [8]byte "SHMIOGO\x00"
-	offVersion   = 32  // u32 format version
-	offFlags     = 36  // u32 flags
-	offID        = 40  // u64 random log identity, set at creation
-	offCreated   = 48  // u64 creation time, Unix nanoseconds
-	offWriterPID = 56  // u32 pid of the last writer (informational)
-	offTag0End   = 64  // u64 commit-tag slot 0: committed end it belongs to
-	offTag0Tag   = 72  // u64 commit-tag slot 0: tag
-	offTag1End   = 80  // u64 commit-tag slot 1: committed end
-	offTag1Tag   = 88  // u64 commit-tag slot 1: tag
-	offWake      = 128 // u32 wake word, futex; on its own cache line, away from the commit point
-	offWaiters   = 132 // u32 readers asleep on the wake word (informational: a reader killed asleep stays counted)
-	offSleepers  = 136 // u32 1 when a reader may sleep on the wake word: set by readers, cleared by the writer as it wakes them
+	offMagic     = format.OffMagic
+	offVersion   = format.OffVersion
+	offFlags     = format.OffFlags
+	offID        = format.OffID
+	offCreated   = format.OffCreated
+	offWriterPID = format.OffWriterPID
+	offTag0End   = format.OffTag0End
+	offTag0Tag   = format.OffTag0Tag
+	offTag1End   = format.OffTag1End
+	offTag1Tag   = format.OffTag1Tag
+	offWake      = format.OffWake
+	offWaiters   = format.OffWaiters
+	offSleepers  = format.OffSleepers
 
-	nodeHeaderSize = 24  // header size of files Node shmio creates
-	goHeaderSize   = 192 // header size (and data offset) of files this package creates
-	formatVersion  = 1
+	nodeHeaderSize = format.NodeHeaderSize
+	goHeaderSize   = format.GoHeaderSize
+	formatVersion  = format.Version
+
+	flagWide   = format.FlagWide
+	flagSealed = format.FlagSealed
+	flagsKnown = format.FlagsKnown
 )
 
-// Flags in the header's flags word.
-const (
-	flagWide   = 1 << 0 // frames have u32 lengths
-	flagSealed = 1 << 1 // the writer finished this file; no frame will follow
-
-	// flagsKnown are the bits this version understands. A file with other bits set was made by a
-	// newer, incompatible version and is refused rather than misread.
-	flagsKnown = flagWide | flagSealed
-)
-
-var magic = [8]byte{'S', 'H', 'M', 'I', 'O', 'G', 'O', 0}
+var magic = format.Magic
 
 // Frame limits.
 const (
 	// MaxPayload is the largest payload of a Node-compatible frame: the u16 length counts the
 	// payload plus its two 2-byte length fields.
-	MaxPayload = 1<<16 - 1 - 4
+	MaxPayload = format.MaxPayload
 	// MaxWidePayload is the largest payload of a wide (u32-length) frame.
-	MaxWidePayload = 1<<32 - 1 - 8
+	MaxWidePayload = format.MaxWidePayload
 )
 
-var le = binary.LittleEndian
+var le = format.LE
 
-// u64at and u32at view 8- and 4-byte header words as atomics. The mapping is page aligned and
-// every offset used is a multiple of the word size.
-func u64at(mem []byte, off int) *atomic.Uint64 { return (*atomic.Uint64)(unsafe.Pointer(&mem[off])) }
-func u32at(mem []byte, off int) *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&mem[off])) }
+func u64at(mem []byte, off int) *atomic.Uint64 { return format.Word64(mem, off) }
+func u32at(mem []byte, off int) *atomic.Uint32 { return format.Word32(mem, off) }
 
 // Header describes a log file's header.
 type Header struct {
@@ -126,7 +118,7 @@ func parseHeader(mem []byte, fileSize int64, path string) (layout, error) {
 	if size < lo.dataOffset || size > fileSize {
 		return bad("committed end %d outside [%d, %d]", size, lo.dataOffset, fileSize)
 	}
-	lo.lenSize = 2
+	lo.lenSize = format.LenSize
 	lo.nodeFormat = lo.headerSize < goHeaderSize || [8]byte(mem[offMagic:offMagic+8]) != magic
 	if lo.nodeFormat {
 		return lo, nil
@@ -140,7 +132,11 @@ func parseHeader(mem []byte, fileSize int64, path string) (layout, error) {
 	}
 	if flags&flagWide != 0 {
 		lo.wide = true
-		lo.lenSize = 4
+		lo.lenSize = format.WideLenSize
 	}
 	return lo, nil
 }
+
+// lenAt decodes the length field of lsize bytes at mem[off:] (see format.FrameLen): the one place
+// the package decodes frame lengths.
+func lenAt(mem []byte, off, lsize int) int { return format.FrameLen(mem, off, lsize) }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"unsafe"
+
+	"github.com/shmio/shmio/internal/testproc"
 )
 
 // FuzzOpen opens arbitrary bytes as a log file and reads it every way there is: forward with
@@ -27,7 +29,7 @@ func FuzzOpen(f *testing.F) {
 	// One file per process, rewritten for each input: creating and removing a file per input
 	// cost more than the rest of an execution, and minimizing an input takes many executions.
 	// Inputs run one at a time in a process.
-	path := filepath.Join(xpDir(f), "fuzz.log")
+	path := filepath.Join(testproc.ShmDir(f), "fuzz.log")
 	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		f.Fatal(err)

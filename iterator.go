@@ -29,7 +29,7 @@ const DefaultSpin = 20 * time.Microsecond
 type BatchOptions struct{ MaxFrames, MaxBytes int }
 
 // Iterator reads committed frames with its own cursor, forward and backward. Iterators never take
-// locks and never write to the log (Wait only counts itself among the sleepers). An Iterator is
+// locks and never write to the log (Wait only announces itself in the header: FORMAT.md, "Waking"). An Iterator is
 // for one goroutine at a time; open one per goroutine.
 //
 // Frames are returned as slices of the mapping, not copies: they stay valid until the Log is
@@ -81,12 +81,7 @@ func frameLen(mem []byte, off, end, lsize int) (int, error) {
 	if end-off < 2*lsize+1 {
 		return 0, fmt.Errorf("%d bytes before the end at %d: too few for a frame", end-off, end)
 	}
-	var flen int
-	if lsize == 2 {
-		flen = int(le.Uint16(mem[off:]))
-	} else {
-		flen = int(le.Uint32(mem[off:]))
-	}
+	flen := lenAt(mem, off, lsize)
 	if flen < 2*lsize+1 {
 		return 0, fmt.Errorf("length %d is smaller than the smallest frame (%d)", flen, 2*lsize+1)
 	}
@@ -97,12 +92,7 @@ func frameLen(mem []byte, off, end, lsize int) (int, error) {
 }
 
 // trailerLen reads the trailing length field of a frame that ends at off.
-func trailerLen(mem []byte, off, lsize int) int {
-	if lsize == 2 {
-		return int(le.Uint16(mem[off-2:]))
-	}
-	return int(le.Uint32(mem[off-4:]))
-}
+func trailerLen(mem []byte, off, lsize int) int { return lenAt(mem, off-lsize, lsize) }
 
 // checkOpen returns ErrClosed for a closed iterator or log.
 func (it *Iterator) checkOpen(op string) error {

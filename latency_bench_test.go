@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/shmio/shmio/internal/testproc"
 )
 
 func init() { xpRoles["echo"] = xpEchoChild }
@@ -55,16 +57,16 @@ func xpIterOptions(mode string) IteratorOptions {
 // xpEchoChild copies N frames from the log at PING to the log at PONG, reading as MODE says,
 // after printing "ready".
 func xpEchoChild() error {
-	n := xpEnvInt("N", 0)
-	mode := xpEnv("MODE")
+	n := testproc.ParamInt("N", 0)
+	mode := testproc.Param("MODE")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	in, err := Open(Options{Path: xpEnv("PING"), Prefault: true})
+	in, err := Open(Options{Path: testproc.Param("PING"), Prefault: true})
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := Open(Options{Path: xpEnv("PONG"), Writable: true, Prefault: true})
+	out, err := Open(Options{Path: testproc.Param("PONG"), Writable: true, Prefault: true})
 	if err != nil {
 		return err
 	}
@@ -94,7 +96,7 @@ func xpEchoChild() error {
 }
 
 func xpPingPong(b *testing.B, mode string) {
-	dir := xpDir(b)
+	dir := testproc.ShmDir(b)
 	capacity := int64(goHeaderSize + (b.N+1)*(xpPingSize+4))
 	ping := xpCreate(b, dir, "ping", capacity)
 	pong := xpCreate(b, dir, "pong", capacity)
@@ -116,9 +118,9 @@ func xpPingPong(b *testing.B, mode string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	child := xpStart(b, "echo", "PING="+ping, "PONG="+pong,
+	child := testproc.Start(b, "echo", "PING="+ping, "PONG="+pong,
 		"N="+strconv.Itoa(b.N), "MODE="+mode)
-	if got := child.line(time.Minute); got != "ready" {
+	if got := child.Line(time.Minute); got != "ready" {
 		b.Fatalf("echo child said %q", got)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -145,7 +147,7 @@ func xpPingPong(b *testing.B, mode string) {
 		}
 	}
 	b.StopTimer()
-	child.finish(time.Minute, nil)
+	child.Finish(time.Minute, nil)
 	slices.Sort(rtt)
 	b.ReportMetric(float64(rtt[len(rtt)/2].Nanoseconds())/2, "oneway-p50-ns")
 	b.ReportMetric(float64(rtt[len(rtt)*99/100].Nanoseconds())/2, "oneway-p99-ns")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shmio/shmio/internal/futex"
+	"github.com/shmio/shmio/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -704,9 +705,7 @@ func TestMappingGone(t *testing.T) {
 			}
 			waitErr = make(chan error, 1)
 			go func() { waitErr <- sleeper.Wait(context.Background()) }()
-			for r.Header().Waiters == 0 {
-				time.Sleep(time.Millisecond)
-			}
+			testproc.WaitFor(t, 10*time.Second, "the reader to sleep", func() bool { return r.Header().Waiters != 0 })
 		}
 		if err := os.Truncate(path, size); err != nil {
 			t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shmio/shmio/internal/testproc"
 )
 
 func init() {
@@ -28,8 +30,8 @@ func init() {
 // xpWriterChild appends frames 0..N-1 (xpFill) to the log at PATH, committing in batches of
 // random sizes (1 to 4000 frames), then reports {"frames": N, "end": committed end}.
 func xpWriterChild() error {
-	n := uint64(xpEnvInt("N", 0))
-	rng := rand.New(rand.NewPCG(uint64(xpEnvInt("SEED", 1)), 2))
+	n := uint64(testproc.ParamInt("N", 0))
+	rng := rand.New(rand.NewPCG(uint64(testproc.ParamInt("SEED", 1)), 2))
 	l, w, err := xpOpenWriter()
 	if err != nil {
 		return err
@@ -57,7 +59,7 @@ func xpWriterChild() error {
 			return err
 		}
 	}
-	xpReport(map[string]int64{"frames": int64(n), "end": l.Header().Size})
+	testproc.Report(map[string]int64{"frames": int64(n), "end": l.Header().Size})
 	return w.Close()
 }
 
@@ -79,17 +81,17 @@ type xpReaderResult struct {
 // walks the whole log back with Prev. It also seeks back to cursors it noted on the way.
 func xpReaderChild() error {
 	start := time.Now()
-	n := uint64(xpEnvInt("N", 0))
-	mode := xpEnv("MODE")
+	n := uint64(testproc.ParamInt("N", 0))
+	mode := testproc.Param("MODE")
 	res := xpReaderResult{Mode: mode}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(xpEnvInt("TIMEOUT_MS", 120000))*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(testproc.ParamInt("TIMEOUT_MS", 120000))*time.Millisecond)
 	defer cancel()
-	l, err := Open(Options{Path: xpEnv("PATH")})
+	l, err := Open(Options{Path: testproc.Param("PATH")})
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	it, err := l.NewIterator(IteratorOptions{Spin: time.Duration(xpEnvInt("SPIN", 0)) * time.Microsecond})
+	it, err := l.NewIterator(IteratorOptions{Spin: time.Duration(testproc.ParamInt("SPIN", 0)) * time.Microsecond})
 	if err != nil {
 		return err
 	}
@@ -192,7 +194,7 @@ func xpReaderChild() error {
 		}
 		res.Seeks++
 	}
-	if xpEnv("BACK") == "1" {
+	if testproc.Param("BACK") == "1" {
 		if _, err := it.Seek(0, io.SeekEnd); err != nil {
 			return err
 		}
@@ -211,7 +213,7 @@ func xpReaderChild() error {
 		}
 	}
 	res.Ms = time.Since(start).Milliseconds()
-	xpReport(res)
+	testproc.Report(res)
 	return nil
 }
 
@@ -224,7 +226,7 @@ func TestMultiProcessReaders(t *testing.T) {
 		n = 100_000
 	}
 	span := xpSpan(n)
-	path := xpCreate(t, xpDir(t), "log", goHeaderSize+span)
+	path := xpCreate(t, testproc.ShmDir(t), "log", goHeaderSize+span)
 	readers := []struct{ mode, spin, back string }{
 		{"next", "0", "0"},
 		{"batch", "-1", "0"},
@@ -232,19 +234,19 @@ func TestMultiProcessReaders(t *testing.T) {
 		{"next", "-1", "1"},
 	}
 	start := time.Now()
-	var rs []*xpChild
+	var rs []*testproc.Child
 	for _, r := range readers {
-		rs = append(rs, xpStart(t, "reader", "PATH="+path, "N="+strconv.FormatUint(n, 10), "MODE="+r.mode, "SPIN="+r.spin, "BACK="+r.back))
+		rs = append(rs, testproc.Start(t, "reader", "PATH="+path, "N="+strconv.FormatUint(n, 10), "MODE="+r.mode, "SPIN="+r.spin, "BACK="+r.back))
 	}
-	w := xpStart(t, "writer", "PATH="+path, "N="+strconv.FormatUint(n, 10), "SEED="+strconv.FormatInt(time.Now().UnixNano(), 10))
+	w := testproc.Start(t, "writer", "PATH="+path, "N="+strconv.FormatUint(n, 10), "SEED="+strconv.FormatInt(time.Now().UnixNano(), 10))
 	var wres struct{ Frames, End int64 }
-	w.finish(2*time.Minute, &wres)
+	w.Finish(2*time.Minute, &wres)
 	if wres.End != goHeaderSize+span {
 		t.Errorf("writer's committed end %d, want %d", wres.End, goHeaderSize+span)
 	}
 	for i, r := range rs {
 		var res xpReaderResult
-		r.finish(2*time.Minute, &res)
+		r.Finish(2*time.Minute, &res)
 		t.Logf("reader %d %+v", i, res)
 		if res.Frames != n || res.Cursor != span {
 			t.Errorf("reader %d (%s) read %d frames to cursor %d, want %d to %d", i, res.Mode, res.Frames, res.Cursor, n, span)
@@ -286,17 +288,17 @@ func xpBurstFill(p []byte, seq, burst uint64, ts int64, asleep bool) {
 // random time (0 to 3 ms), so that commits also land while readers spin or go to sleep.
 // STALE is added to the expected waiter count (readers killed in Wait stay counted).
 func xpBurstWriterChild() error {
-	bursts := uint64(xpEnvInt("BURSTS", 100))
-	sleepers := uint64(xpEnvInt("SLEEPERS", 4))
-	stale := uint32(xpEnvInt("STALE", 0)) // waiters counted for readers that died asleep
-	rng := rand.New(rand.NewPCG(uint64(xpEnvInt("SEED", 1)), 3))
+	bursts := uint64(testproc.ParamInt("BURSTS", 100))
+	sleepers := uint64(testproc.ParamInt("SLEEPERS", 4))
+	stale := uint32(testproc.ParamInt("STALE", 0)) // waiters counted for readers that died asleep
+	rng := rand.New(rand.NewPCG(uint64(testproc.ParamInt("SEED", 1)), 3))
 	l, w, err := xpOpenWriter()
 	if err != nil {
 		return err
 	}
 	defer l.Close()
 	var acks []*Iterator
-	for _, p := range strings.Split(xpEnv("ACKS"), ",") {
+	for _, p := range strings.Split(testproc.Param("ACKS"), ",") {
 		al, err := Open(Options{Path: p})
 		if err != nil {
 			return err
@@ -377,7 +379,7 @@ func xpBurstWriterChild() error {
 		res.Frames = seq
 	}
 	res.Bursts = bursts
-	xpReport(res)
+	testproc.Report(res)
 	return w.Close()
 }
 
@@ -396,14 +398,14 @@ type xpBurstResult struct {
 // remaining test time (TIMEOUT_MS) as deadline: a missed wake-up shows as lag, a lost reader as
 // a timeout.
 func xpBurstReaderChild() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(xpEnvInt("TIMEOUT_MS", 60000))*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(testproc.ParamInt("TIMEOUT_MS", 60000))*time.Millisecond)
 	defer cancel()
-	l, err := Open(Options{Path: xpEnv("PATH")})
+	l, err := Open(Options{Path: testproc.Param("PATH")})
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	al, err := Open(Options{Path: xpEnv("ACK"), Writable: true})
+	al, err := Open(Options{Path: testproc.Param("ACK"), Writable: true})
 	if err != nil {
 		return err
 	}
@@ -412,7 +414,7 @@ func xpBurstReaderChild() error {
 	if err != nil {
 		return err
 	}
-	it, err := l.NewIterator(IteratorOptions{Spin: time.Duration(xpEnvInt("SPIN", 0)) * time.Microsecond})
+	it, err := l.NewIterator(IteratorOptions{Spin: time.Duration(testproc.ParamInt("SPIN", 0)) * time.Microsecond})
 	if err != nil {
 		return err
 	}
@@ -481,7 +483,7 @@ func xpBurstReaderChild() error {
 			}
 		}
 	}
-	xpReport(res)
+	testproc.Report(res)
 	return nil
 }
 
@@ -503,29 +505,29 @@ func TestMultiProcessWait(t *testing.T) {
 		{"spin=default", "0", "2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := xpDir(t)
+			dir := testproc.ShmDir(t)
 			path := xpCreate(t, dir, "log", 1<<20)
-			var rs []*xpChild
+			var rs []*testproc.Child
 			var acks []string
 			for i := range 4 {
 				ack := xpCreate(t, dir, "ack"+strconv.Itoa(i), 64<<10)
 				acks = append(acks, ack)
-				rs = append(rs, xpStart(t, "burstreader", "PATH="+path, "ACK="+ack, "SPIN="+tc.spin, "TIMEOUT_MS=90000"))
+				rs = append(rs, testproc.Start(t, "burstreader", "PATH="+path, "ACK="+ack, "SPIN="+tc.spin, "TIMEOUT_MS=90000"))
 			}
-			w := xpStart(t, "burstwriter", "PATH="+path, "ACKS="+strings.Join(acks, ","), "BURSTS="+strconv.Itoa(bursts),
+			w := testproc.Start(t, "burstwriter", "PATH="+path, "ACKS="+strings.Join(acks, ","), "BURSTS="+strconv.Itoa(bursts),
 				"SLEEPERS="+tc.sleepers, "SEED="+strconv.FormatInt(time.Now().UnixNano(), 10))
 			var wres struct {
 				Bursts, Frames, AllAsleep uint64
 				MaxWaiters                uint32
 			}
-			w.finish(2*time.Minute, &wres)
+			w.Finish(2*time.Minute, &wres)
 			t.Logf("writer %+v", wres)
 			if wres.MaxWaiters != 4 || wres.AllAsleep == 0 {
 				t.Errorf("writer never saw all 4 readers asleep (max waiters %d)", wres.MaxWaiters)
 			}
 			for i, r := range rs {
 				var res xpBurstResult
-				r.finish(time.Minute, &res)
+				r.Finish(time.Minute, &res)
 				t.Logf("reader %d: %d frames, %d bursts (%d committed asleep), %d waits; lag from commit to wake-up µs: p50 %d p99 %d max %d, %d over 5 ms",
 					i, res.Frames, res.Bursts, res.AsleepBursts, res.Waits, res.LagP50, res.LagP99, res.LagMax, res.LagOver5ms)
 				if res.Frames != wres.Frames || res.Bursts != uint64(bursts) || res.AsleepBursts != wres.AllAsleep {
@@ -554,7 +556,7 @@ func TestMultiProcessWait(t *testing.T) {
 // it is still woken for every burst committed while it sleeps, the writer goes on, and once no
 // one sleeps its commits stop making wake-up calls.
 func TestMultiProcessKilledSleeper(t *testing.T) {
-	dir := xpDir(t)
+	dir := testproc.ShmDir(t)
 	path := xpCreate(t, dir, "log", 1<<20)
 	ack := xpCreate(t, dir, "ack", 64<<10)
 	l, err := Open(Options{Path: path})
@@ -562,22 +564,18 @@ func TestMultiProcessKilledSleeper(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	doomed := xpStart(t, "reader", "PATH="+path, "N=1", "MODE=next", "SPIN=-1")
-	for deadline := time.Now().Add(time.Minute); l.Header().Waiters == 0; time.Sleep(100 * time.Microsecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reader did not sleep within a minute")
-		}
-	}
-	doomed.kill9()
+	doomed := testproc.Start(t, "reader", "PATH="+path, "N=1", "MODE=next", "SPIN=-1")
+	testproc.WaitFor(t, time.Minute, "the reader to sleep", func() bool { return l.Header().Waiters != 0 })
+	doomed.Kill9()
 	stale := l.Header().Waiters
 	t.Logf("waiters counted after the sleeping reader was killed: %d", stale)
 
-	r := xpStart(t, "burstreader", "PATH="+path, "ACK="+ack, "SPIN=-1", "TIMEOUT_MS=60000")
-	w := xpStart(t, "burstwriter", "PATH="+path, "ACKS="+ack, "STALE="+strconv.Itoa(int(stale)), "BURSTS=40", "SLEEPERS=4")
+	r := testproc.Start(t, "burstreader", "PATH="+path, "ACK="+ack, "SPIN=-1", "TIMEOUT_MS=60000")
+	w := testproc.Start(t, "burstwriter", "PATH="+path, "ACKS="+ack, "STALE="+strconv.Itoa(int(stale)), "BURSTS=40", "SLEEPERS=4")
 	var wres struct{ Bursts, Frames, AllAsleep uint64 }
-	w.finish(time.Minute, &wres)
+	w.Finish(time.Minute, &wres)
 	var res xpBurstResult
-	r.finish(time.Minute, &res)
+	r.Finish(time.Minute, &res)
 	t.Logf("reader: %+v", res)
 	if res.Frames != wres.Frames || res.AsleepBursts != 40 || res.Waits < 40 || res.LagMax > 2e6 {
 		t.Errorf("reader after the kill: %d frames, %d bursts committed asleep, %d waits, max lag %d µs; want %d, 40, >= 40, < 2 s",
@@ -626,7 +624,7 @@ func xpTagWriterChild() error {
 	}
 	defer l.Close()
 	fmt.Println("ready")
-	deadline := time.Now().Add(time.Duration(xpEnvInt("MS", 1000)) * time.Millisecond)
+	deadline := time.Now().Add(time.Duration(testproc.ParamInt("MS", 1000)) * time.Millisecond)
 	n := 0
 	for full := false; !full && time.Now().Before(deadline); {
 		for range 64 {
@@ -642,7 +640,7 @@ func xpTagWriterChild() error {
 			n++
 		}
 	}
-	xpReport(map[string]int{"commits": n})
+	testproc.Report(map[string]int{"commits": n})
 	return w.Close()
 }
 
@@ -656,14 +654,14 @@ func TestMultiProcessCommitTag(t *testing.T) {
 	if testing.Short() {
 		ms = 300
 	}
-	path := xpCreate(t, xpDir(t), "log", 256<<20)
+	path := xpCreate(t, testproc.ShmDir(t), "log", 256<<20)
 	l, err := Open(Options{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	w := xpStart(t, "tagwriter", "PATH="+path, "MS="+strconv.Itoa(ms))
-	if got := w.line(time.Minute); got != "ready" {
+	w := testproc.Start(t, "tagwriter", "PATH="+path, "MS="+strconv.Itoa(ms))
+	if got := w.Line(time.Minute); got != "ready" {
 		t.Fatalf("tag writer said %q", got)
 	}
 	reads, hits := 0, 0
@@ -683,7 +681,7 @@ func TestMultiProcessCommitTag(t *testing.T) {
 		}
 	}
 	var res struct{ Commits int }
-	w.finish(time.Minute, &res)
+	w.Finish(time.Minute, &res)
 	t.Logf("%d tagged commits, %d CommitTag reads, %d ok", res.Commits, reads, hits)
 	if hits == 0 || res.Commits == 0 {
 		t.Fatalf("no tags read (%d commits)", res.Commits)
@@ -708,7 +706,7 @@ func xpLockerChild() error {
 // xpTryLockChild tries once to take the writer lock and reports the outcome as
 // {"locked": bool (ErrLocked), "code": ErrorCode, "err": message}.
 func xpTryLockChild() error {
-	l, err := Open(Options{Path: xpEnv("PATH"), Writable: true})
+	l, err := Open(Options{Path: testproc.Param("PATH"), Writable: true})
 	if err != nil {
 		return err
 	}
@@ -724,14 +722,14 @@ func xpTryLockChild() error {
 	} else {
 		res.Locked, res.Code, res.Err = errors.Is(err, ErrLocked), ErrorCode(err), err.Error()
 	}
-	xpReport(res)
+	testproc.Report(res)
 	return nil
 }
 
 // TestMultiProcessLock: the writer lock is exclusive across processes, and the kernel frees it
 // when the holder is killed.
 func TestMultiProcessLock(t *testing.T) {
-	path := xpCreate(t, xpDir(t), "log", 1<<16)
+	path := xpCreate(t, testproc.ShmDir(t), "log", 1<<16)
 	l, err := Open(Options{Path: path, Writable: true})
 	if err != nil {
 		t.Fatal(err)
@@ -745,18 +743,18 @@ func TestMultiProcessLock(t *testing.T) {
 	try := func() tryResult {
 		t.Helper()
 		var r tryResult
-		xpStart(t, "trylock", "PATH="+path).finish(time.Minute, &r)
+		testproc.Start(t, "trylock", "PATH="+path).Finish(time.Minute, &r)
 		return r
 	}
 
 	if r := try(); r.Locked || r.Err != "" {
 		t.Fatalf("free lock: child got %+v", r)
 	}
-	holder := xpStart(t, "locker", "PATH="+path)
-	if got := holder.line(time.Minute); got != "locked" {
+	holder := testproc.Start(t, "locker", "PATH="+path)
+	if got := holder.Line(time.Minute); got != "locked" {
 		t.Fatalf("locker said %q", got)
 	}
-	pid := holder.cmd.Process.Pid
+	pid := holder.Pid()
 
 	_, err = l.Writer()
 	if !errors.Is(err, ErrLocked) || ErrorCode(err) != "ERR_SHM_LOCKED" {
@@ -772,7 +770,7 @@ func TestMultiProcessLock(t *testing.T) {
 		t.Fatalf("second child while the lock is held: %+v, want ErrLocked", r)
 	}
 
-	holder.kill9()
+	holder.Kill9()
 	if held, _, err := l.WriterStatus(); err != nil || held {
 		t.Errorf("after kill -9 of the holder: WriterStatus = %v, %v; want free", held, err)
 	}
@@ -791,15 +789,15 @@ func TestMultiProcessLock(t *testing.T) {
 	}
 
 	// A holder that exits cleanly releases it too.
-	holder = xpStart(t, "locker", "PATH="+path)
-	if got := holder.line(time.Minute); got != "locked" {
+	holder = testproc.Start(t, "locker", "PATH="+path)
+	if got := holder.Line(time.Minute); got != "locked" {
 		t.Fatalf("locker said %q", got)
 	}
 	if _, err := l.Writer(); !errors.Is(err, ErrLocked) {
 		t.Fatalf("Writer while the second locker holds the lock: %v", err)
 	}
-	holder.stdin.Close() // the locker closes its writer and exits
-	holder.finish(time.Minute, nil)
+	holder.Stdin().Close() // the locker closes its writer and exits
+	holder.Finish(time.Minute, nil)
 	if r := try(); r.Locked || r.Err != "" {
 		t.Fatalf("after the holder closed its writer: %+v, want the lock free", r)
 	}

@@ -10,13 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/shmio/shmio/internal/flock"
+	"github.com/shmio/shmio/internal/format"
 )
 
 // A Queue is a directory of segments: ordinary log files named by a zero-padded sequence number
@@ -83,27 +82,22 @@ const (
 	DefaultSegmentSize       = 64 << 20
 	MinSegmentSize           = 1 << 10
 	MaxSegmentSize     int64 = 1 << 32
-	maxSegNum                = 1<<31 - 1
-	cursorOffBits            = 32
-	cursorOffMask            = 1<<cursorOffBits - 1
+	maxSegNum                = format.MaxSegNum
+	cursorOffBits            = format.CursorOffBits
+	cursorOffMask            = format.CursorOffMask
 )
 
-// Queue-only header words of a segment, in space the log header leaves unused (offsets 96..127;
-// Node shmio ignores everything past its 24 bytes). They chain segments for verification and
-// date them for retention by age.
+// Queue-only header words of a segment and the directory's names: see internal/format.
 const (
-	offSegNum      = 96  // u64 segment number (0: not yet stamped)
-	offSegPrevID   = 104 // u64 ID of the previous segment (0 for the first)
-	offSegSealedAt = 112 // u64 Unix nanoseconds when sealed
-)
+	offSegNum      = format.OffSegNum
+	offSegPrevID   = format.OffSegPrevID
+	offSegSealedAt = format.OffSealedAt
 
-const (
-	segSuffix    = ".seg"
-	segDigits    = 10
-	metaFile     = "queue.json"
-	lockFile     = "writer.lock"
-	readersDir   = "readers"
-	readerSuffix = ".reader"
+	segSuffix    = format.SegSuffix
+	metaFile     = format.MetaFile
+	lockFile     = format.LockFile
+	readersDir   = format.ReadersDir
+	readerSuffix = format.ReaderSuffix
 )
 
 // QueueCursor packs a segment number and an offset within it into a queue cursor.
@@ -114,46 +108,14 @@ func SplitQueueCursor(c int64) (segment, offset int64) {
 	return c >> cursorOffBits, c & cursorOffMask
 }
 
-func segName(n int64) string { return fmt.Sprintf("%0*d%s", segDigits, n, segSuffix) }
+func segName(n int64) string { return format.SegName(n) }
 
 func (q *Queue) segPath(n int64) string { return filepath.Join(q.dir, segName(n)) }
 
-// parseSegName returns the number of a segment file name, or false.
-func parseSegName(name string) (int64, bool) {
-	s, ok := strings.CutSuffix(name, segSuffix)
-	if !ok || len(s) < segDigits {
-		return 0, false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 1 || n > maxSegNum {
-		return 0, false
-	}
-	return n, true
-}
+func parseSegName(name string) (int64, bool) { return format.ParseSegName(name) }
 
-// queueMeta is queue.json: what tools need to know without a writer.
-type queueMeta struct {
-	Format      string          `json:"format"`
-	Version     int             `json:"version"`
-	SegmentSize int64           `json:"segment_size"`
-	Retention   RetentionPolicy `json:"retention"`
-	// ID is the queue's identity, 16 hex digits (a string: JSON numbers lose 64-bit precision in
-	// most other languages). Absent in queues made before it existed.
-	ID string `json:"id,omitempty"`
-}
-
-func (m queueMeta) id() uint64 {
-	id, err := strconv.ParseUint(m.ID, 16, 64)
-	if err != nil {
-		return 0
-	}
-	return id
-}
+// queueMeta is queue.json (see internal/format): what tools need to know without a writer.
+type queueMeta = format.QueueMeta[RetentionPolicy]
 
 // OpenQueue opens the queue in opts.Dir, creating the directory and its first segment when
 // opts.Writable is set and there is none. Opening a missing queue read-only gives an error
@@ -214,7 +176,7 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 	if err := q.loadID(meta); err != nil {
 		return nil, err
 	}
-	if opts.Writable && (meta.Format == "" || meta.id() == 0) {
+	if opts.Writable && (meta.Format == "" || format.QueueID(meta.ID) == 0) {
 		if err := q.writeMeta(); err != nil {
 			return nil, err
 		}
@@ -249,7 +211,7 @@ func (q *Queue) readMeta() (queueMeta, error) {
 // removed falls back to the first remaining segment's PrevID (the ID of the segment before it),
 // or its own ID: stable until that segment goes too, by which time a writer has recorded it.
 func (q *Queue) loadID(meta queueMeta) error {
-	if id := meta.id(); id != 0 {
+	if id := format.QueueID(meta.ID); id != 0 {
 		q.id.Store(id)
 		return nil
 	}
@@ -294,11 +256,11 @@ func (q *Queue) ID() uint64 { return q.id.Load() }
 // writeMeta replaces queue.json atomically (write a temporary file, rename). An identity
 // already recorded wins over this handle's, which a racing handle may have derived differently.
 func (q *Queue) writeMeta() error {
-	if m, err := q.readMeta(); err == nil && m.id() != 0 {
-		q.id.Store(m.id())
+	if m, err := q.readMeta(); err == nil && format.QueueID(m.ID) != 0 {
+		q.id.Store(format.QueueID(m.ID))
 	}
-	b, _ := json.MarshalIndent(queueMeta{Format: "shmio-queue", Version: 1, SegmentSize: q.segSize, Retention: q.opts.Retention,
-		ID: fmt.Sprintf("%016x", q.id.Load())}, "", "  ")
+	b, _ := json.MarshalIndent(queueMeta{Format: format.QueueFormat, Version: format.QueueVersion, SegmentSize: q.segSize, Retention: q.opts.Retention,
+		ID: format.FormatQueueID(q.id.Load())}, "", "  ")
 	return writeFileAtomic(filepath.Join(q.dir, metaFile), append(b, '\n'), q.opts.Mode)
 }
 
@@ -363,6 +325,7 @@ type segHeader struct {
 	sealedAt  int64
 }
 
+// readSegHeader reads a segment's header with pread and validates it as Open does (parseHeader).
 func readSegHeader(path string) (segHeader, error) {
 	var h segHeader
 	f, err := os.Open(path)
@@ -375,20 +338,16 @@ func readSegHeader(path string) (segHeader, error) {
 		return h, err
 	}
 	h.fileSize = fi.Size()
-	buf := make([]byte, goHeaderSize)
-	n, err := f.ReadAt(buf, 0)
-	if n < nodeHeaderSize {
-		if err == nil || err == io.EOF {
-			err = errorf("read header", path, -1, ErrBadHeader, "file is %d bytes", n)
-		}
+	buf := make([]byte, goHeaderSize) // zeros past a short file's end: parseHeader bounds by its size
+	if _, err := f.ReadAt(buf, 0); err != nil && err != io.EOF {
 		return h, err
 	}
-	hs, do, size := int64(le.Uint64(buf[offHeaderSize:])), int64(le.Uint64(buf[offDataOffset:])), int64(le.Uint64(buf[offSize:]))
-	if hs < nodeHeaderSize || do < hs || size < do || size > h.fileSize {
-		return h, errorf("read header", path, -1, ErrBadHeader, "header size %d, data offset %d, committed end %d, file size %d", hs, do, size, h.fileSize)
+	lo, err := parseHeader(buf, h.fileSize, path)
+	if err != nil {
+		return h, err
 	}
-	h.committed = size - do
-	if n < goHeaderSize || hs < goHeaderSize || [8]byte(buf[offMagic:offMagic+8]) != magic {
+	h.committed = int64(le.Uint64(buf[offSize:])) - lo.dataOffset
+	if lo.nodeFormat {
 		h.nodeFmt = true
 		return h, nil
 	}

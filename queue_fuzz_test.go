@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/shmio/shmio/internal/testproc"
 )
 
 // FuzzQueue damages a small queue and reads it every way there is. Each input starts from the
@@ -40,7 +42,7 @@ import (
 //
 // Seeds: testdata/fuzz/FuzzQueue (see TestFQWriteFuzzSeeds).
 func FuzzQueue(f *testing.F) {
-	root := xpDir(f)
+	root := testproc.ShmDir(f)
 	pristine := fqBuild(f, filepath.Join(root, "build"))
 	dir := filepath.Join(root, "q")
 	// One directory per process, restored before each input: building a queue costs far more

@@ -401,8 +401,8 @@ func (qi *QueueIterator) Wait(ctx context.Context) error {
 }
 
 // sleep blocks until the current segment has a frame past the cursor, is sealed, or ctx is done:
-// the segment iterator's own sleep, for which a seal is a reason to wake (Seal sets the flag,
-// then reads the waiter count and bumps the wake word, so no sleeper misses it).
+// the segment iterator's own sleep, for which a seal is a reason to wake (Seal stores the sealed
+// flag, then wakes readers as a commit does: FORMAT.md, "Waking", so no sleeper misses it).
 func (qi *QueueIterator) sleep(ctx context.Context) error {
 	if err := qi.it.sleep(ctx); err != nil && !errors.Is(err, ErrSealed) {
 		return err

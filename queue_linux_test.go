@@ -11,6 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Linux-only queue tests (they mount a tmpfs).
+
 // TestQueueFullFilesystem: a roll on a full filesystem is a clear error; nothing committed is
 // lost, and writing resumes once space is freed.
 func TestQueueFullFilesystem(t *testing.T) {

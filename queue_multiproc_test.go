@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmio/shmio/internal/testproc"
 )
 
 // Cross-process queue tests: child roles run through main_test.go's TestMain (xpRoles) and use
@@ -28,8 +30,8 @@ func init() {
 // qxWriterChild writes frames 0..N-1 to the queue in DIR in batches of 1 to 64 frames and
 // reports its roll statistics.
 func qxWriterChild() error {
-	dir, n := xpEnv("DIR"), uint64(xpEnvInt("N", 0))
-	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: xpEnvInt("SEGSIZE", 64<<10)})
+	dir, n := testproc.Param("DIR"), uint64(testproc.ParamInt("N", 0))
+	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: testproc.ParamInt("SEGSIZE", 64<<10)})
 	if err != nil {
 		return err
 	}
@@ -57,7 +59,7 @@ func qxWriterChild() error {
 		return err
 	}
 	st := w.Stats()
-	xpReport(map[string]int64{"frames": int64(n), "rolls": st.Rolls, "stalls": st.Stalls,
+	testproc.Report(map[string]int64{"frames": int64(n), "rolls": st.Rolls, "stalls": st.Stalls,
 		"roll_ns": int64(st.TotalTime), "max_roll_ns": int64(st.MaxTime), "elapsed_ns": int64(time.Since(start)), "segment": w.Segment()})
 	return w.Close()
 }
@@ -73,7 +75,7 @@ type qxReaderResult struct {
 // at rolls) end them in time, so a lost wake-up shows as a long MaxWaitNs.
 func qxReaderChild() error {
 	sleepSlice = time.Minute
-	dir, n, name, restart := xpEnv("DIR"), uint64(xpEnvInt("N", 0)), xpEnv("NAME"), uint64(xpEnvInt("RESTART", 0))
+	dir, n, name, restart := testproc.Param("DIR"), uint64(testproc.ParamInt("N", 0)), testproc.Param("NAME"), uint64(testproc.ParamInt("RESTART", 0))
 	q, err := OpenQueue(QueueOptions{Dir: dir})
 	if err != nil {
 		return err
@@ -131,7 +133,7 @@ func qxReaderChild() error {
 		return fmt.Errorf("a frame after the last one: %d bytes, %v", len(f), err)
 	}
 	res.Frames, res.Cursor = int64(seq), it.Cursor()
-	xpReport(res)
+	testproc.Report(res)
 	return it.Close()
 }
 
@@ -145,32 +147,32 @@ func TestQueueMultiProcess(t *testing.T) {
 	if testing.Short() {
 		n = 200_000
 	}
-	dir := filepath.Join(xpDir(t), "q")
+	dir := filepath.Join(testproc.ShmDir(t), "q")
 	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Close()
 	N := "N=" + strconv.FormatInt(n, 10)
-	readers := []*xpChild{
-		xpStart(t, "queue-reader", "DIR="+dir, N, "NAME=billing", "RESTART="+strconv.FormatInt(n/4+1, 10)),
-		xpStart(t, "queue-reader", "DIR="+dir, N, "NAME=audit"),
-		xpStart(t, "queue-reader", "DIR="+dir, N),
-		xpStart(t, "queue-reader", "DIR="+dir, N),
+	readers := []*testproc.Child{
+		testproc.Start(t, "queue-reader", "DIR="+dir, N, "NAME=billing", "RESTART="+strconv.FormatInt(n/4+1, 10)),
+		testproc.Start(t, "queue-reader", "DIR="+dir, N, "NAME=audit"),
+		testproc.Start(t, "queue-reader", "DIR="+dir, N),
+		testproc.Start(t, "queue-reader", "DIR="+dir, N),
 	}
 	for _, r := range readers {
-		if l := r.line(60 * time.Second); l != "ready" {
+		if l := r.Line(60 * time.Second); l != "ready" {
 			t.Fatalf("reader said %q", l)
 		}
 	}
 	start := time.Now()
-	w := xpStart(t, "queue-writer", "DIR="+dir, N, "SEGSIZE=65536")
+	w := testproc.Start(t, "queue-writer", "DIR="+dir, N, "SEGSIZE=65536")
 	var wres map[string]int64
-	w.finish(20*time.Minute, &wres)
+	w.Finish(20*time.Minute, &wres)
 	wrote := time.Since(start)
 	var rres [4]qxReaderResult
 	for i, r := range readers {
-		r.finish(20*time.Minute, &rres[i])
+		r.Finish(20*time.Minute, &rres[i])
 	}
 	all := time.Since(start)
 	t.Logf("writer: %d frames, %d rolls (%d stalled), roll mean %v max %v; wrote in %v, all read in %v (%.2f M frames/s end to end)",
@@ -219,9 +221,9 @@ func TestQueueMultiProcess(t *testing.T) {
 // With STAGE set it kills itself with SIGKILL at the AFTER-th time a roll (or recovery) reaches
 // that stage.
 func qxKilleeChild() error {
-	dir := xpEnv("DIR")
-	if stage := xpEnv("STAGE"); stage != "" {
-		after := xpEnvInt("AFTER", 1)
+	dir := testproc.Param("DIR")
+	if stage := testproc.Param("STAGE"); stage != "" {
+		after := testproc.ParamInt("AFTER", 1)
 		var count atomic.Int64
 		queueTestHook = func(s string) {
 			if s == stage && count.Add(1) == after {
@@ -272,28 +274,6 @@ func qxKilleeChild() error {
 	}
 }
 
-// qxAwaitSelfKill waits for a child that kills itself and returns its remaining output.
-func qxAwaitSelfKill(t *testing.T, c *xpChild, timeout time.Duration) []string {
-	t.Helper()
-	done := make(chan []string, 1)
-	go func() { done <- c.drain() }()
-	var lines []string
-	select {
-	case lines = <-done:
-	case <-time.After(timeout):
-		c.cmd.Process.Kill()
-		<-done
-		c.wait()
-		t.Fatalf("child never reached its kill stage; stderr:\n%s", c.Stderr())
-	}
-	c.wait()
-	ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("child exited with %v instead of being killed; stderr:\n%s", c.cmd.ProcessState, c.Stderr())
-	}
-	return lines
-}
-
 // TestQueueKill9: the writer is killed with SIGKILL 120 times: 40 times at a random moment, 80
 // times at a chosen stage of a roll (or of recovery). After each kill every frame it reported
 // committed must be in the queue, whole and in order (a named reader in this process checks them
@@ -305,7 +285,7 @@ func TestQueueKill9(t *testing.T) {
 		kills = 30
 	}
 	stages := []string{"recover", "prepare-created", "prepared", "roll-got-next", "seal-before", "seal-after", "roll-done", "reuse-before-link"}
-	dir := filepath.Join(xpDir(t), "q")
+	dir := filepath.Join(testproc.ShmDir(t), "q")
 	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: 4096})
 	if err != nil {
 		t.Fatal(err)
@@ -329,14 +309,14 @@ func TestQueueKill9(t *testing.T) {
 				after = 1
 			}
 		}
-		c := xpStart(t, "queue-killee", "DIR="+dir, "STAGE="+stage, "AFTER="+strconv.FormatInt(after, 10))
+		c := testproc.Start(t, "queue-killee", "DIR="+dir, "STAGE="+stage, "AFTER="+strconv.FormatInt(after, 10))
 		var lines []string
 		if stage == "" {
-			lines = append(lines, c.line(60*time.Second))
+			lines = append(lines, c.Line(60*time.Second))
 			time.Sleep(time.Duration(rng.Int64N(int64(15 * time.Millisecond))))
-			lines = append(lines, c.kill9()...)
+			lines = append(lines, c.Kill9()...)
 		} else {
-			lines = qxAwaitSelfKill(t, c, 60*time.Second)
+			lines = c.AwaitKilled(60 * time.Second)
 		}
 		perStage[stage]++
 		for _, l := range lines {
@@ -379,12 +359,12 @@ func TestQueueKill9(t *testing.T) {
 		}
 	}
 	// A last writer runs to completion of a few batches: the queue is writable after it all.
-	c := xpStart(t, "queue-killee", "DIR="+dir)
-	if l := c.line(60 * time.Second); !strings.HasPrefix(l, "s ") {
+	c := testproc.Start(t, "queue-killee", "DIR="+dir)
+	if l := c.Line(60 * time.Second); !strings.HasPrefix(l, "s ") {
 		t.Fatalf("last writer said %q", l)
 	}
-	c.line(60 * time.Second)
-	c.kill9()
+	c.Line(60 * time.Second)
+	c.Kill9()
 	if f, err := check.Next(); err != nil || f == nil {
 		t.Fatalf("nothing written after the last kill: %v", err)
 	}

@@ -14,24 +14,24 @@ import (
 	"time"
 
 	"github.com/shmio/shmio/internal/flock"
+	"github.com/shmio/shmio/internal/format"
 	"github.com/shmio/shmio/internal/mmap"
 	"golang.org/x/sys/unix"
 )
 
-// A named reader's file, Dir/readers/NAME.reader, is 64 bytes, mapped shared by the reader so that
-// storing its cursor is one atomic store and survives the process (it is in the page cache, or
-// in /dev/shm's memory). Tools read it with pread.
+// A named reader's file, Dir/readers/NAME.reader (layout in internal/format and FORMAT.md), is
+// mapped shared by the reader so that storing its cursor is one atomic store and survives the
+// process (it is in the page cache, or in /dev/shm's memory). Tools read it with pread.
 const (
-	rdOffMagic    = 0  // [8]byte "SHMIORD\x00"
-	rdOffVersion  = 8  // u32
-	rdOffPID      = 12 // u32 pid of the process using the name last (informational)
-	rdOffCursor   = 16 // u64 queue cursor: everything before it is done
-	rdOffCaughtUp = 24 // u64 Unix nanoseconds when the reader last found nothing more to read
-	rdOffCreated  = 32 // u64 Unix nanoseconds
-	rdSize        = 64
+	rdOffVersion  = format.OffReaderVersion
+	rdOffPID      = format.OffReaderPID
+	rdOffCursor   = format.OffReaderCursor
+	rdOffCaughtUp = format.OffReaderCaughtUp
+	rdOffCreated  = format.OffReaderCreated
+	rdSize        = format.ReaderFileSize
 )
 
-var readerMagic = [8]byte{'S', 'H', 'M', 'I', 'O', 'R', 'D', 0}
+var readerMagic = format.ReaderMagic
 
 type namedReader struct {
 	name     string
@@ -118,7 +118,7 @@ func createReaderFile(path string, mode os.FileMode) (*os.File, error) {
 	defer os.Remove(tmp)
 	b := make([]byte, rdSize)
 	copy(b, readerMagic[:])
-	le.PutUint32(b[rdOffVersion:], 1)
+	le.PutUint32(b[rdOffVersion:], format.ReaderVersion)
 	le.PutUint64(b[rdOffCreated:], uint64(time.Now().UnixNano()))
 	err = f.Chmod(permOr600(mode))
 	if err == nil {

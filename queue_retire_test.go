@@ -1,6 +1,11 @@
 package shmio
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/shmio/shmio/internal/testproc"
+)
 
 // The writer hands sealed segments to the background in batches (see QueueWriter.roll); a
 // writer that stops rolling must not leave the last ones out of retention for long.
@@ -25,16 +30,16 @@ func TestQueueRetentionAfterWriterStops(t *testing.T) {
 	// From segment 1, 12 rolls: the 12th hands the batch over. Let the background take it, then
 	// roll once more: that retirement waits for the next batch, which does not come.
 	write(13)
-	waitFor(t, func() bool { return queued() == 0 }, "the background to take the batch")
+	testproc.WaitFor(t, 20*time.Second, "the background to take the batch", func() bool { return queued() == 0 })
 	write(14)
 	if n := queued(); n > 1 { // 0 if the retention tick came in between
 		t.Fatalf("%d retirements queued after the 13th roll, want 1", n)
 	}
-	// Only the retention tick can take it now (waitFor gives up after 20 s).
-	waitFor(t, func() bool {
+	// Only the retention tick can take it now (the wait gives up after 20 s).
+	testproc.WaitFor(t, 20*time.Second, "3 segments up to the head after the writer stopped", func() bool {
 		s, _ := q.Segments()
 		return len(s) > 0 && s[0].Number == w.Segment()-2
-	}, "3 segments up to the head after the writer stopped")
+	})
 	// The frames left are intact, in order, and run to the last one written.
 	peek := qtIter(t, q, IteratorOptions{})
 	f, err := peek.Next()

@@ -52,7 +52,7 @@ type Problem struct {
 }
 
 // String gives the problem with its location: "segment 3: frame at queue cursor 12884902023
-// (offset 135, file offset 263): head length 40 but tail length 12336 (asymmetric frame)", or for
+// (offset 135, file offset 327): head length 40 but tail length 12336 (asymmetric frame)", or for
 // a log "frame at cursor 9 (file offset 201): length 3 is smaller than the smallest frame (5 bytes)".
 func (p Problem) String() string {
 	var b strings.Builder
@@ -143,14 +143,6 @@ func (l *Log) addProblem(res *VerifyResult, kind ProblemKind, pos int, what stri
 	c := int64(pos) - l.lo.dataOffset
 	res.Problems = append(res.Problems, Problem{Kind: kind, Segment: -1, Cursor: c, Offset: int64(pos), What: what,
 		Err: errorf("verify", l.path, int64(pos), ErrCorrupt, "%s", what)})
-}
-
-// lenAt reads the length field at file offset off of mem (see FORMAT.md, "Frames").
-func lenAt(mem []byte, off, ls int) int {
-	if ls == 2 {
-		return int(le.Uint16(mem[off:]))
-	}
-	return int(le.Uint32(mem[off:]))
 }
 
 // frameCheck says what is wrong with the frame at file offset pos of mem, whose data starts at

@@ -16,8 +16,9 @@ var sleepSlice = 10 * time.Millisecond
 
 // Wait returns nil as soon as a frame beyond the cursor is committed, or ctx.Err() once ctx is
 // done. It first polls the committed end for the iterator's Spin time, then sleeps: on Linux on a
-// futex over the header's wake word, counted among the header's waiters so that the writer knows
-// to wake it; on Node-made files, read-only files and other systems, by polling with backoff.
+// futex over the header's wake word, having set the header's sleepers flag so that the writer
+// wakes it (FORMAT.md, "Waking"); on Node-made files, read-only files and other systems, by
+// polling with backoff.
 // On a sealed log (see Writer.Seal) with nothing left to read it returns ErrSealed, as a reader's
 // end of file.
 func (it *Iterator) Wait(ctx context.Context) (err error) {
@@ -70,16 +71,9 @@ func (it *Iterator) sealed() error {
 	return nil
 }
 
-// sleepFutex implements the waiting side of the wake protocol. Before each sleep the reader
-// reads the wake word, checks the committed end, sets sleepers, checks the end again and sleeps
-// only if the word is still unchanged. The writer stores the end, then reads sleepers, and if set clears it, bumps the
-// word and wakes every sleeper. Sequentially consistent atomics on both sides mean either the
-// writer sees the flag, and its bump makes the futex return at once, or the reader sees the new
-// end: no lost wake-ups. A reader that wakes for nothing (a slice ended, another reader's
+// sleepFutex is the reader's side of the wake protocol (FORMAT.md, "Waking"; the writer's side
+// is Writer.wakeReaders). A reader that wakes for nothing (a slice ended, another reader's
 // wake-up) sets the flag again before it sleeps again.
-//
-// The waiters count is for Header only: a reader killed while asleep stays counted there, but
-// it costs the writer one futex wake system call at most, at the next commit.
 func (it *Iterator) sleepFutex(ctx context.Context) error {
 	l := it.log
 	l.waiters.Add(1)

@@ -291,10 +291,9 @@ func (w *Writer) checkCommitted() error {
 	return nil
 }
 
-// wakeReaders wakes every reader asleep in Wait, if any may be. Readers set sleepers before they
-// re-check the committed end and sleep, the writer stores the end before it reads sleepers, so
-// (sequentially consistent atomics) either the writer sees the flag or the reader sees the end.
-// Clearing the flag is safe: a reader setting it again afterwards re-checks the new end first.
+// wakeReaders wakes every reader asleep in Wait, if any may be: the writer's side of the wake
+// protocol (FORMAT.md, "Waking"; the reader's side is Iterator.sleepFutex). It runs after the
+// store of the committed end or of the seal.
 func (w *Writer) wakeReaders() {
 	if wake := w.log.wake; wake != nil && w.log.sleepers.Load() != 0 {
 		w.log.sleepers.Store(0)

@@ -19,24 +19,19 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 	"github.com/shmio/shmio"
+	"github.com/shmio/shmio/internal/testproc"
 )
 
 // Environment of the re-executed test binary when it plays the agent process.
+// The child runs through the shared harness, internal/testproc, in role "agent".
 const (
-	envCrashChild = "SHMIO_AGENT_TEST_CHILD" // directory holding the logs and the checkpoint
-	envCrashURL   = "SHMIO_AGENT_TEST_URL"   // the fake API
-	envCrashID    = "SHMIO_AGENT_TEST_ID"    // child number, sent as a header so the fake knows who asked
+	envCrashChild = testproc.EnvPrefix + "DIR" // directory holding the logs and the checkpoint
+	envCrashURL   = testproc.EnvPrefix + "URL" // the fake API
+	envCrashID    = testproc.EnvPrefix + "ID"  // child number, sent as a header so the fake knows who asked
 )
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(envCrashChild); dir != "" {
-		if err := crashChild(dir); err != nil {
-			fmt.Fprintln(os.Stderr, "agent child:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	testproc.Main(m, map[string]func() error{"agent": func() error { return crashChild(os.Getenv(envCrashChild)) }})
 }
 
 // crashChild runs the agent as the command would, until SIGTERM (or SIGKILL).
@@ -126,8 +121,8 @@ func TestAgentCrashRestart(t *testing.T) {
 	cpPath := filepath.Join(dir, "checkpoint")
 	var ready chan struct{} // closed when the current child handles SIGTERM
 	start := func(id int) *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envCrashChild+"="+dir, envCrashURL+"="+srv.URL, envCrashID+"="+strconv.Itoa(id))
+		cmd := testproc.Command("agent")
+		cmd.Env = append(cmd.Env, envCrashChild+"="+dir, envCrashURL+"="+srv.URL, envCrashID+"="+strconv.Itoa(id))
 		cmd.Stderr = os.Stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {

@@ -11,21 +11,18 @@ import (
 	"testing"
 
 	"github.com/shmio/shmio"
+	"github.com/shmio/shmio/internal/testproc"
 )
 
-// The crash tests re-execute this test binary as a pusher or puller child selected by
-// childEnv; the child runs until it is killed (or, with Once, until caught up).
-const childEnv = "SHMIO_REPLICATE_CHILD"
+// The crash tests re-execute this test binary as a pusher or puller child (the shared harness,
+// internal/testproc); the child runs until it is killed (or, with Once, until caught up).
+const childEnv = testproc.EnvRole
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(childEnv); role != "" {
-		if err := runChild(role); err != nil {
-			fmt.Fprintf(os.Stderr, "replicate child %s: %v\n", role, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	testproc.Main(m, map[string]func() error{
+		"push": func() error { return runChild("push") },
+		"pull": func() error { return runChild("pull") },
+	})
 }
 
 func runChild(role string) error {
@@ -186,9 +183,7 @@ func compareLogs(tb testing.TB, srcPath, dstPath string) int {
 
 // childEnvVars builds the environment of a child process.
 func childEnvVars(role, url, stream, logPath string, extra ...string) []string {
-	// A race-enabled child would sleep a second at exit by default.
-	env := append(os.Environ(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0",
-		childEnv+"="+role, "SHMIO_NATS="+url, "SHMIO_STREAM="+stream, "SHMIO_LOG="+logPath)
+	env := testproc.ChildEnv(childEnv+"="+role, "SHMIO_NATS="+url, "SHMIO_STREAM="+stream, "SHMIO_LOG="+logPath)
 	return append(env, extra...)
 }
 

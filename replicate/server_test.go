@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/shmio/shmio/internal/testproc"
 )
 
 // startServer runs an embedded nats-server with JetStream on loopback, storing in dir.
@@ -129,13 +130,7 @@ func connect(tb testing.TB, url string) *nats.Conn {
 // eventually polls cond until it holds or the timeout passes.
 func eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testproc.WaitFor(tb, timeout, what, cond)
 }
 
 // runBG runs f in a goroutine under a cancelable context; stop cancels and returns f's error.

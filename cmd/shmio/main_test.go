@@ -3,7 +3,7 @@ package main
 // Shared test harness: TestMain builds the shmio binary once per test run and every CLI test
 // drives it as a user would (runShmio / startShmio). Tests that need a helper process which is
 // not the CLI can register a function in testHelpers and start it with startHelper: the test
-// binary re-executes itself with SHMIO_TEST_HELPER=name.
+// binary re-executes itself with testproc.EnvRole (SHMIO_TEST_CHILD) set to name.
 
 import (
 	"bytes"
@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmio/shmio/internal/testproc"
 )
 
 // shmioBin is the path of the binary built by TestMain.
@@ -29,7 +31,7 @@ var shmioBin string
 // the helper process's exit code. Register from an init function in a _test.go file.
 var testHelpers = map[string]func() int{}
 
-const helperEnv = "SHMIO_TEST_HELPER"
+const helperEnv = testproc.EnvRole // the shared harness's role variable
 
 func TestMain(m *testing.M) {
 	if name := os.Getenv(helperEnv); name != "" {
@@ -81,9 +83,7 @@ func raceEnabled() bool {
 // childEnv is the environment for processes the tests start. A race-enabled binary sleeps a
 // second at exit by default (so that other threads can report); that would make every CLI run
 // a second long. A race found in a child still makes it exit with status 66.
-func childEnv() []string {
-	return append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-}
+func childEnv() []string { return testproc.ChildEnv() }
 
 // result is what one run of the binary produced.
 type result struct {
@@ -246,13 +246,7 @@ func (p *proc) wait(t testing.TB, d time.Duration) int {
 // Tests use it only to observe another process's output, never to pace the code under test.
 func waitFor(t testing.TB, d time.Duration, msg string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, msg)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testproc.WaitFor(t, d, msg, cond)
 }
 
 // testLogPath returns a path for a new log in a fresh temporary directory (not created).

@@ -17,8 +17,8 @@ func Map(fd int, length int, writable, populate bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if populate && writable {
-		populateWrite(b)
+	if populate {
+		prefault(b, writable)
 	}
 	return b, nil
 }

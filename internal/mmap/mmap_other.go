@@ -6,14 +6,12 @@ import "golang.org/x/sys/unix"
 
 func populateFlag(bool) int { return 0 }
 
-// populateWrite touches one byte per page without changing it: other systems have no
-// MAP_POPULATE, so this is how the mapping is faulted in up front.
-func populateWrite(b []byte) {
+// prefault faults the mapping in by reading a byte of each page: other systems have no
+// MAP_POPULATE. Reading never changes a byte, so it is safe on a live log; on a writable mapping
+// a page's first store may still take a (cheaper) write fault.
+func prefault(b []byte, _ bool) {
 	_ = unix.Madvise(b, unix.MADV_WILLNEED)
-	page := unix.Getpagesize()
-	var sink byte
-	for i := 0; i < len(b); i += page {
-		sink ^= b[i]
-	}
-	_ = sink
+	touch(b)
 }
+
+func populateWriteAdvice([]byte) bool { return false }
