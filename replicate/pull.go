@@ -59,8 +59,8 @@ type Puller struct {
 
 	tag                                  atomic.Uint64
 	msgs, frames, bytes, skipped, resets atomic.Int64
-	pending                           atomic.Uint64
-	streamMissingLogged, pendingKnown bool
+	pending                              atomic.Uint64
+	streamMissingLogged, pendingKnown    bool
 }
 
 // errGap restarts the consumer: a delivery went missing, so committing past it would lose it.

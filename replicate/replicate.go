@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
 )
 
 // ConnectOptions are the ways to reach and authenticate to a NATS server or cluster. Secrets are
