@@ -76,41 +76,51 @@ func TestReplicateCLI(t *testing.T) {
 	push := startShmio(t, []string{"replicate", "push", "--log", src, "--nats", "embedded", "--listen", listen,
 		"--store-dir", filepath.Join(dir, "js"), "--stream", "CLI", "--progress", "0"})
 
-	caughtUp := func(want uint64) {
+	caughtUp := func() {
 		waitFor(t, time.Minute, "push to catch up", func() bool {
 			r := runShmio(t, []string{"replicate", "status", "--json", "--nats", url, "--stream", "CLI", "--log", src})
 			var st statusJSON
 			return r.code == 0 && json.Unmarshal([]byte(r.stdout), &st) == nil && st.Push != nil &&
-				st.Push.BehindFrames == 0 && st.Stream.LastSeq == want
+				st.Push.BehindFrames == 0 && st.Push.StreamEnd == st.Push.Committed
 		})
 	}
-	caughtUp(1000)
+	caughtUp()
 	var st statusJSON
 	// The cursor file follows within PersistEvery (100ms) of the last ack.
 	waitFor(t, 10*time.Second, "the cursor file", func() bool {
 		st = replicateStatus(t, "--nats", url, "--stream", "CLI", "--log", src)
 		return st.Push.CursorFile != nil && *st.Push.CursorFile == st.Push.Committed
 	})
-	if st.Stream.Messages != 1000 || st.Stream.Subjects[0] != "shmio.CLI" || st.Push.StreamEnd != st.Push.Committed {
-		t.Fatalf("status after push: %+v %+v", st.Stream, *st.Push)
+	seq1 := st.Stream.LastSeq
+	if seq1 == 0 || seq1 >= 1000 || st.Stream.Subjects[0] != "shmio.CLI" || st.Push.StreamEnd != st.Push.Committed {
+		t.Fatalf("status after push (1000 frames in runs): %+v %+v", st.Stream, *st.Push)
 	}
 
 	pull := []string{"replicate", "pull", "--log", dst, "--nats", url, "--stream", "CLI", "--once", "--capacity", "4MiB", "--progress", "0"}
 	r := runShmio(t, pull)
-	if r.code != 0 || !strings.Contains(r.stderr, "1000 frames") || !strings.Contains(r.stderr, "up to sequence 1000") {
+	if r.code != 0 || !strings.Contains(r.stderr, "1000 frames") || !strings.Contains(r.stderr, fmt.Sprintf("up to sequence %d", seq1)) {
 		t.Fatalf("pull: exit %d: %s", r.code, r.stderr)
 	}
 	st = replicateStatus(t, "--nats", url, "--stream", "CLI", "--pull-log", dst)
-	if st.Pull.Tag == nil || *st.Pull.Tag != 1000 || st.Pull.BehindMessages != 0 || *st.Pull.BehindBytes != 0 ||
-		st.Pull.ConsumerPending == nil || *st.Pull.ConsumerPending != 0 {
+	if st.Pull.Tag == nil || *st.Pull.Tag != seq1 || st.Pull.BehindMessages != 0 || *st.Pull.BehindBytes != 0 ||
+		st.Pull.ConsumerPending == nil || *st.Pull.ConsumerPending != 0 || !st.Pull.Exists || st.Pull.LagMillis != 0 {
 		t.Fatalf("status after pull: %+v", *st.Pull)
 	}
 
 	appendLines(t, src, replicateLines(1000, 1500)...)
-	caughtUp(1500)
+	caughtUp()
 	st = replicateStatus(t, "--nats", url, "--stream", "CLI", "--log", src, "--pull-log", dst)
-	if st.Pull.BehindMessages != 500 || st.Pull.BehindBytes == nil || *st.Pull.BehindBytes <= 0 {
+	if st.Pull.BehindMessages == 0 || st.Pull.BehindFrames == nil || *st.Pull.BehindFrames != 500 ||
+		st.Pull.BehindBytes == nil || *st.Pull.BehindBytes <= 0 || st.Pull.LagMillis <= 0 {
 		t.Fatalf("status with 500 to pull: %+v", *st.Pull)
+	}
+	// A threshold passed: exit 3, saying which.
+	r = runShmio(t, []string{"replicate", "status", "--nats", url, "--stream", "CLI", "--pull-log", dst, "--log", src, "--max-behind", "499"})
+	if r.code != exitBehind || !strings.Contains(r.stderr, "pull is 500 frames behind") || !strings.Contains(r.stdout, "ALERT") {
+		t.Fatalf("status --max-behind 499: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runShmio(t, []string{"replicate", "status", "--nats", url, "--stream", "CLI", "--pull-log", dst, "--max-lag", "1h", "--max-behind", "10000"}); r.code != 0 {
+		t.Fatalf("status within thresholds: exit %d: %s", r.code, r.stderr)
 	}
 	if r := runShmio(t, pull); r.code != 0 || !strings.Contains(r.stderr, "500 frames") {
 		t.Fatalf("second pull: exit %d: %s", r.code, r.stderr)
@@ -126,8 +136,8 @@ func TestReplicateCLI(t *testing.T) {
 	}
 	out := mustRun(t, []string{"replicate", "status", "--nats", url, "--stream", "CLI", "--log", src, "--pull-log", dst})
 	out = strings.Join(strings.Fields(out), " ")
-	for _, s := range []string{"stream CLI (subjects shmio.CLI, 1 replica(s), file storage)", "behind 0 frames, 0 bytes pull",
-		"holds stream sequences up to 1500 behind 0 frames, 0 bytes"} {
+	for _, s := range []string{"stream CLI (subjects shmio.CLI, 1 replica(s), file storage)", "behind 0 frames, 0 bytes, no lag pull",
+		"behind 0 messages (0 frames, 0 bytes), no lag"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("status output lacks %q:\n%s", s, out)
 		}
@@ -137,7 +147,7 @@ func TestReplicateCLI(t *testing.T) {
 	if code := push.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("push exit %d: %s", code, push.stderr.String())
 	}
-	if !strings.Contains(push.stderr.String(), "1500 frames acknowledged") {
+	if !strings.Contains(push.stderr.String(), "push: 1500 frames (") {
 		t.Fatalf("push summary: %s", push.stderr.String())
 	}
 	b, err := os.ReadFile(src + ".CLI.cursor")
@@ -188,36 +198,44 @@ func TestReplicateQueueCLI(t *testing.T) {
 	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
 	push := startShmio(t, []string{"replicate", "push", "--log", src, "--nats", "embedded", "--listen", strings.TrimPrefix(url, "nats://"),
 		"--store-dir", filepath.Join(dir, "js"), "--stream", "QCLI", "--progress", "0"})
-	caughtUp := func(want uint64) statusJSON {
+	caughtUp := func() statusJSON {
 		var st statusJSON
 		waitFor(t, time.Minute, "push to catch up", func() bool {
 			r := runShmio(t, []string{"replicate", "status", "--json", "--nats", url, "--stream", "QCLI", "--log", src})
 			st = statusJSON{}
 			return r.code == 0 && json.Unmarshal([]byte(r.stdout), &st) == nil && st.Push != nil &&
-				st.Push.BehindFrames == 0 && st.Stream.LastSeq == want
+				st.Push.BehindFrames == 0 && st.Push.StreamEnd == st.Push.Committed
 		})
 		return st
 	}
-	st := caughtUp(400)
+	st := caughtUp()
+	seq1 := st.Stream.LastSeq
 	if st.Push.LogID != srcID || st.Stream.LastLogID != srcID || st.Push.BehindBytes != 0 || st.Push.StreamEnd != st.Push.Committed {
 		t.Fatalf("status after push (queue id %s): %+v %+v", srcID, st.Stream, *st.Push)
 	}
 
 	pull := []string{"replicate", "pull", "--log", dst, "--nats", url, "--stream", "QCLI", "--once", "--progress", "0"}
-	if r := runShmio(t, pull); r.code != 0 || !strings.Contains(r.stderr, "400 frames") || !strings.Contains(r.stderr, "up to sequence 400") {
+	if r := runShmio(t, pull); r.code != 0 || !strings.Contains(r.stderr, "400 frames") || !strings.Contains(r.stderr, fmt.Sprintf("up to sequence %d", seq1)) {
 		t.Fatalf("pull: exit %d: %s", r.code, r.stderr)
 	}
 	appendLines(t, src, replicateLines(400, 700)...)
-	caughtUp(700)
+	st = caughtUp()
+	seq2 := st.Stream.LastSeq
 	st = replicateStatus(t, "--nats", url, "--stream", "QCLI", "--log", src, "--pull-log", dst)
-	if st.Pull.Tag == nil || *st.Pull.Tag != 400 || st.Pull.BehindMessages != 300 || st.Pull.BehindBytes != nil {
-		t.Fatalf("status with 300 to pull: %+v", *st.Pull)
+	// The bytes come from the source queue (Store.Distance), right across segments.
+	var wantBytes int64
+	for _, l := range replicateLines(400, 700) {
+		wantBytes += int64(len(l) + 4)
+	}
+	if st.Pull.Tag == nil || *st.Pull.Tag != seq1 || st.Pull.BehindMessages != seq2-seq1 || st.Pull.BehindFrames == nil ||
+		*st.Pull.BehindFrames != 300 || st.Pull.BehindBytes == nil || *st.Pull.BehindBytes != wantBytes {
+		t.Fatalf("status with 300 to pull: %+v (want %d bytes)", *st.Pull, wantBytes)
 	}
 	if r := runShmio(t, pull); r.code != 0 || !strings.Contains(r.stderr, "300 frames") {
 		t.Fatalf("second pull: exit %d: %s", r.code, r.stderr)
 	}
 	st = replicateStatus(t, "--nats", url, "--stream", "QCLI", "--pull-log", dst)
-	if st.Pull.Tag == nil || *st.Pull.Tag != 700 || st.Pull.BehindMessages != 0 || st.Pull.BehindBytes == nil || *st.Pull.BehindBytes != 0 {
+	if st.Pull.Tag == nil || *st.Pull.Tag != seq2 || st.Pull.BehindMessages != 0 || st.Pull.BehindBytes == nil || *st.Pull.BehindBytes != 0 {
 		t.Fatalf("status after pull: %+v", *st.Pull)
 	}
 	want := mustRun(t, []string{"tail", src, "--from", "start"})
@@ -239,50 +257,10 @@ func TestReplicateQueueCLI(t *testing.T) {
 	if code := push.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("push exit %d: %s", code, push.stderr.String())
 	}
-	if !strings.Contains(push.stderr.String(), "700 frames acknowledged") {
+	if !strings.Contains(push.stderr.String(), "push: 700 frames (") {
 		t.Fatalf("push summary: %s", push.stderr.String())
 	}
 	if _, err := os.Stat(src + ".QCLI.cursor"); err != nil {
 		t.Fatalf("cursor file: %v", err)
-	}
-}
-
-// TestReplicateQueueBytes: status counts a queue's bytes segment by segment, not by
-// subtracting cursors.
-func TestReplicateQueueBytes(t *testing.T) {
-	dir := createQueue(t, "4KiB")
-	lines := replicateLines(0, 300)
-	appendLines(t, dir, lines...)
-	q, err := shmio.OpenQueue(shmio.QueueOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	it, err := q.NewIterator(shmio.IteratorOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want, skip int64
-	for i, l := range lines {
-		if i < 100 {
-			skip += int64(len(l) + 4)
-		}
-		want += int64(len(l) + 4)
-	}
-	segs, _ := q.Segments()
-	start := segs[0].FirstCursor
-	if n, err := queueBytes(q, start, it.End()); err != nil || n != want {
-		t.Fatalf("queueBytes from the start: %d, %v; want %d", n, err, want)
-	}
-	for range 100 {
-		if f, err := it.Next(); f == nil || err != nil {
-			t.Fatalf("Next: %q, %v", f, err)
-		}
-	}
-	if seg, _ := shmio.SplitQueueCursor(it.Cursor()); seg < 2 {
-		t.Fatalf("after 100 frames still in segment %d", seg)
-	}
-	if n, err := queueBytes(q, it.Cursor(), it.End()); err != nil || n != want-skip {
-		t.Fatalf("queueBytes from frame 100: %d, %v; want %d", n, err, want-skip)
 	}
 }
