@@ -607,4 +607,3 @@ creates one): the commit tag then rides on the queue's segments, across rolls.`,
 	_ = cmd.MarkFlagRequired("stream")
 	return cmd
 }
-
