@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/shmio/shmio"
 )
@@ -262,5 +265,101 @@ func TestReplicateQueueCLI(t *testing.T) {
 	}
 	if _, err := os.Stat(src + ".QCLI.cursor"); err != nil {
 		t.Fatalf("cursor file: %v", err)
+	}
+}
+
+// withEnv adds environment variables to the command.
+func withEnv(kv ...string) runOpt { return func(c *exec.Cmd) { c.Env = append(c.Env, kv...) } }
+
+// TestReplicateCLIOperator: what an operator runs into. Secrets from files or the environment,
+// never argv; a server that is not there is retried, said on stderr, and given up on with
+// --connect-timeout, without pull creating its log; permanent errors end --once with a non-zero
+// exit; a second pusher is refused; status on a log not pulled yet says so.
+func TestReplicateCLIOperator(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: filepath.Join(dir, "js"),
+		Username: "shmio", Password: "s3cret", NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	src := createLog(t, "1MiB")
+	appendLines(t, src, replicateLines(0, 100)...)
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The password from a file, and from the environment.
+	r := runShmio(t, []string{"replicate", "push", "--log", src, "--nats", url, "--stream", "OPS", "--once",
+		"--user", "shmio", "--password-file", pwFile, "--max-msgs", "1000"})
+	if r.code != 0 || !strings.Contains(r.stderr, "push: 100 frames") || strings.Contains(r.stderr, "s3cret") {
+		t.Fatalf("push with --password-file: exit %d: %s", r.code, r.stderr)
+	}
+	dst := filepath.Join(dir, "dst.log")
+	r = runShmio(t, []string{"replicate", "pull", "--log", dst, "--nats", url, "--stream", "OPS", "--once", "--capacity", "1MiB"},
+		withEnv("SHMIO_NATS_USER=shmio", "SHMIO_NATS_PASSWORD=s3cret"))
+	if r.code != 0 || !strings.Contains(r.stderr, "100 frames") {
+		t.Fatalf("pull with the password in the environment: exit %d: %s", r.code, r.stderr)
+	}
+	// A wrong password is permanent: no retrying forever.
+	r = runShmio(t, []string{"replicate", "status", "--nats", url, "--stream", "OPS"},
+		withEnv("SHMIO_NATS_USER=shmio", "SHMIO_NATS_PASSWORD=wrong"))
+	if r.code == 0 || !strings.Contains(r.stderr, "uthorization") || strings.Contains(r.stderr, "wrong") {
+		t.Fatalf("wrong password: exit %d: %s", r.code, r.stderr)
+	}
+	// Credentials in the URL are refused (they would show in ps).
+	r = runShmio(t, []string{"replicate", "status", "--nats", "nats://shmio:s3cret@127.0.0.1:1", "--stream", "OPS"})
+	if r.code == 0 || !strings.Contains(r.stderr, "process list") || strings.Contains(r.stderr, "s3cret") {
+		t.Fatalf("credentials in the URL: exit %d: %s", r.code, r.stderr)
+	}
+
+	auth := withEnv("SHMIO_NATS_USER=shmio", "SHMIO_NATS_PASSWORD=s3cret")
+	// status --pull-log on a log that does not exist yet.
+	missing := filepath.Join(dir, "not-yet.log")
+	out := mustRun(t, []string{"replicate", "status", "--nats", url, "--stream", "OPS", "--pull-log", missing}, auth)
+	if !strings.Contains(out, "does not exist yet") {
+		t.Fatalf("status of a missing pull log:\n%s", out)
+	}
+	// Nobody listening: retried, said on stderr, given up on; pull leaves no log behind.
+	dead := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	r = runShmio(t, []string{"replicate", "pull", "--log", missing, "--nats", dead, "--stream", "OPS", "--connect-timeout", "1s"})
+	if r.code == 0 || !strings.Contains(r.stderr, "retrying in") || !strings.Contains(r.stderr, "gave up after 1s") {
+		t.Fatalf("pull from nowhere: exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("pull created %s before connecting: %v", missing, err)
+	}
+	// Permanent errors end --once: an invalid stream name, a missing stream.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"replicate", "push", "--log", src, "--nats", url, "--stream", "a.b", "--once"}, "invalid stream name"},
+		{[]string{"replicate", "pull", "--log", missing, "--nats", url, "--stream", "NOPE", "--once"}, "stream not found"},
+	} {
+		if r := runShmio(t, c.args, auth); r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("shmio %s: exit %d: %s", strings.Join(c.args, " "), r.code, r.stderr)
+		}
+	}
+	// A second pusher of the same log and stream is refused while the first runs.
+	first := startShmio(t, []string{"replicate", "push", "--log", src, "--nats", url, "--stream", "OPS", "--progress", "0"}, auth)
+	waitFor(t, 30*time.Second, "the first pusher's lock", func() bool {
+		b, err := os.ReadFile(src + ".OPS.cursor.lock")
+		return err == nil && len(b) > 0
+	})
+	r = runShmio(t, []string{"replicate", "push", "--log", src, "--nats", url, "--stream", "OPS", "--once"}, auth)
+	if r.code == 0 || !strings.Contains(r.stderr, "another pusher") {
+		t.Fatalf("second pusher: exit %d: %s", r.code, r.stderr)
+	}
+	first.signal(t, syscall.SIGTERM)
+	if code := first.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("first pusher: exit %d: %s", code, first.stderr.String())
 	}
 }
