@@ -197,6 +197,9 @@ func (p *Pusher) Run(ctx context.Context) error {
 		if p.cfg.Once && isStreamFull(err) {
 			return &permanentError{fmt.Errorf("replicate: stream %s is full: %w", p.cfg.Stream.Name, err)}
 		}
+		if errors.Is(err, nats.ErrReconnectBufExceeded) {
+			err = errors.New("not connected; waiting for the server") // nothing is buffered while reconnecting
+		}
 		p.log.printf("push: %v; resynchronising in %v", err, backoff)
 		if !sleepCtx(ctx, backoff) {
 			return nil

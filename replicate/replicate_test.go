@@ -27,13 +27,19 @@ type pipeline struct {
 
 func startPipeline(t *testing.T, url, stream string, src, dst *shmio.Log, so StreamOptions) *pipeline {
 	t.Helper()
+	return startPipelineLog(t, url, stream, src, dst, so, t.Logf)
+}
+
+// startPipelineLog is startPipeline with the pusher's and puller's messages going to logf.
+func startPipelineLog(t *testing.T, url, stream string, src, dst *shmio.Log, so StreamOptions, logf func(string, ...any)) *pipeline {
+	t.Helper()
 	so.Name = stream
 	it, err := src.NewIterator(shmio.IteratorOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	push, err := NewPusher(it, PushConfig{Conn: connect(t, url), Stream: so, LogID: src.Header().ID,
-		CursorFile: filepath.Join(t.TempDir(), "cursor"), Logf: t.Logf})
+		CursorFile: filepath.Join(t.TempDir(), "cursor"), Logf: logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +48,7 @@ func startPipeline(t *testing.T, url, stream string, src, dst *shmio.Log, so Str
 		t.Fatal(err)
 	}
 	tag, _, _ := dst.CommitTag()
-	pull, err := NewPuller(w, PullConfig{Conn: connect(t, url), Stream: stream, Durable: "copy", Tag: tag, Logf: t.Logf})
+	pull, err := NewPuller(w, PullConfig{Conn: connect(t, url), Stream: stream, Durable: "copy", Tag: tag, Logf: logf})
 	if err != nil {
 		t.Fatal(err)
 	}
