@@ -17,7 +17,10 @@
 // where it ends (the last message's Shmio-End), checks that the source holds that run, seeks
 // there and carries on. A duplicate ack (a run starting at the same cursor is already stored,
 // perhaps a different one) also resynchronises. Nothing is buffered while disconnected
-// (nats.ReconnectBufSize(-1)), so no old publish lands after a resync. (Nats-Expected-Last-Msg-Id
+// (nats.ReconnectBufSize(-1)), so a publish made then cannot land after a resync. A run sent by
+// a pusher that died could still be stored after its successor read the stream's end only if
+// the server held it longer than a new process takes to start and resynchronise; the puller's
+// continuity check below turns even that into an error, never a wrong copy. (Nats-Expected-Last-Msg-Id
 // would name the predecessor by content, but nats-server 2.15 checks it only when a replica
 // applies the message, and a replica that fails the check there stops serving the stream.)
 //
