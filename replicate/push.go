@@ -580,7 +580,11 @@ func (p *Pusher) ackOne(e inflight, seq uint64) {
 // cursor and the counts include them and a resync sees the stream after them rather than racing
 // them. Acks are taken in order up to the first failure; later ones are only waited for.
 func (p *Pusher) drain(ctx context.Context) {
-	deadline := time.NewTimer(p.cfg.AckTimeout + time.Second)
+	wait := p.cfg.AckTimeout + time.Second
+	if ctx.Err() != nil {
+		wait = min(wait, 2*time.Second) // stopping: do not hold up the exit for long
+	}
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	failed := false
 	for _, e := range p.q {
@@ -603,5 +607,4 @@ func (p *Pusher) drain(ctx context.Context) {
 	}
 	p.q = p.q[:0]
 	p.run.n, p.run.payload, p.run.buf = 0, 0, p.run.buf[:0]
-	_ = ctx
 }
