@@ -41,8 +41,11 @@ func benchReplicate(b *testing.B, size, rate int) {
 	s := startServer(b, filepath.Join(dir, "js"), 0)
 	url := s.ClientURL()
 	var rawRate float64
+	var rawLags []time.Duration
 	if rate == 0 {
 		rawRate = rawPublishRate(b, url, size, min(b.N, 200_000))
+	} else {
+		rawLags = rawLag(b, url, rate/1000*(size+1), 2000)
 	}
 
 	capacity := int64(b.N+1)*int64(size+8) + 64<<20
@@ -169,6 +172,73 @@ func benchReplicate(b *testing.B, size, rate int) {
 	b.ReportMetric(pct(0.5), "p50-lag-ms")
 	b.ReportMetric(pct(0.99), "p99-lag-ms")
 	b.ReportMetric(pct(1), "max-lag-ms")
+	if len(rawLags) > 0 {
+		lags = rawLags
+		b.ReportMetric(pct(0.5), "raw-p50-lag-ms")
+		b.ReportMetric(pct(0.99), "raw-p99-lag-ms")
+	}
+}
+
+// rawLag is the latency ceiling of the paced benchmark: n messages of size bytes (one step's
+// frames), one per millisecond, published with nats.go's async publish into a file-backed stream
+// and consumed by a pull consumer on another connection; the time from publish to receipt.
+func rawLag(b *testing.B, url string, size, n int) []time.Duration {
+	ctx := context.Background()
+	js, err := jetstream.New(connect(b, url))
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAWLAG", Subjects: []string{"rawlag"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cjs, err := jetstream.New(connect(b, url))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs, err := cjs.Stream(ctx, "RAWLAG")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := cs.CreateConsumer(ctx, jetstream.ConsumerConfig{AckPolicy: jetstream.AckAllPolicy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	lags := make([]time.Duration, 0, n)
+	done := make(chan struct{})
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		lags = append(lags, time.Duration(time.Now().UnixNano()-int64(binary.LittleEndian.Uint64(m.Data()))))
+		_ = m.Ack()
+		if len(lags) == n {
+			close(done)
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Stop()
+	data := make([]byte, max(size, 8))
+	next := time.Now()
+	for i := 0; i < n; i++ {
+		binary.LittleEndian.PutUint64(data, uint64(time.Now().UnixNano()))
+		m := &nats.Msg{Subject: "rawlag", Data: data, Header: nats.Header{jetstream.MsgIDHeader: {strconv.Itoa(i)}}}
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
+			b.Fatal(err)
+		}
+		next = next.Add(time.Millisecond)
+		time.Sleep(time.Until(next))
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		b.Fatalf("raw lag: %d of %d messages received", len(lags), n)
+	}
+	_ = st
+	if err := js.DeleteStream(ctx, "RAWLAG"); err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(lags)
+	return lags
 }
 
 // rawPublishRate is the ceiling: n messages of size bytes, one per frame, published with
@@ -188,7 +258,7 @@ func rawPublishRate(b *testing.B, url string, size, n int) float64 {
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		m := &nats.Msg{Subject: "raw", Data: data, Header: nats.Header{jetstream.MsgIDHeader: {strconv.Itoa(i)}}}
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
 			b.Fatal(err)
 		}
 	}
