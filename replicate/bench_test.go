@@ -172,6 +172,8 @@ func benchReplicate(b *testing.B, size, rate int) {
 	b.ReportMetric(pct(0.5), "p50-lag-ms")
 	b.ReportMetric(pct(0.99), "p99-lag-ms")
 	b.ReportMetric(pct(1), "max-lag-ms")
+	b.ReportMetric(float64(push.Stats().Resyncs), "resyncs")
+	b.ReportMetric(float64(pull.Stats().Resets), "resets")
 	if len(rawLags) > 0 {
 		lags = rawLags
 		b.ReportMetric(pct(0.5), "raw-p50-lag-ms")
