@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -189,4 +190,27 @@ func TestPushOperatorErrors(t *testing.T) {
 	if err := p.Run(t.Context()); !errors.Is(err, ErrPermanent) || !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("pull --once of a missing stream: %v", err)
 	}
+}
+
+// TestConnectBadCredentials: a refused password is permanent, not retried, and not in the error.
+func TestConnectBadCredentials(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, Username: "u", Password: "right", NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	defer s.Shutdown()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	retried := false
+	_, err = Connect(ConnectOptions{URL: s.ClientURL(), User: "u", Password: "wrong-secret", Logf: func(string, ...any) { retried = true }})
+	if !errors.Is(err, ErrPermanent) || retried || strings.Contains(err.Error(), "wrong-secret") {
+		t.Fatalf("err = %v, retried %v", err, retried)
+	}
+	nc, err := Connect(ConnectOptions{URL: s.ClientURL(), User: "u", Password: "right"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
 }
