@@ -562,6 +562,13 @@ creates one): the commit tag then rides on the queue's segments, across rolls.`,
 				return err
 			}
 			defer stop()
+			if once { // nothing to wait for: a missing stream must not leave a new log behind either
+				if js, err := jetstream.New(nc); err == nil {
+					if _, err := js.Stream(ctx, stream); errors.Is(err, jetstream.ErrStreamNotFound) {
+						return fmt.Errorf("stream %s: %w", stream, err)
+					}
+				}
+			}
 			d, err := openReplDest(logPath, int64(capacity), wide)
 			if err != nil {
 				return err

@@ -348,6 +348,9 @@ func TestReplicateCLIOperator(t *testing.T) {
 			t.Errorf("shmio %s: exit %d: %s", strings.Join(c.args, " "), r.code, r.stderr)
 		}
 	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("pull --once of a missing stream created %s: %v", missing, err)
+	}
 	// A second pusher of the same log and stream is refused while the first runs.
 	first := startShmio(t, []string{"replicate", "push", "--log", src, "--nats", url, "--stream", "OPS", "--progress", "0"}, auth)
 	waitFor(t, 30*time.Second, "the first pusher's lock", func() bool {
