@@ -263,18 +263,18 @@ func (p *Puller) session(ctx context.Context) error {
 				continue
 			}
 			p.pending.Store(ci.NumPending)
+			if ci.Delivered.Consumer+1 < nextCons {
+				// The server lost deliveries it had made (a server killed before it saved its
+				// consumer state): start again after the tag.
+				return fmt.Errorf("%w (the consumer's delivered count went back from %d to %d)",
+					errGap, nextCons-1, ci.Delivered.Consumer)
+			}
 			if ci.Delivered.Consumer < nextCons && ci.NumPending == 0 {
 				stalls = 0
 				if p.cfg.Once {
 					return nil
 				}
 				continue
-			}
-			if ci.Delivered.Consumer+1 < nextCons {
-				// The server lost deliveries it had made (a server killed before it saved its
-				// consumer state): start again after the tag.
-				return fmt.Errorf("%w (the consumer's delivered count went back from %d to %d)",
-					errGap, nextCons-1, ci.Delivered.Consumer)
 			}
 			if stalls++; stalls >= 2 {
 				return fmt.Errorf("%w (nothing received for %v; %d delivered but not received, %d undelivered)",
