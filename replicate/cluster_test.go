@@ -49,7 +49,7 @@ func TestClusterLoseServer(t *testing.T) {
 		}
 	}()
 
-	eventually(t, 2*time.Minute, "a third of the frames pulled", func() bool { return p.pull.Stats().Tag >= n/3 })
+	eventually(t, 2*time.Minute, "a third of the frames pulled", func() bool { return p.pull.Stats().Frames >= n/3 })
 	js, err := jetstream.New(connect(t, c.urls()))
 	if err != nil {
 		t.Fatal(err)
@@ -71,13 +71,13 @@ func TestClusterLoseServer(t *testing.T) {
 	if stopped < 0 {
 		t.Fatalf("leader %q is not one of the servers", info.Cluster.Leader)
 	}
-	atStop := p.pull.Stats().Tag
+	atStop := p.pull.Stats().Frames
 	c.servers[stopped].Shutdown()
 	t.Logf("stopped stream leader %s with %d frames pulled", info.Cluster.Leader, atStop)
 
 	<-writerDone
 	deadline := time.Now().Add(4 * time.Minute)
-	for p.pull.Stats().Tag < n {
+	for p.pull.Stats().Frames < n {
 		if time.Now().After(deadline) {
 			for i, s := range c.servers {
 				if i == stopped {
@@ -106,8 +106,8 @@ func TestClusterLoseServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	info = st.CachedInfo()
-	if info.State.Msgs != n || info.State.LastSeq != n {
-		t.Fatalf("stream holds %d messages up to %d, want %d", info.State.Msgs, info.State.LastSeq, n)
+	if info.State.Msgs != info.State.LastSeq || p.pull.Stats().Tag != info.State.LastSeq {
+		t.Fatalf("stream holds %d messages up to %d; pulled up to %d", info.State.Msgs, info.State.LastSeq, p.pull.Stats().Tag)
 	}
 	if info.Cluster.Leader == "" || info.Cluster.Leader == c.servers[stopped].Name() {
 		t.Fatalf("no new leader: %+v", info.Cluster)

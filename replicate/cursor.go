@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // CursorState is what the pusher persists: how far the stream has acknowledged the source log.
@@ -79,5 +80,61 @@ func WriteCursorFile(path string, st CursorState) error {
 		_ = d.Sync() // best effort: the rename is durable once the directory is
 		d.Close()
 	}
+	return nil
+}
+
+func (p *Pusher) loadCursorFile() error {
+	if p.cfg.CursorFile == "" {
+		return nil
+	}
+	st, ok, err := ReadCursorFile(p.cfg.CursorFile)
+	if err != nil {
+		return &permanentError{err}
+	}
+	if !ok {
+		return nil
+	}
+	if st.LogID != p.cfg.LogID || st.Stream != p.cfg.Stream.Name {
+		return fatalf("replicate: cursor file %s belongs to log %016x, stream %q, not log %016x, stream %q",
+			p.cfg.CursorFile, st.LogID, st.Stream, p.cfg.LogID, p.cfg.Stream.Name)
+	}
+	p.cursor.Store(st.Cursor)
+	p.seq.Store(st.Seq)
+	p.persisted = st.Cursor
+	return nil
+}
+
+// persist saves the cursor when it moved: in the background at most every PersistEvery (an fsync
+// must not stall publishing), or, with force, right away and after any background save.
+func (p *Pusher) persist(force bool) error {
+	if e := p.saveErr.Load(); e != nil {
+		return &fatalError{*e}
+	}
+	if p.cfg.CursorFile == "" {
+		return nil
+	}
+	cur := p.cursor.Load()
+	st := CursorState{LogID: p.cfg.LogID, Stream: p.cfg.Stream.Name, Cursor: cur, Seq: p.seq.Load()}
+	if force {
+		p.saveMu.Lock()
+		defer p.saveMu.Unlock()
+		if cur == p.persisted {
+			return nil
+		}
+		if err := WriteCursorFile(p.cfg.CursorFile, st); err != nil {
+			return &fatalError{err}
+		}
+	} else {
+		if cur == p.persisted || time.Since(p.lastSave) < p.cfg.PersistEvery || !p.saveMu.TryLock() {
+			return nil
+		}
+		go func() {
+			defer p.saveMu.Unlock()
+			if err := WriteCursorFile(p.cfg.CursorFile, st); err != nil {
+				p.saveErr.Store(&err)
+			}
+		}()
+	}
+	p.persisted, p.lastSave = cur, time.Now()
 	return nil
 }

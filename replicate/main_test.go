@@ -3,12 +3,17 @@ package replicate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/shmio/shmio"
 	"github.com/shmio/shmio/internal/testproc"
@@ -28,6 +33,22 @@ func TestMain(m *testing.M) {
 func runChild(role string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if role == "server" { // a nats-server the test can kill -9
+		port, _ := strconv.Atoi(os.Getenv("SHMIO_PORT"))
+		s, err := server.NewServer(&server.Options{ServerName: "killable", Host: "127.0.0.1", Port: port, JetStream: true,
+			StoreDir: os.Getenv("SHMIO_STORE"), NoLog: true, NoSigs: true})
+		if err != nil {
+			return err
+		}
+		s.Start()
+		if !s.ReadyForConnections(20 * time.Second) {
+			return errors.New("nats-server did not start")
+		}
+		fmt.Println("ready")
+		<-ctx.Done()
+		s.Shutdown()
+		return nil
+	}
 	nc, err := Connect(ConnectOptions{URL: os.Getenv("SHMIO_NATS"), Name: "child-" + role})
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/shmio/shmio"
 )
 
 // PullConfig configures a Puller.
@@ -21,14 +23,15 @@ type PullConfig struct {
 	Tag uint64
 	// FilterSubject limits the consumer to one subject of the stream; "" takes every message.
 	FilterSubject string
-	// Batch is the most messages appended per tagged commit; default 512.
+	// Batch is the most messages appended per tagged commit; default 64.
 	Batch int
 	// AckWait is the consumer's redelivery timeout; default 10s.
 	AckWait time.Duration
 	// IdleCheck is how long without a message before the puller asks the server whether it is
 	// missing deliveries; two such checks in a row restart the consumer. Default 2s.
 	IdleCheck time.Duration
-	// Once stops Run (returning nil) when the consumer has nothing pending, instead of waiting.
+	// Once stops Run (returning nil) when the consumer has nothing pending, instead of waiting;
+	// a missing stream is then an error instead of something to wait for.
 	Once bool
 	// Logf receives progress and retry messages; nil discards them.
 	Logf func(format string, args ...any)
@@ -37,6 +40,7 @@ type PullConfig struct {
 // PullStats is a snapshot of a puller's progress; safe to call from any goroutine.
 type PullStats struct {
 	Tag     uint64 // stream sequence of the last message in the local log
+	Msgs    int64  // messages (runs of frames) appended this run
 	Frames  int64  // frames appended this run
 	Bytes   int64  // payload bytes appended this run
 	Skipped int64  // deliveries at or below the tag (already in the log), dropped
@@ -46,30 +50,35 @@ type PullStats struct {
 
 // Puller appends a stream's messages to a local log, exactly once. Use Run once.
 type Puller struct {
-	w   Sink
+	w   shmio.FrameWriter
 	cfg PullConfig
 	js  jetstream.JetStream
 	log logf
 
-	tag                               atomic.Uint64
-	frames, bytes, skipped, resets    atomic.Int64
-	pending                           atomic.Uint64
-	streamMissingLogged, pendingKnown bool
+	prevEnd int64 // source cursor after the last run in the log; -1 unknown
+
+	tag                                  atomic.Uint64
+	msgs, frames, bytes, skipped, resets atomic.Int64
+	pending                              atomic.Uint64
+	streamMissingLogged, pendingKnown    bool
 }
 
 // errGap restarts the consumer: a delivery went missing, so committing past it would lose it.
 var errGap = errors.New("replicate: missing delivery, restarting the consumer")
 
 // NewPuller checks the configuration; nothing is contacted until Run.
-func NewPuller(w Sink, cfg PullConfig) (*Puller, error) {
+func NewPuller(w shmio.FrameWriter, cfg PullConfig) (*Puller, error) {
 	if w == nil || cfg.Conn == nil {
 		return nil, errors.New("replicate: pull needs a sink and a NATS connection")
 	}
-	if cfg.Stream == "" || cfg.Durable == "" {
-		return nil, errors.New("replicate: pull needs a stream and a durable consumer name")
+	if err := CheckStreamName(cfg.Stream); err != nil {
+		return nil, err
+	}
+	if cfg.Durable == "" {
+		return nil, errors.New("replicate: pull needs a durable consumer name")
 	}
 	if cfg.Batch <= 0 {
-		cfg.Batch = 512
+		cfg.Batch = 64
 	}
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = 10 * time.Second
@@ -81,7 +90,7 @@ func NewPuller(w Sink, cfg PullConfig) (*Puller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replicate: %w", err)
 	}
-	p := &Puller{w: w, cfg: cfg, js: js, log: logf(cfg.Logf)}
+	p := &Puller{w: w, cfg: cfg, js: js, log: logf(cfg.Logf), prevEnd: -1}
 	p.tag.Store(cfg.Tag)
 	return p, nil
 }
@@ -89,7 +98,7 @@ func NewPuller(w Sink, cfg PullConfig) (*Puller, error) {
 // Stats returns the puller's progress so far.
 func (p *Puller) Stats() PullStats {
 	return PullStats{
-		Tag: p.tag.Load(), Frames: p.frames.Load(), Bytes: p.bytes.Load(), Skipped: p.skipped.Load(),
+		Tag: p.tag.Load(), Msgs: p.msgs.Load(), Frames: p.frames.Load(), Bytes: p.bytes.Load(), Skipped: p.skipped.Load(),
 		Resets: p.resets.Load(), Pending: p.pending.Load(),
 	}
 }
@@ -109,7 +118,10 @@ func (p *Puller) Run(ctx context.Context) error {
 		}
 		var fe *fatalError
 		if errors.As(err, &fe) {
-			return fe.err
+			return err
+		}
+		if p.cfg.Once && errors.Is(err, jetstream.ErrStreamNotFound) {
+			return &permanentError{err}
 		}
 		if p.tag.Load() != before || errors.Is(err, errGap) {
 			backoff = 100 * time.Millisecond
@@ -169,9 +181,26 @@ func (p *Puller) session(ctx context.Context) error {
 		return fmt.Errorf("replicate: stream %s: %w", p.cfg.Stream, err)
 	}
 	p.streamMissingLogged = false
-	if tag := p.tag.Load(); tag > 0 && s.CachedInfo().State.LastSeq < tag {
+	state := s.CachedInfo().State
+	tag := p.tag.Load()
+	if tag > 0 && state.LastSeq < tag {
 		return fatalf("replicate: stream %s ends at sequence %d but the local log already holds up to %d: "+
-			"the stream was recreated; pull into a new log", p.cfg.Stream, s.CachedInfo().State.LastSeq, tag)
+			"the stream was recreated; pull into a new log", p.cfg.Stream, state.LastSeq, tag)
+	}
+	if state.Msgs > 0 && state.FirstSeq > tag+1 {
+		if tag > 0 {
+			return fatalf("replicate: stream %s starts at sequence %d but the local log holds up to %d: "+
+				"messages %d to %d were removed (stream limits) before they were pulled", p.cfg.Stream, state.FirstSeq, tag, tag+1, state.FirstSeq-1)
+		}
+		p.log.printf("pull: stream %s starts at sequence %d (earlier messages were removed); the copy starts there", p.cfg.Stream, state.FirstSeq)
+	}
+	if tag > 0 && p.prevEnd < 0 {
+		// Where the log's last run ended, to check that the next one follows it.
+		if raw, err := s.GetMsg(ctx, tag); err == nil {
+			if rh, err := parseRunHeader(raw.Header, raw.Header.Get(jetstream.MsgIDHeader)); err == nil {
+				p.prevEnd = rh.end
+			}
+		}
 	}
 	c, nextCons, err := p.openConsumer(ctx, s)
 	if err != nil {
@@ -234,6 +263,12 @@ func (p *Puller) session(ctx context.Context) error {
 				continue
 			}
 			p.pending.Store(ci.NumPending)
+			if ci.Delivered.Consumer+1 < nextCons {
+				// The server lost deliveries it had made (a server killed before it saved its
+				// consumer state): start again after the tag.
+				return fmt.Errorf("%w (the consumer's delivered count went back from %d to %d)",
+					errGap, nextCons-1, ci.Delivered.Consumer)
+			}
 			if ci.Delivered.Consumer < nextCons && ci.NumPending == 0 {
 				stalls = 0
 				if p.cfg.Once {
@@ -271,12 +306,13 @@ func (p *Puller) session(ctx context.Context) error {
 	}
 }
 
-// apply appends the new messages of batch, commits them tagged with the last stream sequence and
-// then acknowledges. It returns the consumer sequence expected next.
+// apply appends the runs of the new messages of batch, commits them tagged with the last stream
+// sequence and then acknowledges. It returns the consumer sequence expected next.
 func (p *Puller) apply(batch []jetstream.Msg, nextCons uint64) (uint64, error) {
 	tag := p.tag.Load()
 	last := tag
-	var appended, nbytes int64
+	prevEnd := p.prevEnd
+	var msgs, appended, nbytes int64
 	var lastMsg jetstream.Msg
 	var fail error
 	for _, m := range batch {
@@ -297,26 +333,24 @@ func (p *Puller) apply(batch []jetstream.Msg, nextCons uint64) (uint64, error) {
 			p.skipped.Add(1)
 			continue
 		}
-		data := m.Data()
-		if len(data) == 0 {
-			fail = fatalf("replicate: stream %s message %d is empty; a log frame cannot be", p.cfg.Stream, md.Sequence.Stream)
-			break
-		}
-		buf, err := p.w.Allocate(len(data))
+		n, size, end, err := p.appendRun(m, md.Sequence.Stream, prevEnd)
 		if err != nil {
-			fail = fatalf("replicate: append stream message %d (%d bytes): %w", md.Sequence.Stream, len(data), err)
-			break
+			// Frames of this batch were allocated but are not committed: nothing is lost.
+			return nextCons, err
 		}
-		copy(buf, data)
+		prevEnd = end
 		last = md.Sequence.Stream
-		appended++
-		nbytes += int64(len(data))
+		msgs++
+		appended += n
+		nbytes += size
 	}
-	if appended > 0 {
+	if msgs > 0 {
 		if err := p.w.CommitTagged(last); err != nil {
 			return nextCons, fatalf("replicate: commit through stream sequence %d: %w", last, err)
 		}
 		p.tag.Store(last)
+		p.prevEnd = prevEnd
+		p.msgs.Add(msgs)
 		p.frames.Add(appended)
 		p.bytes.Add(nbytes)
 	}
@@ -327,4 +361,56 @@ func (p *Puller) apply(batch []jetstream.Msg, nextCons uint64) (uint64, error) {
 		}
 	}
 	return nextCons, fail
+}
+
+// appendRun allocates and fills the frames of message m (stream sequence seq), checking first
+// that the whole run decodes and follows the previous one (ending at prevEnd, -1 unknown). It
+// returns the frames, their bytes and the run's end cursor (-1 unknown).
+func (p *Puller) appendRun(m jetstream.Msg, seq uint64, prevEnd int64) (n, size, end int64, err error) {
+	h := m.Headers()
+	rh, err := parseRunHeader(h, h.Get(jetstream.MsgIDHeader))
+	if err != nil {
+		return 0, 0, 0, fatalf("replicate: stream %s message %d: %w", p.cfg.Stream, seq, err)
+	}
+	data := m.Data()
+	if rh.legacy {
+		if len(data) == 0 {
+			return 0, 0, 0, fatalf("replicate: stream %s message %d is empty; a log frame cannot be", p.cfg.Stream, seq)
+		}
+		buf, err := p.w.Allocate(len(data))
+		if err != nil {
+			return 0, 0, 0, fatalf("replicate: append stream message %d (%d bytes): %w", seq, len(data), err)
+		}
+		copy(buf, data)
+		return 1, int64(len(data)), -1, nil
+	}
+	if prevEnd >= 0 && rh.first != prevEnd {
+		return 0, 0, 0, fatalf("replicate: stream %s message %d starts at source cursor %d but the previous run ended at %d: "+
+			"the stream is not a contiguous copy of one log", p.cfg.Stream, seq, rh.first, prevEnd)
+	}
+	for rest := data; ; {
+		f, r, ok, err := nextFrame(rest)
+		if err != nil {
+			return 0, 0, 0, fatalf("replicate: stream %s message %d: %w", p.cfg.Stream, seq, err)
+		}
+		if !ok {
+			break
+		}
+		rest = r
+		n++
+		size += int64(len(f))
+	}
+	if n == 0 {
+		return 0, 0, 0, fatalf("replicate: stream %s message %d: %w: no frames", p.cfg.Stream, seq, ErrEncoding)
+	}
+	for rest := data; len(rest) > 0; {
+		f, r, _, _ := nextFrame(rest)
+		rest = r
+		buf, err := p.w.Allocate(len(f))
+		if err != nil {
+			return 0, 0, 0, fatalf("replicate: append stream message %d (a %d-byte frame): %w", seq, len(f), err)
+		}
+		copy(buf, f)
+	}
+	return n, size, rh.end, nil
 }

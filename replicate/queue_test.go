@@ -52,7 +52,7 @@ func TestQueueToQueue(t *testing.T) {
 	}
 	cursorFile := filepath.Join(dir, "cursor")
 	nc := connect(t, s.ClientURL())
-	round := func(want uint64) {
+	round := func(want int64) {
 		it, err := src.NewIterator(shmio.IteratorOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -71,7 +71,7 @@ func TestQueueToQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 		stopPush, stopPull := runBG(push.Run), runBG(pull.Run)
-		eventually(t, 2*time.Minute, "queue copied", func() bool { return pull.Stats().Tag >= want })
+		eventually(t, 2*time.Minute, "queue copied", func() bool { return pull.Stats().Frames >= want })
 		if err := stopPush(); err != nil {
 			t.Fatal(err)
 		}
@@ -82,10 +82,10 @@ func TestQueueToQueue(t *testing.T) {
 	write(0, 6000)
 	round(6000)
 	write(6000, 4000)
-	round(10000)
+	round(4000)
 
-	if tag, ok, err := dst.CommitTag(); err != nil || !ok || tag != 10000 {
-		t.Fatalf("destination tag %d %v %v", tag, ok, err)
+	if _, ok, err := dst.CommitTag(); err != nil || !ok {
+		t.Fatalf("destination tag %v %v", ok, err)
 	}
 	si, err := src.NewIterator(shmio.IteratorOptions{})
 	if err != nil {

@@ -4,103 +4,71 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/shmio/shmio"
 )
 
-// Source is the log Push reads: *shmio.Iterator and *shmio.QueueIterator satisfy it.
-type Source interface {
-	// NextBatch appends committed frames after the cursor to dst; none when caught up.
-	NextBatch(dst [][]byte, o shmio.BatchOptions) ([][]byte, error)
-	// Wait returns when a frame past the cursor is committed, or ctx.Err().
-	Wait(ctx context.Context) error
-	// Cursor is the position of the next frame NextBatch returns.
-	Cursor() int64
-	// Seek moves the cursor (io.Seeker semantics); offsets must be frame starts.
-	Seek(offset int64, whence int) (int64, error)
-	// End is the cursor of the committed end.
-	End() int64
-}
-
-// Sink is the log Pull appends to: *shmio.Writer and *shmio.QueueWriter satisfy it.
-type Sink interface {
-	// Allocate reserves a frame of n payload bytes to be filled before the commit.
-	Allocate(n int) ([]byte, error)
-	// CommitTagged publishes the allocated frames and stores tag with the committed end atomically.
-	CommitTagged(tag uint64) error
-}
-
-// The shmio logs and segmented queues plug in as they are.
-var (
-	_ Source = (*shmio.Iterator)(nil)
-	_ Source = (*shmio.QueueIterator)(nil)
-	_ Sink   = (*shmio.Writer)(nil)
-	_ Sink   = (*shmio.QueueWriter)(nil)
-)
-
-// Header names carried by every replicated message.
-const (
-	// HeaderCursor is the source cursor (decimal) of the frame the message carries.
-	HeaderCursor = "Shmio-Cursor"
-)
-
-// MsgID is the Nats-Msg-Id of the frame at cursor in the log identified by logID.
-func MsgID(logID uint64, cursor int64) string {
-	b := make([]byte, 0, 40)
-	b = appendHex16(b, logID)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, cursor, 10)
-	return string(b)
-}
-
-func appendHex16(b []byte, v uint64) []byte {
-	const digits = "0123456789abcdef"
-	for i := 60; i >= 0; i -= 4 {
-		b = append(b, digits[(v>>uint(i))&0xf])
-	}
-	return b
-}
-
-// ParseMsgID splits a Nats-Msg-Id made by MsgID.
-func ParseMsgID(id string) (logID uint64, cursor int64, err error) {
-	hexPart, curPart, ok := strings.Cut(id, ":")
-	if !ok || len(hexPart) != 16 {
-		return 0, 0, fmt.Errorf("replicate: message id %q is not <log id>:<cursor>", id)
-	}
-	if logID, err = strconv.ParseUint(hexPart, 16, 64); err != nil {
-		return 0, 0, fmt.Errorf("replicate: message id %q: %w", id, err)
-	}
-	if cursor, err = strconv.ParseInt(curPart, 10, 64); err != nil || cursor < 0 {
-		return 0, 0, fmt.Errorf("replicate: message id %q: bad cursor", id)
-	}
-	return logID, cursor, nil
-}
-
-// ConnectOptions are the ways to reach and authenticate to a NATS server or cluster.
+// ConnectOptions are the ways to reach and authenticate to a NATS server or cluster. Secrets are
+// values here; the command reads them from files or the environment, never from its arguments.
 type ConnectOptions struct {
-	URL     string // one or more comma-separated URLs, e.g. nats://a:4222,nats://b:4222
-	Creds   string // a .creds file (JWT + nkey seed), as made by nsc or the NATS operator tooling
-	TLSCA   string // PEM file of CAs to verify the server with (tls:// URLs, or servers requiring TLS)
-	TLSCert string // client certificate for mutual TLS (with TLSKey)
-	TLSKey  string
-	Name    string // connection name shown by the server's monitoring
+	URL      string // one or more comma-separated URLs, e.g. nats://a:4222,nats://b:4222
+	Creds    string // a .creds file (JWT + nkey seed), as made by nsc or the NATS operator tooling
+	NKeySeed string // a file holding an nkey seed (user nkey authentication)
+	User     string // user name, with Password
+	Password string
+	Token    string
+	TLSCA    string // PEM file of CAs to verify the server with (tls:// URLs, or servers requiring TLS)
+	TLSCert  string // client certificate for mutual TLS (with TLSKey)
+	TLSKey   string
+	Name     string // connection name shown by the server's monitoring
+	// ConnectTimeout is how long Connect keeps retrying a server that cannot be reached at
+	// start; 0 retries until ctx is done. Once connected, the connection reconnects forever.
+	ConnectTimeout time.Duration
+	// Logf hears about each failed attempt (with the URL redacted); nil discards.
+	Logf func(format string, args ...any)
 }
+
+// ErrPermanent marks errors that retrying cannot fix (bad credentials, invalid stream name, a
+// full stream, a missing stream with Once): Run and Connect return them wrapped.
+var ErrPermanent = errors.New("permanent")
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string   { return e.err.Error() }
+func (e *permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
 
 // Connect dials NATS with reconnection forever: the pusher and puller outlive server restarts.
-func Connect(o ConnectOptions) (*nats.Conn, error) {
+// A server that cannot be reached at start is retried with backoff (see ConnectTimeout).
+func Connect(o ConnectOptions) (*nats.Conn, error) { return ConnectContext(context.Background(), o) }
+
+// ConnectContext is Connect, giving up when ctx is done.
+func ConnectContext(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		// Nothing is buffered while disconnected: a publish made then fails at once instead of
+		// landing after the pusher has resynchronised (see doc.go, "Guarantees").
+		nats.ReconnectBufSize(-1),
 		nats.Name(o.Name),
 	}
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
+	}
+	if o.NKeySeed != "" {
+		opt, err := nats.NkeyOptionFromSeed(o.NKeySeed)
+		if err != nil {
+			return nil, &permanentError{fmt.Errorf("replicate: nkey seed: %w", err)}
+		}
+		opts = append(opts, opt)
+	}
+	if o.User != "" || o.Password != "" {
+		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	}
+	if o.Token != "" {
+		opts = append(opts, nats.Token(o.Token))
 	}
 	if o.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(o.TLSCA))
@@ -108,11 +76,48 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 	if o.TLSCert != "" || o.TLSKey != "" {
 		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
 	}
-	nc, err := nats.Connect(o.URL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("replicate: connect to %s: %w", o.URL, err)
+	shown := RedactURL(o.URL)
+	var deadline time.Time
+	if o.ConnectTimeout > 0 {
+		deadline = time.Now().Add(o.ConnectTimeout)
 	}
-	return nc, nil
+	backoff := 250 * time.Millisecond
+	for {
+		nc, err := nats.Connect(o.URL, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		err = fmt.Errorf("replicate: connect to %s: %w", shown, err)
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+			strings.Contains(err.Error(), "invalid URL") || strings.Contains(err.Error(), "tls:") {
+			return nil, &permanentError{err}
+		}
+		if !deadline.IsZero() && time.Now().Add(backoff).After(deadline) {
+			return nil, fmt.Errorf("%w (gave up after %v)", err, o.ConnectTimeout)
+		}
+		logf(o.Logf).printf("%v; retrying in %v", err, backoff)
+		if !sleepCtx(ctx, backoff) {
+			return nil, err
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// RedactURL hides any user, password or token in a comma-separated list of NATS URLs, for printing.
+func RedactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			scheme := ""
+			if k := strings.Index(p, "://"); k >= 0 && k < at {
+				scheme = p[:k+3]
+			}
+			p = scheme + "REDACTED" + p[at:]
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ",")
 }
 
 // StreamOptions describe the stream Push creates when it is missing.
@@ -123,6 +128,22 @@ type StreamOptions struct {
 	Storage  jetstream.StorageType // default file
 	// Duplicates is the server's de-duplication window; default 2 minutes (JetStream's default).
 	Duplicates time.Duration
+	// Limits of a new stream; 0 is unlimited. A full stream refuses new messages (the pusher
+	// waits, or with Once fails); MaxAge drops old messages, which a lagging puller then reports.
+	MaxBytes int64
+	MaxMsgs  int64
+	MaxAge   time.Duration
+}
+
+// CheckStreamName reports whether JetStream accepts name as a stream name.
+func CheckStreamName(name string) error {
+	if name == "" {
+		return &permanentError{errors.New("replicate: empty stream name")}
+	}
+	if len(name) > 255 || strings.ContainsAny(name, " \t\r\n.*>/\\") || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return &permanentError{fmt.Errorf("replicate: invalid stream name %q: JetStream names have no spaces, '.', '*', '>', '/' or '\\'", name)}
+	}
+	return nil
 }
 
 // DefaultSubject is the subject used when none is configured: "shmio.<stream>".
@@ -145,10 +166,16 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) 
 		return nil, fmt.Errorf("replicate: stream %s exists but does not capture subject %s (it has %v)",
 			o.Name, o.Subject, info.Config.Subjects)
 	}
+	if errors.Is(err, jetstream.ErrInvalidStreamName) {
+		return nil, &permanentError{fmt.Errorf("replicate: stream %s: %w", o.Name, err)}
+	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("replicate: look up stream %s: %w", o.Name, err)
 	}
 	cfg := jetstream.StreamConfig{
+		MaxBytes:   limit(o.MaxBytes),
+		MaxMsgs:    limit(o.MaxMsgs),
+		MaxAge:     o.MaxAge,
 		Name:       o.Name,
 		Subjects:   []string{o.Subject},
 		Storage:    o.Storage,
@@ -164,6 +191,19 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) 
 		return nil, fmt.Errorf("replicate: create stream %s: %w", o.Name, err)
 	}
 	return s, nil
+}
+
+func limit(v int64) int64 {
+	if v <= 0 {
+		return -1
+	}
+	return v
+}
+
+// isStreamFull reports whether a publish was refused because the stream reached its limits.
+func isStreamFull(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && ae.ErrorCode == 10077 && strings.Contains(ae.Description, "maximum")
 }
 
 // subjectMatches reports whether the stream subject pattern pat captures the literal subject subj.

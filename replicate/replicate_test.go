@@ -27,13 +27,19 @@ type pipeline struct {
 
 func startPipeline(t *testing.T, url, stream string, src, dst *shmio.Log, so StreamOptions) *pipeline {
 	t.Helper()
+	return startPipelineLog(t, url, stream, src, dst, so, t.Logf)
+}
+
+// startPipelineLog is startPipeline with the pusher's and puller's messages going to logf.
+func startPipelineLog(t *testing.T, url, stream string, src, dst *shmio.Log, so StreamOptions, logf func(string, ...any)) *pipeline {
+	t.Helper()
 	so.Name = stream
 	it, err := src.NewIterator(shmio.IteratorOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	push, err := NewPusher(it, PushConfig{Conn: connect(t, url), Stream: so, LogID: src.Header().ID,
-		CursorFile: filepath.Join(t.TempDir(), "cursor"), Logf: t.Logf})
+		CursorFile: filepath.Join(t.TempDir(), "cursor"), Logf: logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +48,7 @@ func startPipeline(t *testing.T, url, stream string, src, dst *shmio.Log, so Str
 		t.Fatal(err)
 	}
 	tag, _, _ := dst.CommitTag()
-	pull, err := NewPuller(w, PullConfig{Conn: connect(t, url), Stream: stream, Durable: "copy", Tag: tag, Logf: t.Logf})
+	pull, err := NewPuller(w, PullConfig{Conn: connect(t, url), Stream: stream, Durable: "copy", Tag: tag, Logf: logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +100,7 @@ func TestMillionFrames(t *testing.T) {
 			last = time.Now()
 			t.Logf("push %+v\npull %+v", p.push.Stats(), p.pull.Stats())
 		}
-		return p.pull.Stats().Tag >= uint64(n)
+		return p.pull.Stats().Frames >= int64(n)
 	})
 	elapsed := time.Since(start)
 	p.stop(t)
@@ -102,14 +108,14 @@ func TestMillionFrames(t *testing.T) {
 		t.Fatalf("compared %d frames, want %d", got, n)
 	}
 	ps, ls := p.push.Stats(), p.pull.Stats()
-	if ps.Seq != uint64(n) || ls.Tag != uint64(n) || ls.Frames != int64(n) || ls.Skipped != 0 {
+	if ps.Frames != int64(n) || ls.Tag != ps.Seq || ls.Frames != int64(n) || ls.Skipped != 0 || ps.Duplicates != 0 {
 		t.Fatalf("push %+v pull %+v", ps, ls)
 	}
-	if tag, ok, _ := dst.CommitTag(); !ok || tag != uint64(n) {
-		t.Fatalf("destination tag %d %v, want %d", tag, ok, n)
+	if tag, ok, _ := dst.CommitTag(); !ok || tag != ps.Seq {
+		t.Fatalf("destination tag %d %v, want %d", tag, ok, ps.Seq)
 	}
-	t.Logf("%d frames (%d MiB) written in %v, replicated in %v (%.0f frames/s)",
-		n, src.Header().Size>>20, wrote.Round(time.Millisecond), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+	t.Logf("%d frames (%d MiB) in %d messages written in %v, replicated in %v (%.0f frames/s)",
+		n, src.Header().Size>>20, ps.Seq, wrote.Round(time.Millisecond), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
 }
 
 // TestResumeAndStatus stops both sides part way, checks what status reports, restarts them
@@ -160,12 +166,8 @@ func TestResumeAndStatus(t *testing.T) {
 		return p.Stats()
 	}
 	status := func() *Status {
-		it, err := src.NewIterator(shmio.IteratorOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
 		tag, ok, _ := dst.CommitTag()
-		st, err := GetStatus(ctx, StatusOptions{Conn: nc, Stream: "RESUME", Source: it, LogID: src.Header().ID,
+		st, err := GetStatus(ctx, StatusOptions{Conn: nc, Stream: "RESUME", Source: src, LogID: src.Header().ID,
 			CursorFile: cursorFile, Pull: true, Tag: tag, TagOK: ok, Durable: "d"})
 		if err != nil {
 			t.Fatal(err)
@@ -173,18 +175,20 @@ func TestResumeAndStatus(t *testing.T) {
 		return st
 	}
 
-	if ps := runPush(); ps.Seq != 2000 || ps.Acked != 2000 {
+	ps := runPush()
+	if ps.Frames != 2000 || ps.Seq == 0 || ps.Acked != int64(ps.Seq) {
 		t.Fatalf("first push: %+v", ps)
 	}
+	seq1 := ps.Seq
 	st := status()
 	if st.Push.BehindFrames != 0 || st.Push.BehindBytes != 0 || st.Push.FileCursor != src.Header().Size-src.Header().DataOffset {
 		t.Fatalf("push status after the first push: %+v", *st.Push)
 	}
-	if st.Pull.TagOK || st.Pull.BehindMsgs != 2000 || st.Pull.BehindBytes != st.Push.StreamEnd {
+	if st.Pull.TagOK || st.Pull.BehindMsgs != seq1 || st.Pull.BehindBytes != st.Push.StreamEnd || st.Pull.BehindFrames != 2000 {
 		t.Fatalf("pull status before pulling: %+v (stream end %d)", *st.Pull, st.Push.StreamEnd)
 	}
 	e1 := st.Push.StreamEnd
-	if ls := runPull(); ls.Tag != 2000 || ls.Frames != 2000 {
+	if ls := runPull(); ls.Tag != seq1 || ls.Frames != 2000 || ls.Msgs != int64(seq1) {
 		t.Fatalf("first pull: %+v", ls)
 	}
 	writeFrames(t, w, rng, 2000, 500, 100)
@@ -193,19 +197,22 @@ func TestResumeAndStatus(t *testing.T) {
 	if st.Push.BehindFrames != 500 || st.Push.BehindBytes != committed-st.Push.StreamEnd || st.Pull.BehindMsgs != 0 {
 		t.Fatalf("status with 500 new frames: push %+v pull %+v", *st.Push, *st.Pull)
 	}
-	ps := runPush()
-	if ps.Seq != 2500 || ps.Acked != 500 || ps.Duplicates != 0 {
+	ps = runPush()
+	if ps.Frames != 500 || ps.Duplicates != 0 || ps.Seq <= seq1 {
 		t.Fatalf("second push: %+v", ps)
 	}
+	seq2 := ps.Seq
 	st = status()
-	if st.Pull.BehindMsgs != 500 || st.Pull.BehindBytes != committed-e1 || st.Push.StreamEnd != committed {
+	if st.Pull.BehindMsgs != seq2-seq1 || st.Pull.BehindBytes != committed-e1 || st.Pull.BehindFrames != 500 ||
+		st.Push.StreamEnd != committed || st.Pull.Lag <= 0 {
 		t.Fatalf("pull status before the second pull: %+v", *st.Pull)
 	}
-	if ls := runPull(); ls.Tag != 2500 || ls.Frames != 500 || ls.Skipped != 0 {
+	if ls := runPull(); ls.Tag != seq2 || ls.Frames != 500 || ls.Skipped != 0 {
 		t.Fatalf("second pull: %+v", ls)
 	}
 	st = status()
-	if st.Pull.BehindMsgs != 0 || st.Pull.BehindBytes != 0 || st.Stream.LastSeq != 2500 || st.Stream.LastLogID != src.Header().ID {
+	if st.Pull.BehindMsgs != 0 || st.Pull.BehindBytes != 0 || st.Pull.Lag != 0 || st.Stream.LastSeq != seq2 ||
+		st.Stream.LastLogID != src.Header().ID || st.Stream.LastEnd != committed {
 		t.Fatalf("final status: %+v %+v", st.Stream, *st.Pull)
 	}
 	dw.Close()
@@ -268,7 +275,11 @@ func TestPullRefusesRecreatedStream(t *testing.T) {
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}}); err != nil {
 		t.Fatal(err)
 	}
-	dst := newMemLog()
+	l := createLog(t, filepath.Join(t.TempDir(), "dst.log"), 1<<20)
+	dst, err := l.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := NewPuller(dst, PullConfig{Conn: nc, Stream: "S", Durable: "d", Tag: 10})
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,9 +19,9 @@ type StatusOptions struct {
 	Conn   *nats.Conn
 	Stream string
 
-	Source     Source // the source log, positioned anywhere; Status moves its cursor
-	LogID      uint64 // the source log's identity
-	CursorFile string // the pusher's cursor file, if any
+	Source     shmio.Store // the source log or queue
+	LogID      uint64      // the source log's identity
+	CursorFile string      // the pusher's cursor file, if any
 
 	Pull    bool
 	Tag     uint64 // the destination log's commit tag
@@ -37,8 +37,9 @@ type StreamStatus struct {
 	Storage           string
 	Msgs, Bytes       uint64
 	FirstSeq, LastSeq uint64
-	LastLogID         uint64 // source log of the last message (0 if unknown)
-	LastCursor        int64  // source cursor of the last message (-1 if unknown)
+	LastTime          time.Time // when the last message was stored
+	LastLogID         uint64    // source log of the last message (0 if unknown)
+	LastEnd           int64     // source cursor after the last message's run (-1 if unknown)
 	Leader            string
 	CurrentReplicas   int // replicas (leader included) that are current
 	UnhealthyReplicas int // replicas offline or lagging
@@ -47,27 +48,33 @@ type StreamStatus struct {
 // PushStatus is how far the stream is behind the source log.
 type PushStatus struct {
 	LogID         uint64
-	Committed     int64 // committed end of the source log
-	StreamEnd     int64 // source cursor after the stream's last frame of this log (0 if none)
+	Committed     int64 // cursor of the source's committed end
+	StreamEnd     int64 // source cursor after the stream's last run of this log (0 if none)
 	FileCursor    int64 // cursor in the cursor file (-1 without one)
 	BehindFrames  int64 // committed frames not in the stream yet
-	BehindBytes   int64 // their size in the source log (payloads and frame lengths)
+	BehindBytes   int64 // their size in the source (payloads and frame lengths)
 	ForeignStream bool  // the stream's last message comes from another log
+	// Lag is how long the stream has not grown while frames wait: the time since its last
+	// message when BehindFrames > 0 (a lower bound on the oldest waiting frame's age), else 0.
+	Lag time.Duration
 }
 
 // PullStatus is how far the destination log is behind the stream.
 type PullStatus struct {
-	Tag             uint64 // stream sequence of the last message in the log
-	TagOK           bool   // false: the log has no commit tag (nothing pulled yet)
-	BehindMsgs      uint64 // stream messages after the tag
-	BehindBytes     int64  // their size in the source log's cursor space (-1 if unknown)
-	ConsumerPending uint64 // the durable's undelivered messages (when it exists)
-	ConsumerAckWait uint64 // the durable's delivered but unacknowledged messages
+	Tag             uint64        // stream sequence of the last message in the log
+	TagOK           bool          // false: the log has no commit tag (nothing pulled yet)
+	BehindMsgs      uint64        // stream messages (runs of frames) after the tag
+	BehindFrames    int64         // frames in them (-1 unknown: needs the source)
+	BehindBytes     int64         // their size in the source's cursor space (-1 if unknown)
+	Lag             time.Duration // age of the oldest message not pulled yet; 0 when caught up
+	ConsumerPending uint64        // the durable's undelivered messages (when it exists)
+	ConsumerAckWait uint64        // the durable's delivered but unacknowledged messages
 	ConsumerExists  bool
 }
 
 // Status is the answer of GetStatus.
 type Status struct {
+	Time   time.Time // when it was taken
 	Stream StreamStatus
 	Push   *PushStatus
 	Pull   *PullStatus
@@ -84,10 +91,10 @@ func GetStatus(ctx context.Context, o StatusOptions) (*Status, error) {
 		return nil, fmt.Errorf("replicate: stream %s: %w", o.Stream, err)
 	}
 	info := s.CachedInfo()
-	st := &Status{Stream: StreamStatus{
+	st := &Status{Time: time.Now(), Stream: StreamStatus{
 		Name: info.Config.Name, Subjects: info.Config.Subjects, Replicas: info.Config.Replicas,
 		Storage: info.Config.Storage.String(), Msgs: info.State.Msgs, Bytes: info.State.Bytes,
-		FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, LastCursor: -1,
+		FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, LastTime: info.State.LastTime, LastEnd: -1,
 	}}
 	if ci := info.Cluster; ci != nil {
 		st.Stream.Leader = ci.Leader
@@ -102,37 +109,38 @@ func GetStatus(ctx context.Context, o StatusOptions) (*Status, error) {
 			}
 		}
 	}
-	var last *framePos
+	var last *runPos
 	if info.State.LastSeq > 0 {
 		if last, err = readPos(ctx, s, info.State.LastSeq); err != nil {
 			return nil, err
 		}
 		if last != nil {
-			st.Stream.LastLogID, st.Stream.LastCursor = last.logID, last.start
+			st.Stream.LastLogID, st.Stream.LastEnd = last.logID, last.end
 		}
 	}
 	if o.Source != nil {
-		if st.Push, err = pushStatus(o, last); err != nil {
+		if st.Push, err = pushStatus(o, st, last); err != nil {
 			return nil, err
 		}
 	}
 	if o.Pull {
-		if st.Pull, err = pullStatus(ctx, s, o, info, last); err != nil {
+		if st.Pull, err = pullStatus(ctx, s, o, st, last); err != nil {
 			return nil, err
 		}
 	}
 	return st, nil
 }
 
-// framePos is where a stream message's frame sits in the source log.
-type framePos struct {
-	logID uint64
-	start int64
-	size  int // payload length
+// runPos is where a stream message's run sits in the source log.
+type runPos struct {
+	logID      uint64
+	first, end int64 // end < 0: a pre-batching message, whose end needs the source
+	data       []byte
+	time       time.Time
 }
 
 // readPos loads message seq's position; nil when it is gone or carries no shmio id.
-func readPos(ctx context.Context, s jetstream.Stream, seq uint64) (*framePos, error) {
+func readPos(ctx context.Context, s jetstream.Stream, seq uint64) (*runPos, error) {
 	raw, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
@@ -140,20 +148,39 @@ func readPos(ctx context.Context, s jetstream.Stream, seq uint64) (*framePos, er
 	if err != nil {
 		return nil, fmt.Errorf("replicate: read message %d: %w", seq, err)
 	}
-	id, cur, err := ParseMsgID(raw.Header.Get(jetstream.MsgIDHeader))
+	rh, err := parseRunHeader(raw.Header, raw.Header.Get(jetstream.MsgIDHeader))
 	if err != nil {
 		return nil, nil
 	}
-	if h := raw.Header.Get(HeaderCursor); h != "" {
-		if c, err := strconv.ParseInt(h, 10, 64); err == nil {
-			cur = c
-		}
-	}
-	return &framePos{logID: id, start: cur, size: len(raw.Data)}, nil
+	return &runPos{logID: rh.logID, first: rh.first, end: rh.end, data: raw.Data, time: raw.Time}, nil
 }
 
-func pushStatus(o StatusOptions, last *framePos) (*PushStatus, error) {
-	ps := &PushStatus{LogID: o.LogID, Committed: o.Source.End(), FileCursor: -1}
+// endOf returns the source cursor after the run at pos, reading the source for a legacy message.
+func endOf(src shmio.Store, pos *runPos) (int64, error) {
+	if pos.end >= 0 {
+		return pos.end, nil
+	}
+	it, err := src.OpenReader(shmio.IteratorOptions{})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if _, err := it.Seek(pos.first, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("replicate: the stream's frame at cursor %d is not in this log: %w", pos.first, err)
+	}
+	f, err := it.NextFrame()
+	if err != nil || f.Data == nil {
+		return 0, fmt.Errorf("replicate: read source at %d: %v", pos.first, err)
+	}
+	return f.End, nil
+}
+
+func pushStatus(o StatusOptions, st *Status, last *runPos) (*PushStatus, error) {
+	end, err := o.Source.EndCursor()
+	if err != nil {
+		return nil, err
+	}
+	ps := &PushStatus{LogID: o.LogID, Committed: end, FileCursor: -1}
 	if o.CursorFile != "" {
 		cs, ok, err := ReadCursorFile(o.CursorFile)
 		if err != nil {
@@ -163,47 +190,31 @@ func pushStatus(o StatusOptions, last *framePos) (*PushStatus, error) {
 			ps.FileCursor = cs.Cursor
 		}
 	}
-	from := int64(0)
+	from := max(ps.FileCursor, 0)
 	switch {
 	case last == nil:
-		from = max(ps.FileCursor, 0)
 	case last.logID != o.LogID:
 		ps.ForeignStream = true
-		from = max(ps.FileCursor, 0)
 	default:
-		if _, err := o.Source.Seek(last.start, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("replicate: the stream's last frame (cursor %d) is not in this log: %w", last.start, err)
+		if from, err = endOf(o.Source, last); err != nil {
+			return nil, err
 		}
-		if _, err := o.Source.NextBatch(nil, shmio.BatchOptions{MaxFrames: 1}); err != nil {
-			return nil, fmt.Errorf("replicate: read source at %d: %w", last.start, err)
-		}
-		from = o.Source.Cursor()
 		ps.StreamEnd = from
 	}
-	if _, err := o.Source.Seek(from, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("replicate: seek source to %d: %w", from, err)
+	if ps.BehindFrames, ps.BehindBytes, err = o.Source.Distance(from, -1); err != nil {
+		return nil, fmt.Errorf("replicate: count source frames after cursor %d: %w", from, err)
 	}
-	var batch [][]byte
-	for {
-		var err error
-		batch, err = o.Source.NextBatch(batch[:0], shmio.BatchOptions{MaxFrames: 4096, MaxBytes: 4 << 20})
-		if err != nil {
-			return nil, fmt.Errorf("replicate: count source frames: %w", err)
-		}
-		if len(batch) == 0 {
-			break
-		}
-		ps.BehindFrames += int64(len(batch))
+	if ps.BehindFrames > 0 && !st.Stream.LastTime.IsZero() {
+		ps.Lag = max(st.Time.Sub(st.Stream.LastTime), 0)
 	}
-	ps.BehindBytes = o.Source.Cursor() - from
 	return ps, nil
 }
 
-func pullStatus(ctx context.Context, s jetstream.Stream, o StatusOptions, info *jetstream.StreamInfo, last *framePos) (*PullStatus, error) {
-	ps := &PullStatus{BehindBytes: -1}
+func pullStatus(ctx context.Context, s jetstream.Stream, o StatusOptions, st *Status, last *runPos) (*PullStatus, error) {
+	ps := &PullStatus{BehindBytes: -1, BehindFrames: -1}
 	ps.Tag, ps.TagOK = o.Tag, o.TagOK
-	if info.State.LastSeq > ps.Tag {
-		ps.BehindMsgs = info.State.LastSeq - ps.Tag
+	if st.Stream.LastSeq > ps.Tag {
+		ps.BehindMsgs = st.Stream.LastSeq - ps.Tag
 	}
 	if o.Durable != "" {
 		c, err := s.Consumer(ctx, o.Durable)
@@ -214,29 +225,35 @@ func pullStatus(ctx context.Context, s jetstream.Stream, o StatusOptions, info *
 			return nil, fmt.Errorf("replicate: consumer %s: %w", o.Durable, err)
 		}
 	}
-	switch {
-	case ps.BehindMsgs == 0:
-		ps.BehindBytes = 0
-	case last == nil:
-	case ps.Tag > 0:
-		// end(last) - end(tag); the per-frame overhead cancels out.
-		if t, err := readPos(ctx, s, ps.Tag); err == nil && t != nil {
-			ps.BehindBytes = last.start + int64(last.size) - t.start - int64(t.size)
+	if ps.BehindMsgs == 0 {
+		ps.BehindBytes, ps.BehindFrames = 0, 0
+		return ps, nil
+	}
+	// The oldest message not pulled says how old the copy is, and where its run starts.
+	first, err := readPos(ctx, s, max(ps.Tag+1, st.Stream.FirstSeq))
+	if err != nil {
+		return nil, err
+	}
+	if first != nil {
+		ps.Lag = max(st.Time.Sub(first.time), 0)
+	}
+	if first == nil || last == nil || first.logID != last.logID {
+		return ps, nil
+	}
+	if o.Source != nil && o.LogID == last.logID {
+		lastEnd, err := endOf(o.Source, last)
+		if err != nil {
+			return nil, err
 		}
-	default:
-		// Nothing pulled: from the first message's start to the last one's end, with the frame
-		// overhead taken from two neighbouring messages.
-		first, err := readPos(ctx, s, info.State.FirstSeq)
-		if err != nil || first == nil {
-			break
+		if ps.BehindFrames, ps.BehindBytes, err = o.Source.Distance(first.first, lastEnd); err != nil {
+			return nil, fmt.Errorf("replicate: count source frames from %d to %d: %w", first.first, lastEnd, err)
 		}
-		overhead := int64(4)
-		if info.State.LastSeq > info.State.FirstSeq {
-			if second, err := readPos(ctx, s, info.State.FirstSeq+1); err == nil && second != nil {
-				overhead = second.start - first.start - int64(first.size)
-			}
-		}
-		ps.BehindBytes = last.start + int64(last.size) + overhead - first.start
+		return ps, nil
+	}
+	// Without the source only a difference of cursors is known: right for a log, and for a
+	// queue within one segment (whose number is the cursor's high half).
+	if last.end >= 0 && first.first>>32 == last.end>>32 {
+		ps.BehindBytes = last.end - first.first
 	}
 	return ps, nil
 }

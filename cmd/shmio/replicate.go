@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -27,13 +25,25 @@ import (
 
 func init() { register(newReplicateCmd()) }
 
-// natsFlags are the connection flags every replicate subcommand takes.
+// natsFlags are the connection flags every replicate subcommand takes. Secrets come from files
+// or the environment, never from the command line (visible in ps) or the output.
 type natsFlags struct {
 	url, creds, tlsCA, tlsCert, tlsKey string
+	user, passwordFile, tokenFile      string
+	nkeyFile                           string
 	storeDir, listen                   string
+	connectTimeout                     time.Duration
 }
 
-func (n *natsFlags) add(cmd *cobra.Command, embedded bool) {
+// Environment variables for secrets (the file flags take precedence).
+const (
+	envNATSUser     = "SHMIO_NATS_USER"
+	envNATSPassword = "SHMIO_NATS_PASSWORD"
+	envNATSToken    = "SHMIO_NATS_TOKEN"
+	envNATSNKey     = "SHMIO_NATS_NKEY_FILE"
+)
+
+func (n *natsFlags) add(cmd *cobra.Command, embedded bool, connectTimeout time.Duration) {
 	f := cmd.Flags()
 	f.StringVar(&n.url, "nats", "", `NATS server URL(s), comma-separated for a cluster (nats://host:4222, tls://host:4222)`)
 	if embedded {
@@ -42,28 +52,79 @@ func (n *natsFlags) add(cmd *cobra.Command, embedded bool) {
 		f.StringVar(&n.listen, "listen", "127.0.0.1:4222", "address the embedded server listens on (other processes connect there)")
 	}
 	f.StringVar(&n.creds, "creds", "", "NATS credentials file (JWT and nkey seed, as made by nsc)")
+	f.StringVar(&n.nkeyFile, "nkey-file", "", "file holding a user nkey seed (or $"+envNATSNKey+")")
+	f.StringVar(&n.user, "user", "", "user name for user/password authentication (or $"+envNATSUser+")")
+	f.StringVar(&n.passwordFile, "password-file", "", "file holding the password (or $"+envNATSPassword+")")
+	f.StringVar(&n.tokenFile, "token-file", "", "file holding an authentication token (or $"+envNATSToken+")")
 	f.StringVar(&n.tlsCA, "tls-ca", "", "PEM file of the CA(s) that signed the server certificate")
 	f.StringVar(&n.tlsCert, "tls-cert", "", "client certificate (PEM) for servers that require mutual TLS")
 	f.StringVar(&n.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
+	f.DurationVar(&n.connectTimeout, "connect-timeout", connectTimeout, "give up when no server answers for this long at start (0: retry forever); once connected, reconnect forever")
 	_ = cmd.MarkFlagRequired("nats")
 }
 
-// connect dials NATS, starting the embedded server first when asked; stop undoes both.
-func (n *natsFlags) connect(name string) (nc *nats.Conn, stop func(), err error) {
+// secret reads a secret from file (trailing newline trimmed) or else from the environment.
+func secret(file, env, what string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s file: %w", what, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return os.Getenv(env), nil
+}
+
+// options turns the flags into replicate.ConnectOptions, reading secrets.
+func (n *natsFlags) options(url, name string) (replicate.ConnectOptions, error) {
+	o := replicate.ConnectOptions{URL: url, Creds: n.creds, TLSCA: n.tlsCA, TLSCert: n.tlsCert, TLSKey: n.tlsKey, Name: name,
+		ConnectTimeout: n.connectTimeout, Logf: func(f string, a ...any) { stderrf(f, a...) }}
+	if strings.Contains(n.url, "@") {
+		return o, errors.New("--nats: credentials in the URL would show in the process list: use --user with " +
+			envNATSPassword + " or --password-file, --token-file, --nkey-file or --creds")
+	}
+	var err error
+	if o.User = n.user; o.User == "" {
+		o.User = os.Getenv(envNATSUser)
+	}
+	if o.Password, err = secret(n.passwordFile, envNATSPassword, "password"); err != nil {
+		return o, err
+	}
+	if o.Token, err = secret(n.tokenFile, envNATSToken, "token"); err != nil {
+		return o, err
+	}
+	if o.NKeySeed = n.nkeyFile; o.NKeySeed == "" {
+		o.NKeySeed = os.Getenv(envNATSNKey)
+	}
+	if o.Password != "" && o.User == "" {
+		return o, errors.New("a password needs a user name: --user or $" + envNATSUser)
+	}
+	return o, nil
+}
+
+// connect dials NATS, starting the embedded server first when asked; stop undoes both. A server
+// that does not answer is retried with backoff (said on stderr) until --connect-timeout.
+func (n *natsFlags) connect(ctx context.Context, name string) (nc *nats.Conn, stop func(), err error) {
 	url := n.url
+	o, err := n.options(url, name)
+	if err != nil {
+		return nil, nil, err
+	}
 	var srv *server.Server
 	if url == "embedded" {
 		if srv, url, err = startEmbedded(n.storeDir, n.listen); err != nil {
 			return nil, nil, err
 		}
+		o.URL = url
 		fmt.Fprintf(os.Stderr, "shmio: embedded NATS server with JetStream in %s, listening on %s\n", n.storeDir, url)
 	}
-	nc, err = replicate.Connect(replicate.ConnectOptions{
-		URL: url, Creds: n.creds, TLSCA: n.tlsCA, TLSCert: n.tlsCert, TLSKey: n.tlsKey, Name: name,
-	})
+	nc, err = replicate.ConnectContext(ctx, o)
 	if err != nil {
 		if srv != nil {
 			srv.Shutdown()
+		}
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("interrupted while connecting to %s", replicate.RedactURL(url))
 		}
 		return nil, nil, err
 	}
@@ -178,50 +239,36 @@ func replicateLogID(l *shmio.Log, flag string) (uint64, error) {
 
 // replSource is what push and status read: a log file or a queue directory.
 type replSource struct {
-	src   replicate.Source
-	id    uint64       // identity in message ids: the log's or the queue's (or --log-id)
-	q     *shmio.Queue // nil for a log
-	close func()
+	store shmio.Store
+	id    uint64 // identity in message ids: the log's or the queue's (or --log-id)
 }
 
 // openReplSource opens the log or queue at path for reading. A queue is named by Queue.ID,
 // which stays the same across its segments, so message ids stay unique as it rolls.
 func openReplSource(path, idFlag string) (*replSource, error) {
+	id, err := parseLogIDFlag(idFlag)
+	if err != nil {
+		return nil, err
+	}
 	if shmio.IsQueue(path) {
 		q, err := openQueue(path, false)
 		if err != nil {
 			return nil, err
 		}
-		id, err := parseLogIDFlag(idFlag)
-		if err != nil {
-			q.Close()
-			return nil, err
-		}
 		if id == 0 {
 			id = q.ID()
 		}
-		it, err := q.NewIterator(shmio.IteratorOptions{})
-		if err != nil {
-			q.Close()
-			return nil, fmt.Errorf("%s: %s", path, rootCause(err))
-		}
-		return &replSource{src: it, id: id, q: q, close: func() { q.Close() }}, nil
+		return &replSource{store: q, id: id}, nil
 	}
 	l, err := openLog(path, false, false)
 	if err != nil {
 		return nil, err
 	}
-	id, err := replicateLogID(l, idFlag)
-	if err != nil {
+	if id, err = replicateLogID(l, idFlag); err != nil {
 		l.Close()
 		return nil, err
 	}
-	it, err := l.NewIterator(shmio.IteratorOptions{})
-	if err != nil {
-		l.Close()
-		return nil, fmt.Errorf("%s: %s", path, rootCause(err))
-	}
-	return &replSource{src: it, id: id, close: func() { l.Close() }}, nil
+	return &replSource{store: l, id: id}, nil
 }
 
 // defaultCursorFile is the pusher's cursor file next to the log (or queue directory).
@@ -274,7 +321,11 @@ func newReplicatePushCmd() *cobra.Command {
 		nf                                        natsFlags
 		logPath, stream, subject, storage, cursor string
 		idFlag                                    string
-		replicas, window                          int
+		replicas, window, runFrames               int
+		runBytes                                  = sizeValue(256 << 10)
+		maxBytes                                  sizeValue
+		maxMsgs                                   int64
+		maxAge, linger                            time.Duration
 		once                                      bool
 		progress                                  time.Duration
 	)
@@ -285,17 +336,23 @@ func newReplicatePushCmd() *cobra.Command {
 --log may also be a queue directory: its frames are published across segment rolls, and the
 queue's identity (recorded in its queue.json) names them.
 
-Each frame becomes one message on --subject (default shmio.<stream>) carrying its source cursor
-(header Shmio-Cursor) and a Nats-Msg-Id made of the log's identity and that cursor, so JetStream
-drops duplicates. Publishing is asynchronous with at most --window messages awaiting their ack;
-the acknowledged cursor is saved in --cursor-file (atomically). On start the pusher also reads
-the stream's last message and resumes right after it. Use one stream per log.
+Frames travel in runs: one message carries up to --run-frames consecutive frames (at most
+--run-bytes, and within the server's max_payload); a run that is not full goes out at once when
+nothing awaits an ack, or after --linger otherwise. Each message's Nats-Msg-Id is made of the
+log's identity and the run's first cursor, so JetStream drops duplicates; its encoding is
+described in FORMAT.md ("Replication message"). At most --window messages await their ack; the
+acknowledged cursor is saved in --cursor-file (atomically), and a lock file beside it
+(<cursor-file>.lock) refuses a second pusher. On start the pusher reads the stream's last
+message and resumes right after it. Use one stream per log.
 
-The stream is created when missing, with --replicas copies on --storage; an existing stream is
-used as it is. Stop with Ctrl-C or SIGTERM.`,
+The stream is created when missing, with --replicas copies on --storage and the --max-bytes,
+--max-msgs and --max-age limits (a full stream refuses new messages: push waits, or with --once
+fails); an existing stream is used as it is. A server that does not answer at start is retried
+(see --connect-timeout). Credentials: --creds, --nkey-file, --user with $SHMIO_NATS_PASSWORD or
+--password-file, --token-file or $SHMIO_NATS_TOKEN. Stop with Ctrl-C or SIGTERM.`,
 		Example: `  shmio replicate push --log /dev/shm/events --nats embedded --stream EVENTS
   shmio replicate push --log /dev/shm/events --nats nats://n1:4222,nats://n2:4222,nats://n3:4222 \
-      --stream EVENTS --replicas 3 --creds ~/.nkeys/shmio.creds --tls-ca ca.pem`,
+      --stream EVENTS --replicas 3 --max-bytes 100GiB --creds ~/.nkeys/shmio.creds --tls-ca ca.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := parseStorage(storage)
@@ -305,54 +362,70 @@ used as it is. Stop with Ctrl-C or SIGTERM.`,
 			if replicas < 1 || replicas > 5 {
 				return fmt.Errorf("--replicas %d: JetStream allows 1 to 5", replicas)
 			}
+			if err := replicate.CheckStreamName(stream); err != nil {
+				return err
+			}
 			rs, err := openReplSource(logPath, idFlag)
 			if err != nil {
 				return err
 			}
-			defer rs.close()
+			defer rs.store.Close()
+			it, err := rs.store.OpenReader(shmio.IteratorOptions{})
+			if err != nil {
+				return fmt.Errorf("%s: %s", logPath, rootCause(err))
+			}
+			defer it.Close()
 			if cursor == "" {
 				cursor = defaultCursorFile(logPath, stream)
 			}
-			nc, stop, err := nf.connect("shmio replicate push " + logPath)
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			nc, stop, err := nf.connect(ctx, "shmio replicate push "+logPath)
 			if err != nil {
 				return err
 			}
 			defer stop()
-			p, err := replicate.NewPusher(rs.src, replicate.PushConfig{
-				Conn: nc, Stream: replicate.StreamOptions{Name: stream, Subject: subject, Replicas: replicas, Storage: st},
-				LogID: rs.id, CursorFile: cursor, Window: window, Once: once, Logf: func(f string, a ...any) { stderrf(f, a...) },
+			p, err := replicate.NewPusher(it, replicate.PushConfig{
+				Conn: nc, Stream: replicate.StreamOptions{Name: stream, Subject: subject, Replicas: replicas, Storage: st,
+					MaxBytes: int64(maxBytes), MaxMsgs: maxMsgs, MaxAge: maxAge},
+				LogID: rs.id, CursorFile: cursor, Window: window, RunFrames: runFrames, RunBytes: int(runBytes), Linger: linger,
+				Once: once, Logf: func(f string, a ...any) { stderrf(f, a...) },
 			})
 			if err != nil {
 				return err
 			}
-			ctx, cancel := signalContext(cmd)
-			defer cancel()
 			var last replicate.PushStats
 			stopProgress := every(progress, func() {
-				if s := p.Stats(); s.Acked != last.Acked {
-					stderrf("pushed %d frames this run; stream sequence %d, source cursor %d", s.Acked, s.Seq, s.Cursor)
+				if s := p.Stats(); s.Frames != last.Frames {
+					stderrf("pushed %d frames in %d messages this run; stream sequence %d, source cursor %d", s.Frames, s.Acked, s.Seq, s.Cursor)
 					last = s
 				}
 			})
 			err = p.Run(ctx)
 			stopProgress()
 			s := p.Stats()
-			stderrf("push: %d frames acknowledged this run (%d duplicates); stream %s at sequence %d, source cursor %d saved in %s",
-				s.Acked, s.Duplicates, stream, s.Seq, s.Cursor, cursor)
+			stderrf("push: %d frames (%d payload bytes) stored this run in %d messages (%d duplicates); stream %s at sequence %d, source cursor %d saved in %s",
+				s.Frames, s.Bytes, s.Acked, s.Duplicates, stream, s.Seq, s.Cursor, cursor)
 			return err
 		},
 	}
-	nf.add(cmd, true)
+	nf.add(cmd, true, 0)
 	f := cmd.Flags()
 	f.StringVar(&logPath, "log", "", "the log or queue directory to publish (required)")
 	f.StringVar(&stream, "stream", "", "JetStream stream name (required)")
 	f.StringVar(&subject, "subject", "", "subject to publish on (default shmio.<stream>)")
 	f.IntVar(&replicas, "replicas", 1, "replicas of the stream when it is created (3 or 5 on a cluster)")
 	f.StringVar(&storage, "storage", "file", "storage of the stream when it is created: file or memory")
+	f.Var(&maxBytes, "max-bytes", "limit of the stream's size when it is created (0: none)")
+	f.Int64Var(&maxMsgs, "max-msgs", 0, "limit of the stream's messages when it is created (0: none)")
+	f.DurationVar(&maxAge, "max-age", 0, "age after which the stream drops messages, when it is created (0: never)")
 	f.StringVar(&cursor, "cursor-file", "", "where the acknowledged cursor is saved (default <log>.<stream>.cursor, next to the log or queue directory)")
 	f.StringVar(&idFlag, "log-id", "", "identity of the log in message ids, hex (required for logs made by Node shmio)")
-	f.IntVar(&window, "window", 1024, "most messages awaiting their ack")
-	f.BoolVar(&once, "once", false, "exit when every committed frame is acknowledged instead of following the log")
+	f.IntVar(&window, "window", 32, "most messages awaiting their ack")
+	f.IntVar(&runFrames, "run-frames", 8192, "most frames per message")
+	f.Var(&runBytes, "run-bytes", "most encoded bytes per message (capped below the server's max_payload)")
+	f.DurationVar(&linger, "linger", time.Millisecond, "how long a run that is not full waits for more frames while messages await their ack")
+	f.BoolVar(&once, "once", false, "exit when every committed frame is acknowledged instead of following the log (non-zero on errors retrying cannot fix)")
 	f.DurationVar(&progress, "progress", 10*time.Second, "print progress this often on stderr (0: never)")
 	_ = cmd.MarkFlagRequired("log")
 	_ = cmd.MarkFlagRequired("stream")
@@ -393,7 +466,7 @@ func openPullLog(path string, capacity int64, wide bool) (*shmio.Log, uint64, er
 
 // replDest is what pull appends to: a log file or a queue directory, with its writer.
 type replDest struct {
-	sink  replicate.Sink
+	sink  shmio.FrameWriter
 	id    uint64 // names the default durable consumer
 	tag   uint64
 	close func()
@@ -463,11 +536,13 @@ func newReplicatePullCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pull --nats URL --stream NAME --log PATH",
 		Short: "Append a JetStream stream's messages to a local log, exactly once",
-		Long: `Consume a stream with a durable consumer and append each message as one frame to a local log
-(created with --capacity when missing). Messages are appended in batches; each batch is committed
-together with the stream sequence of its last message (the log's commit tag) and only then
-acknowledged. On start the puller resumes right after that tag, so after a crash or kill -9 the
-log holds each stream message once, in stream order. Stop with Ctrl-C or SIGTERM.
+		Long: `Consume a stream with a durable consumer and append the frames each message carries to a local
+log (created with --capacity when missing, only once the server answered). Messages are appended
+in batches; each batch is committed together with the stream sequence of its last message (the
+log's commit tag) and only then acknowledged. On start the puller resumes right after that tag,
+so after a crash or kill -9 the log holds each frame once, in order. A message in an encoding
+this version does not know, or a run that does not follow the previous one, stops pull with an
+error. With --once a missing stream is an error too. Stop with Ctrl-C or SIGTERM.
 
 --log may also be a queue directory, made beforehand with shmio create --queue (pull never
 creates one): the commit tag then rides on the queue's segments, across rolls.`,
@@ -476,6 +551,24 @@ creates one): the commit tag then rides on the queue's segments, across rolls.`,
       --stream EVENTS --creds shmio.creds --tls-ca ca.pem --durable events-copy-host2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := replicate.CheckStreamName(stream); err != nil {
+				return err
+			}
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			// Connect first: a wrong URL must not leave a new log behind.
+			nc, stop, err := nf.connect(ctx, "shmio replicate pull "+logPath)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			if once { // nothing to wait for: a missing stream must not leave a new log behind either
+				if js, err := jetstream.New(nc); err == nil {
+					if _, err := js.Stream(ctx, stream); errors.Is(err, jetstream.ErrStreamNotFound) {
+						return fmt.Errorf("stream %s: %w", stream, err)
+					}
+				}
+			}
 			d, err := openReplDest(logPath, int64(capacity), wide)
 			if err != nil {
 				return err
@@ -484,11 +577,6 @@ creates one): the commit tag then rides on the queue's segments, across rolls.`,
 			if durable == "" {
 				durable = fmt.Sprintf("shmio-pull-%016x", d.id)
 			}
-			nc, stop, err := nf.connect("shmio replicate pull " + logPath)
-			if err != nil {
-				return err
-			}
-			defer stop()
 			p, err := replicate.NewPuller(d.sink, replicate.PullConfig{
 				Conn: nc, Stream: stream, Durable: durable, FilterSubject: subject, Tag: d.tag, Batch: batch, Once: once,
 				Logf: func(f string, a ...any) { stderrf(f, a...) },
@@ -496,24 +584,22 @@ creates one): the commit tag then rides on the queue's segments, across rolls.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := signalContext(cmd)
-			defer cancel()
 			var last replicate.PullStats
 			stopProgress := every(progress, func() {
 				if s := p.Stats(); s.Frames != last.Frames {
-					stderrf("pulled %d frames this run; log at stream sequence %d, %d pending", s.Frames, s.Tag, s.Pending)
+					stderrf("pulled %d frames in %d messages this run; log at stream sequence %d, %d pending", s.Frames, s.Msgs, s.Tag, s.Pending)
 					last = s
 				}
 			})
 			err = p.Run(ctx)
 			stopProgress()
 			s := p.Stats()
-			stderrf("pull: %d frames (%d payload bytes) appended this run; %s holds stream %s up to sequence %d (durable %s)",
-				s.Frames, s.Bytes, logPath, stream, s.Tag, durable)
+			stderrf("pull: %d frames (%d payload bytes) in %d messages appended this run; %s holds stream %s up to sequence %d (durable %s)",
+				s.Frames, s.Bytes, s.Msgs, logPath, stream, s.Tag, durable)
 			return err
 		},
 	}
-	nf.add(cmd, true)
+	nf.add(cmd, true, 0)
 	f := cmd.Flags()
 	f.StringVar(&logPath, "log", "", "the log to append to, created when missing, or an existing queue directory (required)")
 	f.StringVar(&stream, "stream", "", "JetStream stream name (required)")
@@ -521,260 +607,10 @@ creates one): the commit tag then rides on the queue's segments, across rolls.`,
 	f.StringVar(&subject, "subject", "", "take only this subject of the stream")
 	f.Var(&capacity, "capacity", "capacity of the log when pull creates it")
 	f.BoolVar(&wide, "wide", false, "create the log with u32 frame lengths (for payloads over 65531 bytes)")
-	f.IntVar(&batch, "batch", 512, "most messages appended per commit")
-	f.BoolVar(&once, "once", false, "exit when nothing is pending instead of waiting for more")
+	f.IntVar(&batch, "batch", 64, "most messages (runs of frames) appended per commit")
+	f.BoolVar(&once, "once", false, "exit when nothing is pending instead of waiting for more (non-zero on errors retrying cannot fix, such as a missing stream)")
 	f.DurationVar(&progress, "progress", 10*time.Second, "print progress this often on stderr (0: never)")
 	_ = cmd.MarkFlagRequired("log")
 	_ = cmd.MarkFlagRequired("stream")
 	return cmd
-}
-
-// statusJSON is the --json form of replicate status.
-type statusJSON struct {
-	Stream struct {
-		Name        string   `json:"name"`
-		Subjects    []string `json:"subjects"`
-		Replicas    int      `json:"replicas"`
-		Storage     string   `json:"storage"`
-		Messages    uint64   `json:"messages"`
-		Bytes       uint64   `json:"bytes"`
-		FirstSeq    uint64   `json:"first_seq"`
-		LastSeq     uint64   `json:"last_seq"`
-		LastLogID   string   `json:"last_log_id,omitempty"`
-		LastCursor  *int64   `json:"last_cursor,omitempty"`
-		Leader      string   `json:"leader,omitempty"`
-		Current     int      `json:"replicas_current,omitempty"`
-		Unavailable int      `json:"replicas_unavailable,omitempty"`
-	} `json:"stream"`
-	Push *pushStatusJSON `json:"push,omitempty"`
-	Pull *pullStatusJSON `json:"pull,omitempty"`
-}
-
-type pushStatusJSON struct {
-	Log          string `json:"log"`
-	LogID        string `json:"log_id"`
-	Committed    int64  `json:"committed_bytes"`
-	StreamEnd    int64  `json:"stream_end_cursor"`
-	CursorFile   *int64 `json:"cursor_file_cursor,omitempty"`
-	BehindFrames int64  `json:"behind_frames"`
-	BehindBytes  int64  `json:"behind_bytes"`
-	Foreign      bool   `json:"stream_from_another_log,omitempty"`
-}
-
-type pullStatusJSON struct {
-	Log             string  `json:"log"`
-	Tag             *uint64 `json:"commit_tag"`
-	BehindMessages  uint64  `json:"behind_messages"`
-	BehindBytes     *int64  `json:"behind_bytes"`
-	Durable         string  `json:"durable,omitempty"`
-	ConsumerPending *uint64 `json:"consumer_pending,omitempty"`
-	ConsumerUnacked *uint64 `json:"consumer_unacked,omitempty"`
-}
-
-func newReplicateStatusCmd() *cobra.Command {
-	var (
-		nf                                                natsFlags
-		stream, logPath, cursor, idFlag, pullLog, durable string
-		asJSON                                            bool
-	)
-	cmd := &cobra.Command{
-		Use:   "status --nats URL --stream NAME [--log SRC] [--pull-log DST]",
-		Short: "Show how far behind the stream and the pulled log are (frames and bytes)",
-		Long: `Show the stream, and how far behind each side is:
-with --log, how many committed frames (and bytes) of the source the stream does not hold yet;
-with --pull-log, how many stream messages (and source bytes) the pulled log does not hold yet,
-and the durable consumer's pending counts.
-
-Point --nats at the server or cluster push and pull use (for an embedded server, the address
-it listens on, nats://127.0.0.1:4222 by default). status only reads. --log and --pull-log may
-be queue directories; the pull side's byte count is then unknown (reported as null in --json).`,
-		Example: `  shmio replicate status --nats nats://127.0.0.1:4222 --stream EVENTS --log /dev/shm/events
-  shmio replicate status --nats nats://127.0.0.1:4222 --stream EVENTS --pull-log /dev/shm/copy --json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if nf.url == "embedded" {
-				return errors.New(`status connects to a running server: use the address of the embedded one (--nats nats://127.0.0.1:4222 by default)`)
-			}
-			o := replicate.StatusOptions{Stream: stream}
-			var out statusJSON
-			var srcQueue *shmio.Queue
-			if logPath != "" {
-				rs, err := openReplSource(logPath, idFlag)
-				if err != nil {
-					return err
-				}
-				defer rs.close()
-				o.Source, o.LogID, srcQueue = rs.src, rs.id, rs.q
-				if cursor == "" {
-					cursor = defaultCursorFile(logPath, stream)
-				}
-				o.CursorFile = cursor
-			}
-			pullQueue := false
-			if pullLog != "" {
-				o.Pull = true
-				var id uint64
-				if shmio.IsQueue(pullLog) {
-					q, err := openQueue(pullLog, false)
-					if err != nil {
-						return err
-					}
-					defer q.Close()
-					if o.Tag, o.TagOK, err = q.CommitTag(); err != nil {
-						return fmt.Errorf("%s: %s", pullLog, rootCause(err))
-					}
-					id, pullQueue = q.ID(), true
-				} else {
-					l, err := openLog(pullLog, false, false)
-					if err != nil {
-						return err
-					}
-					defer l.Close()
-					if o.Tag, o.TagOK, err = l.CommitTag(); err != nil {
-						return err
-					}
-					id = l.Header().ID
-				}
-				if durable == "" {
-					durable = fmt.Sprintf("shmio-pull-%016x", id)
-				}
-				o.Durable = durable
-			}
-			nc, stop, err := nf.connect("shmio replicate status")
-			if err != nil {
-				return err
-			}
-			defer stop()
-			o.Conn = nc
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			st, err := replicate.GetStatus(ctx, o)
-			if err != nil {
-				return err
-			}
-			if err := fixQueueBytes(st, srcQueue, pullQueue); err != nil {
-				return fmt.Errorf("%s: %s", logPath, rootCause(err))
-			}
-			fillStatusJSON(&out, st, logPath, pullLog, durable)
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			printReplicateStatus(cmd.OutOrStdout(), &out)
-			return nil
-		},
-	}
-	nf.add(cmd, false)
-	f := cmd.Flags()
-	f.StringVar(&stream, "stream", "", "JetStream stream name (required)")
-	f.StringVar(&logPath, "log", "", "the pushed (source) log or queue directory")
-	f.StringVar(&cursor, "cursor-file", "", "the pusher's cursor file (default <log>.<stream>.cursor)")
-	f.StringVar(&idFlag, "log-id", "", "identity of a Node-made source log, as given to push")
-	f.StringVar(&pullLog, "pull-log", "", "the pulled (destination) log or queue directory")
-	f.StringVar(&durable, "durable", "", "the puller's durable consumer (default shmio-pull-<pull log id>)")
-	f.BoolVar(&asJSON, "json", false, "print one JSON object (for scripts)")
-	_ = cmd.MarkFlagRequired("stream")
-	return cmd
-}
-
-// fixQueueBytes replaces the push side's byte count, which replicate.GetStatus computes by
-// subtracting cursors (wrong across a queue's segments), with the source queue's Distance. The
-// pull side only has the stream's cursors: when they look like queue cursors its byte count is
-// reported as unknown rather than wrong.
-func fixQueueBytes(st *replicate.Status, src *shmio.Queue, pullQueue bool) error {
-	queueCursors := src != nil && st.Stream.LastLogID == src.ID()
-	if p := st.Push; p != nil && src != nil {
-		from := max(p.FileCursor, 0)
-		if st.Stream.LastCursor >= 0 && st.Stream.LastLogID == p.LogID {
-			from = p.StreamEnd
-		}
-		var err error
-		if _, p.BehindBytes, err = src.Distance(from, p.Committed); err != nil {
-			return err
-		}
-	}
-	if seg, _ := shmio.SplitQueueCursor(st.Stream.LastCursor); pullQueue && seg > 0 {
-		queueCursors = true
-	}
-	if p := st.Pull; p != nil && queueCursors && p.BehindMsgs > 0 {
-		p.BehindBytes = -1
-	}
-	return nil
-}
-
-func fillStatusJSON(out *statusJSON, st *replicate.Status, logPath, pullLog, durable string) {
-	s := &out.Stream
-	s.Name, s.Subjects, s.Replicas, s.Storage = st.Stream.Name, st.Stream.Subjects, st.Stream.Replicas, strings.ToLower(st.Stream.Storage)
-	s.Messages, s.Bytes, s.FirstSeq, s.LastSeq = st.Stream.Msgs, st.Stream.Bytes, st.Stream.FirstSeq, st.Stream.LastSeq
-	if st.Stream.LastCursor >= 0 {
-		s.LastLogID = fmt.Sprintf("%016x", st.Stream.LastLogID)
-		c := st.Stream.LastCursor
-		s.LastCursor = &c
-	}
-	s.Leader, s.Current, s.Unavailable = st.Stream.Leader, st.Stream.CurrentReplicas, st.Stream.UnhealthyReplicas
-	if p := st.Push; p != nil {
-		out.Push = &pushStatusJSON{Log: logPath, LogID: fmt.Sprintf("%016x", p.LogID), Committed: p.Committed, StreamEnd: p.StreamEnd,
-			BehindFrames: p.BehindFrames, BehindBytes: p.BehindBytes, Foreign: p.ForeignStream}
-		if p.FileCursor >= 0 {
-			c := p.FileCursor
-			out.Push.CursorFile = &c
-		}
-	}
-	if p := st.Pull; p != nil {
-		out.Pull = &pullStatusJSON{Log: pullLog, BehindMessages: p.BehindMsgs, Durable: durable}
-		if p.TagOK {
-			t := p.Tag
-			out.Pull.Tag = &t
-		}
-		if p.BehindBytes >= 0 {
-			b := p.BehindBytes
-			out.Pull.BehindBytes = &b
-		}
-		if p.ConsumerExists {
-			pend, unacked := p.ConsumerPending, p.ConsumerAckWait
-			out.Pull.ConsumerPending, out.Pull.ConsumerUnacked = &pend, &unacked
-		}
-	}
-}
-
-func printReplicateStatus(w io.Writer, s *statusJSON) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	st := s.Stream
-	fmt.Fprintf(tw, "stream\t%s (subjects %s, %d replica(s), %s storage)\n", st.Name, strings.Join(st.Subjects, " "), st.Replicas, st.Storage)
-	fmt.Fprintf(tw, "  messages\t%d (%d bytes), sequences %d..%d\n", st.Messages, st.Bytes, st.FirstSeq, st.LastSeq)
-	if st.LastCursor != nil {
-		fmt.Fprintf(tw, "  last frame\tlog %s, cursor %d\n", st.LastLogID, *st.LastCursor)
-	}
-	if st.Replicas > 1 {
-		fmt.Fprintf(tw, "  cluster\tleader %s, %d replica(s) current, %d unavailable or lagging\n", st.Leader, st.Current, st.Unavailable)
-	}
-	if p := s.Push; p != nil {
-		fmt.Fprintf(tw, "push\t%s (log id %s)\n", p.Log, p.LogID)
-		if p.Foreign {
-			fmt.Fprintf(tw, "  warning\tthe stream's last message comes from another log\n")
-		}
-		fmt.Fprintf(tw, "  committed\t%d bytes; the stream holds up to cursor %d\n", p.Committed, p.StreamEnd)
-		if p.CursorFile != nil {
-			fmt.Fprintf(tw, "  cursor file\t%d\n", *p.CursorFile)
-		}
-		fmt.Fprintf(tw, "  behind\t%d frames, %d bytes\n", p.BehindFrames, p.BehindBytes)
-	}
-	if p := s.Pull; p != nil {
-		fmt.Fprintf(tw, "pull\t%s\n", p.Log)
-		if p.Tag != nil {
-			fmt.Fprintf(tw, "  holds\tstream sequences up to %d\n", *p.Tag)
-		} else {
-			fmt.Fprintf(tw, "  holds\tnothing pulled yet\n")
-		}
-		behind := "unknown bytes"
-		if p.BehindBytes != nil {
-			behind = fmt.Sprintf("%d bytes", *p.BehindBytes)
-		}
-		fmt.Fprintf(tw, "  behind\t%d frames, %s\n", p.BehindMessages, behind)
-		if p.ConsumerPending != nil {
-			fmt.Fprintf(tw, "  consumer\t%s: %d undelivered, %d unacknowledged\n", p.Durable, *p.ConsumerPending, *p.ConsumerUnacked)
-		} else if p.Durable != "" {
-			fmt.Fprintf(tw, "  consumer\t%s does not exist (yet)\n", p.Durable)
-		}
-	}
-	tw.Flush()
 }
