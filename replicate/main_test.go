@@ -25,8 +25,9 @@ const childEnv = testproc.EnvRole
 
 func TestMain(m *testing.M) {
 	testproc.Main(m, map[string]func() error{
-		"push": func() error { return runChild("push") },
-		"pull": func() error { return runChild("pull") },
+		"push":   func() error { return runChild("push") },
+		"pull":   func() error { return runChild("pull") },
+		"server": func() error { return runChild("server") },
 	})
 }
 
