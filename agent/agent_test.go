@@ -640,3 +640,29 @@ func TestCheckpointFile(t *testing.T) {
 		t.Fatalf("temp files left: %v", matches)
 	}
 }
+
+// TestAgentCursorsFromFrames feeds frames laid out with gaps between them (as a queue's segment
+// roll leaves), so a cursor derived from frame lengths would be wrong: every outcome and the
+// checkpoint must carry the frames' own cursors.
+func TestAgentCursorsFromFrames(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{Client: EchoClient{}, ReadMaxFrames: 7})
+		h.in.gap = 13
+		var want []int64
+		for i := range 50 {
+			want = append(want, h.in.append(fmt.Appendf(nil, "prompt %d", i)))
+		}
+		h.start(t)
+		outs := h.waitOutcomes(t, 50, time.Minute)
+		h.stop(t)
+		m := byCursor(outs)
+		for i, c := range want {
+			if o := m[c]; len(o) != 1 || o[0].Text != fmt.Sprintf("prompt %d", i) {
+				t.Fatalf("cursor %d: %+v", c, o)
+			}
+		}
+		if s := h.a.Stats(); s.Watermark != h.in.iter().End() || s.ReadCursor != h.in.iter().End() {
+			t.Fatalf("stats %+v, end %d", s, h.in.iter().End())
+		}
+	})
+}

@@ -1,0 +1,244 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+)
+
+// process sends one request (a prompt or a coalesced group) under the TTL, budget and retry
+// policies and queues its outcome. A request cut off by shutdown gets no outcome.
+func (a *Agent) process(soft, hard context.Context, g []item, results chan<- result) {
+	now := time.Now()
+	live := g[:0:0]
+	for _, it := range g {
+		if !it.deadline.IsZero() && now.After(it.deadline) {
+			reason := fmt.Sprintf("age %v exceeds TTL %v", now.Sub(it.start).Round(time.Millisecond), it.deadline.Sub(it.start))
+			results <- a.expired(it, 0, reason, nil)
+			continue
+		}
+		live = append(live, it)
+	}
+	if len(live) == 0 {
+		return
+	}
+	req := a.request(live)
+	var deadline time.Time
+	for _, it := range live {
+		if !it.deadline.IsZero() && (deadline.IsZero() || it.deadline.Before(deadline)) {
+			deadline = it.deadline
+		}
+	}
+	est := estimateTokens(req.System, req.Prompt)
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		want := time.Now()
+		at, ok := a.lim.reserve(want, est, deadline)
+		if !ok {
+			reason := fmt.Sprintf("no send slot in the rate budget before the TTL (next in %v)", at.Sub(want).Round(time.Millisecond))
+			for _, it := range live {
+				results <- a.expired(it, attempt-1, reason, lastErr)
+			}
+			return
+		}
+		if d := at.Sub(want); d > 0 {
+			a.c.rlWaits.Add(1)
+			a.c.rlWaitNS.Add(int64(d))
+			if a.cfg.Observer != nil {
+				a.cfg.Observer.ObserveRateLimitWait(d)
+			}
+			// Before the first attempt the prompt is not in flight yet: shutdown leaves it queued.
+			var stop <-chan struct{}
+			if attempt == 1 {
+				stop = soft.Done()
+			}
+			if !sleep(d, hard.Done(), stop) {
+				return
+			}
+		}
+		a.c.requests.Add(1)
+		a.c.inFlight.Add(1)
+		actx, cancel := context.WithTimeout(hard, a.cfg.RequestTimeout)
+		t0 := time.Now()
+		resp, err := a.cfg.Client.SendPrompt(actx, req)
+		lat := time.Since(t0)
+		timedOut := err != nil && errors.Is(actx.Err(), context.DeadlineExceeded) && hard.Err() == nil
+		cancel()
+		a.c.inFlight.Add(-1)
+		if err == nil {
+			if a.cfg.Observer != nil {
+				a.cfg.Observer.ObserveAttempt(lat, nil)
+			}
+			a.lim.adjust(resp.InputTokens - est)
+			results <- a.answered(live, resp, attempt, lat)
+			return
+		}
+		if hard.Err() != nil {
+			return // shutdown cut the request off: no outcome, it is sent again after a restart
+		}
+		if timedOut {
+			err = fmt.Errorf("%w after %v: %w", errAttemptTimeout, a.cfg.RequestTimeout, err)
+		}
+		if a.cfg.Observer != nil {
+			a.cfg.Observer.ObserveAttempt(lat, err)
+		}
+		lastErr = err
+		if !retryable(err) {
+			results <- a.failed(live, attempt, err, lat)
+			return
+		}
+		if attempt >= a.cfg.MaxAttempts {
+			results <- a.failed(live, attempt, fmt.Errorf("giving up after %d attempts: %w", attempt, err), lat)
+			return
+		}
+		var ra time.Duration
+		var ae *APIError
+		if errors.As(err, &ae) {
+			ra = ae.RetryAfter
+		}
+		delay := a.backoff(attempt, ra)
+		now := time.Now()
+		if ra > 0 {
+			a.lim.pauseUntil(now.Add(ra))
+		}
+		if !deadline.IsZero() && now.Add(delay).After(deadline) {
+			for _, it := range live {
+				results <- a.expired(it, attempt, fmt.Sprintf("TTL ends before the retry due in %v", delay.Round(time.Millisecond)), lastErr)
+			}
+			return
+		}
+		a.c.retries.Add(1)
+		a.log.Debug("retrying", "cursor", live[0].cursor, "attempt", attempt, "delay", delay, "err", err)
+		if !sleep(delay, hard.Done(), nil) {
+			return
+		}
+	}
+}
+
+// backoff is the delay before attempt+1: exponential from BackoffBase with jitter in its upper
+// half, capped at BackoffMax, and never shorter than the server's retry-after.
+func (a *Agent) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	d := a.cfg.BackoffBase
+	for i := 1; i < attempt && d < a.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, a.cfg.BackoffMax)
+	if half := d / 2; half > 0 {
+		d = half + rand.N(half+1)
+	}
+	return max(d, retryAfter)
+}
+
+// sleep waits d; false if a stop channel closed first.
+func sleep(d time.Duration, stop1, stop2 <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stop1:
+		return false
+	case <-stop2:
+		return false
+	}
+}
+
+func (a *Agent) request(g []item) Request {
+	r := Request{Model: a.cfg.Model, System: a.cfg.System, MaxTokens: a.cfg.MaxTokens}
+	if len(g) == 1 {
+		p := &g[0].p
+		r.Prompt, r.UserID = p.Prompt, p.userID()
+		if p.System != "" {
+			r.System = p.System
+		}
+		if p.MaxTokens > 0 {
+			r.MaxTokens = p.MaxTokens
+		}
+		return r
+	}
+	var b strings.Builder
+	maxTok := 0
+	sys := ""
+	for i := range g {
+		p := &g[i].p
+		if i > 0 {
+			b.WriteString(a.cfg.CoalesceSeparator)
+		}
+		b.WriteString(p.Prompt)
+		maxTok = max(maxTok, p.MaxTokens)
+		if sys == "" {
+			sys = p.System
+		}
+		if r.UserID == "" {
+			r.UserID = p.userID()
+		}
+	}
+	r.Prompt = b.String()
+	if sys != "" {
+		r.System = sys
+	}
+	if maxTok > 0 {
+		r.MaxTokens = maxTok
+	}
+	return r
+}
+
+// groupOutcome fills the identity fields of a record for g.
+func groupOutcome(g []item, st Status) result {
+	r := result{seqs: make([]uint64, len(g)), start: g[0].start, o: Outcome{ID: g[0].p.ID, Cursor: g[0].cursor, Status: st}}
+	for i := range g {
+		r.seqs[i] = g[i].seq
+		if g[i].start.Before(r.start) {
+			r.start = g[i].start
+		}
+	}
+	if len(g) == 1 {
+		r.o.Metadata = g[0].p.Metadata
+		return r
+	}
+	r.o.IDs = make([]string, len(g))
+	r.o.Cursors = make([]int64, len(g))
+	for i := range g {
+		r.o.IDs[i], r.o.Cursors[i] = g[i].p.ID, g[i].cursor
+	}
+	return r
+}
+
+func (a *Agent) answered(g []item, resp Response, attempts int, lat time.Duration) result {
+	r := groupOutcome(g, StatusAnswered)
+	r.o.Model, r.o.Text, r.o.StopReason = resp.Model, resp.Text, resp.StopReason
+	if r.o.Model == "" {
+		r.o.Model = a.cfg.Model
+	}
+	r.o.InputTokens, r.o.OutputTokens = resp.InputTokens, resp.OutputTokens
+	r.o.Attempts, r.o.APIMS = attempts, ms(lat)
+	return r
+}
+
+func (a *Agent) failed(g []item, attempts int, err error, lat time.Duration) result {
+	r := groupOutcome(g, StatusFailed)
+	r.o.Model, r.o.Attempts, r.o.APIMS, r.o.Error = a.cfg.Model, attempts, ms(lat), err.Error()
+	var ae *APIError
+	if errors.As(err, &ae) {
+		r.o.HTTPStatus = ae.StatusCode
+	}
+	return r
+}
+
+// expired is the record of a prompt whose TTL ran out; cause is the last API error, if any.
+func (a *Agent) expired(it item, attempts int, reason string, cause error) result {
+	r := groupOutcome([]item{it}, StatusExpired)
+	r.o.Model, r.o.Attempts, r.o.Error = a.cfg.Model, attempts, "expired: "+reason
+	if cause != nil {
+		r.o.Error += ": " + cause.Error()
+		var ae *APIError
+		if errors.As(cause, &ae) {
+			r.o.HTTPStatus = ae.StatusCode
+		}
+	}
+	return r
+}
+
