@@ -320,4 +320,3 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent stopped", "checkpoint", a.c.checkpoint.Load())
 	return nil
 }
-

@@ -241,4 +241,3 @@ func (a *Agent) expired(it item, attempts int, reason string, cause error) resul
 	}
 	return r
 }
-

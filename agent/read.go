@@ -123,4 +123,3 @@ func (a *Agent) readLoop(ctx context.Context, work chan<- []item, results chan<-
 	}
 	return nil
 }
-

@@ -88,4 +88,3 @@ func scanOutcomes(out Source, from, minCursor int64) (map[int64]int64, error) {
 		}
 	}
 }
-
