@@ -88,10 +88,21 @@ type Config struct {
 	RequestsPerMinute    int // client-side request budget; 0 = unlimited
 	InputTokensPerMinute int // client-side input-token budget; 0 = unlimited
 
-	MaxAttempts    int           // attempts per prompt, first included; default 5
-	BackoffBase    time.Duration // first retry delay before jitter; default 500ms
-	BackoffMax     time.Duration // retry delay cap; default 30s
+	// MaxAttempts caps the attempts of a prompt through transient failures (overload, rate
+	// limits, server and connection errors), first included; 0 = no cap: such a prompt fails
+	// only when its TTL runs out.
+	MaxAttempts int
+	// BackoffBase and BackoffMax shape the shared back-off after transient failures when the
+	// server does not say how long to wait: BackoffBase doubled per failed probe, capped at
+	// BackoffMax, jittered in its upper half. Defaults 500ms and 30s.
+	BackoffBase    time.Duration
+	BackoffMax     time.Duration
 	RequestTimeout time.Duration // per attempt; default 5m
+
+	// PauseOnFatal keeps Run waiting for its context after a fatal API error (bad key,
+	// permission, unknown model, refused configuration) instead of returning at once; either
+	// way nothing further is dispatched and Run returns the *FatalError.
+	PauseOnFatal bool
 
 	// Coalesce > 1 merges up to that many prompts into one request; Linger is how long the first
 	// prompt of a group waits for more (0 = merge only what one read returns).
@@ -114,6 +125,10 @@ type Config struct {
 // Agent dispatches prompts from Config.Input and writes outcomes to Config.Output.
 type Agent struct {
 	cfg     Config
+	gate    *gate
+	fatalCh chan struct{} // closed by setFatal
+	fatalMu sync.Mutex
+	fatal   *FatalError
 	log     *slog.Logger
 	lim     *limiter
 	tr      *tracker
@@ -174,7 +189,6 @@ func New(cfg Config) (*Agent, error) {
 	def(&cfg.MaxTokens, 1024)
 	def(&cfg.MaxInFlight, 8)
 	def(&cfg.ReadMaxFrames, 64)
-	def(&cfg.MaxAttempts, 5)
 	def(&cfg.Coalesce, 1)
 	def(&cfg.MaxPending, 2*cfg.MaxInFlight*cfg.Coalesce+cfg.ReadMaxFrames)
 	if cfg.MaxPending < cfg.Coalesce+1 {
@@ -196,7 +210,44 @@ func New(cfg Config) (*Agent, error) {
 	a.enc = json.NewEncoder(&a.encBuf)
 	a.enc.SetEscapeHTML(false)
 	a.c.checkpoint.Store(-1)
+	a.fatalCh = make(chan struct{})
 	return a, nil
+}
+
+// ErrFatal marks the error Run returns when the API refused the agent's own configuration.
+var ErrFatal = errors.New("fatal API error")
+
+// FatalError is why the agent stopped dispatching: an API error that every further request would
+// get too (401, 403, billing, unknown model, a refused configured parameter). It matches ErrFatal
+// and the underlying *APIError with errors.Is/As.
+type FatalError struct {
+	Reason string // authentication_error, permission_error, billing_error, model_not_found, invalid_config, ...
+	Err    error
+}
+
+func (e *FatalError) Error() string {
+	return "agent stopped on a fatal API error (" + e.Reason + "): " + e.Err.Error()
+}
+
+func (e *FatalError) Unwrap() []error { return []error{ErrFatal, e.Err} }
+
+// setFatal records the first fatal error and stops dispatching.
+func (a *Agent) setFatal(reason string, err error) {
+	a.fatalMu.Lock()
+	defer a.fatalMu.Unlock()
+	if a.fatal != nil {
+		return
+	}
+	a.fatal = &FatalError{Reason: reason, Err: err}
+	close(a.fatalCh)
+	a.log.Error("fatal API error: dispatching stopped, the checkpoint stays before the first unanswered prompt",
+		"reason", reason, "err", err)
+}
+
+func (a *Agent) fatalError() *FatalError {
+	a.fatalMu.Lock()
+	defer a.fatalMu.Unlock()
+	return a.fatal
 }
 
 // item is one decoded prompt on its way.
@@ -226,6 +277,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.gate = newGate(a.cfg.BackoffBase, a.cfg.BackoffMax)
 	a.lim = newLimiter(a.cfg.RequestsPerMinute, a.cfg.InputTokensPerMinute, time.Now())
 	if err := a.writeCheckpoint(true); err != nil {
 		return err
@@ -242,6 +294,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		fatalOnce.Do(func() { fatal = err })
 		softCancel()
 	}
+	// A fatal API error stops reading and dispatching at once; in-flight answers still land.
+	go func() {
+		select {
+		case <-a.fatalCh:
+			softCancel()
+		case <-hard.Done():
+		}
+	}()
 
 	work := make(chan []item, a.cfg.MaxPending)
 	results := make(chan result, a.cfg.MaxPending)
@@ -316,6 +376,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if fatal != nil {
 		return fatal
+	}
+	if fe := a.fatalError(); fe != nil {
+		if a.cfg.PauseOnFatal {
+			a.log.Error("paused after a fatal API error: fix the configuration and restart", "reason", fe.Reason)
+			<-ctx.Done()
+		}
+		return fe
 	}
 	a.log.Info("agent stopped", "checkpoint", a.c.checkpoint.Load())
 	return nil

@@ -110,9 +110,14 @@ func (c *AnthropicClient) SendPrompt(ctx context.Context, req Request) (Response
 func convertSDKError(err error) error {
 	var ae *anthropic.Error
 	if errors.As(err, &ae) {
-		out := &APIError{StatusCode: ae.StatusCode, Type: string(ae.Type()), Message: ae.Message, RequestID: ae.RequestID}
+		out := &APIError{StatusCode: ae.StatusCode, Type: string(ae.Type()), Message: ae.Message, RequestID: ae.RequestID,
+			ErrorCode: string(ae.ErrorCode())}
 		if ae.Response != nil {
-			out.RetryAfter = parseRetryAfter(ae.Response.Header, time.Now())
+			now := time.Now()
+			out.RetryAfter = parseRetryAfter(ae.Response.Header, now)
+			if out.RetryAfter == 0 && ae.StatusCode == 429 {
+				out.RetryAfter = parseRateLimitReset(ae.Response.Header, now)
+			}
 		}
 		return out
 	}
@@ -141,4 +146,35 @@ func parseRetryAfter(h http.Header, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// rateLimitKinds are the budgets the API reports in anthropic-ratelimit-<kind>-remaining and
+// anthropic-ratelimit-<kind>-reset (an RFC 3339 time) headers.
+var rateLimitKinds = []string{"requests", "tokens", "input-tokens", "output-tokens"}
+
+// parseRateLimitReset is how long until the exhausted budget resets: the latest reset among the
+// budgets whose remaining count is 0, else the earliest reset still ahead; 0 if none is given.
+func parseRateLimitReset(h http.Header, now time.Time) time.Duration {
+	var exhausted, earliest time.Duration
+	for _, k := range rateLimitKinds {
+		v := h.Get("Anthropic-Ratelimit-" + k + "-Reset")
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil || !t.After(now) {
+			continue
+		}
+		d := t.Sub(now)
+		if h.Get("Anthropic-Ratelimit-"+k+"-Remaining") == "0" {
+			exhausted = max(exhausted, d)
+		}
+		if earliest == 0 || d < earliest {
+			earliest = d
+		}
+	}
+	if exhausted > 0 {
+		return exhausted
+	}
+	return earliest
 }

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"errors"
+	"github.com/shmio/shmio/agent/fakeapi"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,7 +30,6 @@ var apiScenarios = []scenario{
 	{"!529,200 overloaded once", StatusAnswered, 2, 0, ""},
 	{"!500,500,200 two server errors", StatusAnswered, 3, 0, ""},
 	{"!400 bad request", StatusFailed, 1, 400, "prompt is too long"},
-	{"!403 forbidden", StatusFailed, 1, 403, "permission_error"},
 	{"!slow,200 slow then fine", StatusAnswered, 2, 0, ""},
 	{"!drop,200 dropped connection", StatusAnswered, 2, 0, ""},
 	{"!cut,200 body cut short", StatusAnswered, 2, 0, ""},
@@ -36,7 +37,7 @@ var apiScenarios = []scenario{
 	{"!529 always overloaded", StatusFailed, 4, 529, "giving up after 4 attempts"},
 }
 
-func checkScenarios(t *testing.T, h *harness, api *fakeAPI, scen []scenario, cursors []int64, model string) {
+func checkScenarios(t *testing.T, h *harness, api *fakeapi.Server, scen []scenario, cursors []int64, model string) {
 	t.Helper()
 	m := byCursor(outcomesOf(t, h.out))
 	for i, sc := range scen {
@@ -53,7 +54,7 @@ func checkScenarios(t *testing.T, h *harness, api *fakeAPI, scen []scenario, cur
 			o.InputTokens != int64(len(sc.prompt)/4+1) || o.OutputTokens == 0) {
 			t.Errorf("%q: answer fields %+v", sc.prompt, o)
 		}
-		if got := api.attemptsFor(sc.prompt); got != sc.attempts {
+		if got := api.Attempts(sc.prompt); got != sc.attempts {
 			t.Errorf("%q: the server saw %d requests, want %d", sc.prompt, got, sc.attempts)
 		}
 	}
@@ -86,7 +87,7 @@ func TestAgentAnthropicFakeAPI(t *testing.T) {
 
 		var gap429 time.Duration
 		var first time.Time
-		for _, r := range api.requests() {
+		for _, r := range api.Requests() {
 			if r.Auth != "bearer" {
 				t.Errorf("auth %q", r.Auth)
 			}
@@ -111,8 +112,8 @@ func TestAgentAnthropicFakeAPI(t *testing.T) {
 			t.Errorf("json prompt %+v", o)
 		}
 		s := h.a.Stats()
-		// Retries: 1+1+2+1+1+1+3 = 10; requests: 12 scenarios' attempts + the JSON prompt.
-		if s.Answered != 8 || s.Failed != 4 || s.Retries != 10 || s.Requests != 22 || s.InFlight != 0 || s.Pending != 0 ||
+		// Retries: 1+1+2+1+1+1+3 = 10; requests: the scenarios' attempts + the JSON prompt.
+		if s.Answered != 8 || s.Failed != 3 || s.Retries != 10 || s.Requests != 21 || s.InFlight != 0 || s.Pending != 0 ||
 			s.InputTokens == 0 || s.OutputTokens == 0 {
 			t.Errorf("stats %+v", s)
 		}
@@ -161,17 +162,45 @@ func TestAgentAnthropicAuth(t *testing.T) {
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 
-	// The fake accepts x-api-key as well as Bearer.
-	req, _ := http.NewRequest("POST", srv.URL+"/v1/messages", strings.NewReader(`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`))
-	req.Header.Set("x-api-key", testKey)
-	req.Header.Set("anthropic-version", "2023-06-01")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	// The fake accepts x-api-key as well as Bearer, and is as strict as the API about the rest.
+	post := func(body string, hdr ...string) (int, string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/messages", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b), res.Header
 	}
-	res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("x-api-key: %d", res.StatusCode)
+	ok := `{"model":"claude-test","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`
+	if code, body, _ := post(ok, "x-api-key", testKey, "anthropic-version", "2023-06-01"); code != 200 || !strings.Contains(body, `"type":"message"`) {
+		t.Fatalf("x-api-key: %d %s", code, body)
+	}
+	for _, tc := range []struct {
+		body   string
+		hdr    []string
+		status int
+		has    string
+	}{
+		{ok, nil, 401, `"type":"authentication_error"`},
+		{ok, []string{"x-api-key", testKey}, 400, "anthropic-version"},
+		{ok, []string{"x-api-key", testKey, "anthropic-version", "1999-01-01"}, 400, "unknown version"},
+		{strings.Replace(ok, "claude-test", "claude-nope", 1), []string{"x-api-key", testKey, "anthropic-version", "2023-06-01"}, 404, `"type":"not_found_error"`},
+		{strings.Replace(ok, `"max_tokens":5`, `"max_tokens":5,"colour":1`, 1), []string{"x-api-key", testKey, "anthropic-version", "2023-06-01"}, 400, "unknown field"},
+		{strings.Replace(ok, `"max_tokens":5`, `"max_tokens":999999`, 1), []string{"x-api-key", testKey, "anthropic-version", "2023-06-01"}, 400, "max_tokens: 999999 > 8192"},
+		{strings.Replace(ok, `"max_tokens":5`, `"max_tokens":5,"temperature":0.5,"top_p":0.9`, 1), []string{"x-api-key", testKey, "anthropic-version", "2023-06-01"}, 400, "cannot both"},
+		{strings.Replace(ok, `"role":"user"`, `"role":"assistant"`, 1), []string{"x-api-key", testKey, "anthropic-version", "2023-06-01"}, 400, "alternate"},
+	} {
+		code, body, h := post(tc.body, tc.hdr...)
+		if code != tc.status || !strings.Contains(body, tc.has) || !strings.Contains(body, `"request_id":"req_`) || h.Get("request-id") == "" {
+			t.Errorf("%s %v: %d %s, want %d with %q", tc.body, tc.hdr, code, body, tc.status, tc.has)
+		}
 	}
 
 	// A wrong key is a 401: failed at once, not retried.
@@ -179,9 +208,10 @@ func TestAgentAnthropicAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = client.SendPrompt(context.Background(), Request{Model: "m", Prompt: "x", MaxTokens: 5})
+	_, err = client.SendPrompt(context.Background(), Request{Model: "claude-test", Prompt: "x", MaxTokens: 5})
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.StatusCode != 401 || ae.Type != "authentication_error" || retryable(err) {
+	if c, _ := classify(err, func(string) bool { return true }); !errors.As(err, &ae) || ae.StatusCode != 401 ||
+		ae.Type != "authentication_error" || c != classFatal || !strings.HasPrefix(ae.RequestID, "req_") {
 		t.Fatalf("wrong key: %v", err)
 	}
 	if strings.Contains(err.Error(), "wrong") {

@@ -100,7 +100,7 @@ func TestAgentCrashRestart(t *testing.T) {
 	defer out.Close()
 
 	api := newFakeAPI(testKey)
-	api.delay = func(string) time.Duration { return time.Duration(rand.IntN(15)+1) * time.Millisecond }
+	api.Delay = func(string) time.Duration { return time.Duration(rand.IntN(15)+1) * time.Millisecond }
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 
@@ -274,7 +274,7 @@ func TestAgentCrashRestart(t *testing.T) {
 	}
 	inFlightAtKill := map[string]bool{}
 	perChild := map[string]map[string]bool{}
-	for _, r := range api.requests() {
+	for _, r := range api.Requests() {
 		if snap, killed := afterKill[r.Child]; killed && snap[byPrompt[r.Prompt]] == 0 {
 			inFlightAtKill[r.Prompt] = true
 			if perChild[r.Child] == nil {
@@ -301,10 +301,10 @@ func TestAgentCrashRestart(t *testing.T) {
 				t.Errorf("prompt %q has %d outcomes but was not in flight at a kill", p, n)
 			}
 		}
-		if api.attemptsFor(p) > 1 {
+		if api.Attempts(p) > 1 {
 			resent++
 			if !inFlightAtKill[p] {
-				t.Errorf("prompt %q was sent %d times but was not in flight at a kill", p, api.attemptsFor(p))
+				t.Errorf("prompt %q was sent %d times but was not in flight at a kill", p, api.Attempts(p))
 			}
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 )
@@ -35,9 +34,29 @@ func (a *Agent) process(soft, hard context.Context, g []item, results chan<- res
 	est := estimateTokens(req.System, req.Prompt)
 	var lastErr error
 	for attempt := 1; ; attempt++ {
+		// Before the first attempt the prompt is not in flight yet: shutdown leaves it queued.
+		var stop <-chan struct{}
+		if attempt == 1 {
+			stop = soft.Done()
+		}
+		stops := [3]<-chan struct{}{hard.Done(), stop, a.fatalCh}
+		if stopped(stops) {
+			return // stopping: no outcome, the checkpoint stays before it
+		}
+		tk, err := a.gate.acquire(deadline, stops)
+		if errors.Is(err, errGateDeadline) {
+			for _, it := range live {
+				results <- a.expired(it, attempt-1, err.Error(), lastErr)
+			}
+			return
+		}
+		if err != nil {
+			return // stopping: no outcome, the checkpoint stays before it
+		}
 		want := time.Now()
 		at, ok := a.lim.reserve(want, est, deadline)
 		if !ok {
+			a.gate.cancel(tk)
 			reason := fmt.Sprintf("no send slot in the rate budget before the TTL (next in %v)", at.Sub(want).Round(time.Millisecond))
 			for _, it := range live {
 				results <- a.expired(it, attempt-1, reason, lastErr)
@@ -50,12 +69,8 @@ func (a *Agent) process(soft, hard context.Context, g []item, results chan<- res
 			if a.cfg.Observer != nil {
 				a.cfg.Observer.ObserveRateLimitWait(d)
 			}
-			// Before the first attempt the prompt is not in flight yet: shutdown leaves it queued.
-			var stop <-chan struct{}
-			if attempt == 1 {
-				stop = soft.Done()
-			}
-			if !sleep(d, hard.Done(), stop) {
+			if !sleep(d, stops) {
+				a.gate.cancel(tk)
 				return
 			}
 		}
@@ -69,6 +84,7 @@ func (a *Agent) process(soft, hard context.Context, g []item, results chan<- res
 		cancel()
 		a.c.inFlight.Add(-1)
 		if err == nil {
+			a.gate.release(tk, false, 0)
 			if a.cfg.Observer != nil {
 				a.cfg.Observer.ObserveAttempt(lat, nil)
 			}
@@ -77,6 +93,7 @@ func (a *Agent) process(soft, hard context.Context, g []item, results chan<- res
 			return
 		}
 		if hard.Err() != nil {
+			a.gate.cancel(tk)
 			return // shutdown cut the request off: no outcome, it is sent again after a restart
 		}
 		if timedOut {
@@ -86,66 +103,89 @@ func (a *Agent) process(soft, hard context.Context, g []item, results chan<- res
 			a.cfg.Observer.ObserveAttempt(lat, err)
 		}
 		lastErr = err
-		if !retryable(err) {
+		switch class, reason := classify(err, a.configFields(live)); class {
+		case classFatal:
+			a.gate.cancel(tk)
+			a.setFatal(reason, err)
+			return // no outcome: the checkpoint stays before this prompt, a restart sends it
+		case classPrompt:
+			a.gate.release(tk, false, 0)
 			results <- a.failed(live, attempt, err, lat)
 			return
 		}
-		if attempt >= a.cfg.MaxAttempts {
+		var hint time.Duration
+		var ae *APIError
+		if errors.As(err, &ae) {
+			hint = ae.RetryAfter
+		}
+		next := a.gate.release(tk, true, hint)
+		if a.cfg.MaxAttempts > 0 && attempt >= a.cfg.MaxAttempts {
 			results <- a.failed(live, attempt, fmt.Errorf("giving up after %d attempts: %w", attempt, err), lat)
 			return
 		}
-		var ra time.Duration
-		var ae *APIError
-		if errors.As(err, &ae) {
-			ra = ae.RetryAfter
-		}
-		delay := a.backoff(attempt, ra)
-		now := time.Now()
-		if ra > 0 {
-			a.lim.pauseUntil(now.Add(ra))
-		}
-		if !deadline.IsZero() && now.Add(delay).After(deadline) {
+		if !deadline.IsZero() && next.After(deadline) {
 			for _, it := range live {
-				results <- a.expired(it, attempt, fmt.Sprintf("TTL ends before the retry due in %v", delay.Round(time.Millisecond)), lastErr)
+				results <- a.expired(it, attempt, fmt.Sprintf("TTL ends before the retry due in %v", time.Until(next).Round(time.Millisecond)), lastErr)
 			}
 			return
 		}
 		a.c.retries.Add(1)
-		a.log.Debug("retrying", "cursor", live[0].cursor, "attempt", attempt, "delay", delay, "err", err)
-		if !sleep(delay, hard.Done(), nil) {
-			return
-		}
+		a.log.Debug("retrying after the shared back-off", "cursor", live[0].cursor, "attempt", attempt, "until", next, "err", err)
 	}
 }
 
-// backoff is the delay before attempt+1: exponential from BackoffBase with jitter in its upper
-// half, capped at BackoffMax, and never shorter than the server's retry-after.
-func (a *Agent) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	d := a.cfg.BackoffBase
-	for i := 1; i < attempt && d < a.cfg.BackoffMax; i++ {
-		d *= 2
+// configFields reports which request fields of g came from the agent's configuration rather than
+// from the prompts: an API error naming one of them is the configuration's fault.
+func (a *Agent) configFields(g []item) func(string) bool {
+	return func(field string) bool {
+		for i := range g {
+			p := &g[i].p
+			switch field {
+			case "model":
+				if p.Model != "" {
+					return false
+				}
+			case "max_tokens":
+				if p.MaxTokens > 0 {
+					return false
+				}
+			case "system":
+				if p.System != "" || a.cfg.System == "" {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+		return true
 	}
-	d = min(d, a.cfg.BackoffMax)
-	if half := d / 2; half > 0 {
-		d = half + rand.N(half+1)
+}
+
+// stopped reports whether a stop channel is closed.
+func stopped(stops [3]<-chan struct{}) bool {
+	for _, s := range stops {
+		select {
+		case <-s:
+			return true
+		default:
+		}
 	}
-	return max(d, retryAfter)
+	return false
 }
 
 // sleep waits d; false if a stop channel closed first.
-func sleep(d time.Duration, stop1, stop2 <-chan struct{}) bool {
+func sleep(d time.Duration, stops [3]<-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-stop1:
-		return false
-	case <-stop2:
-		return false
+	case <-stops[0]:
+	case <-stops[1]:
+	case <-stops[2]:
 	}
+	return false
 }
-
 func (a *Agent) request(g []item) Request {
 	r := Request{Model: a.cfg.Model, System: a.cfg.System, MaxTokens: a.cfg.MaxTokens}
 	if len(g) == 1 {
@@ -156,6 +196,9 @@ func (a *Agent) request(g []item) Request {
 		}
 		if p.MaxTokens > 0 {
 			r.MaxTokens = p.MaxTokens
+		}
+		if p.Model != "" {
+			r.Model = p.Model
 		}
 		return r
 	}

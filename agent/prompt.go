@@ -18,6 +18,8 @@ type Prompt struct {
 	ID     string `json:"id,omitempty"`
 	Prompt string `json:"prompt"`
 	System string `json:"system,omitempty"`
+	// Model overrides the agent's model for this prompt.
+	Model string `json:"model,omitempty"`
 	// MaxTokens caps the answer; 0 means the agent's default.
 	MaxTokens int `json:"max_tokens,omitempty"`
 	// TS is when the prompt was written, in Unix milliseconds; 0 means unknown, and the TTL and

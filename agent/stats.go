@@ -39,6 +39,13 @@ type Stats struct {
 	LagFrames   int64
 
 	CheckpointErrors uint64
+
+	// Fatal is the reason the agent stopped dispatching ("" while healthy), see [FatalError].
+	Fatal string
+	// BackoffLevel counts the failed probes of the shared back-off (0 = not backed off);
+	// BackoffUntil is when the next probe may go.
+	BackoffLevel int
+	BackoffUntil time.Time
 }
 
 // Observer receives events for histograms and logs. Methods are called from the agent's
@@ -72,9 +79,13 @@ func (a *Agent) Stats() Stats {
 		ReadCursor: c.readCursor.Load(), CommittedSize: c.committed.Load(), Checkpoint: c.checkpoint.Load(),
 		CheckpointErrors: c.cpErrors.Load(),
 	}
-	if !a.started.Load() {
+	if fe := a.fatalError(); fe != nil {
+		s.Fatal = fe.Reason
+	}
+	if !a.started.Load() || a.gate == nil {
 		return s
 	}
+	s.BackoffLevel, s.BackoffUntil = a.gate.state()
 	s.Pending = a.tr.pending()
 	s.Watermark = a.tr.watermark()
 	if a.cfg.Lag != nil {
