@@ -85,7 +85,10 @@ type Config struct {
 	// 0 means no default TTL (a prompt's ttl_ms still applies).
 	TTL time.Duration
 
-	RequestsPerMinute    int // client-side request budget; 0 = unlimited
+	RequestsPerMinute    int // client-side request budget, evenly spaced; 0 = unlimited
+	// RequestBurst is how many requests may go back to back within the RPM budget (default 1:
+	// evenly spaced, so no sliding second at the server exceeds RPM/60).
+	RequestBurst         int
 	InputTokensPerMinute int // client-side input-token budget; 0 = unlimited
 
 	// MaxAttempts caps the attempts of a prompt through transient failures (overload, rate
@@ -159,7 +162,7 @@ func New(cfg Config) (*Agent, error) {
 		{"MaxInFlight", int64(cfg.MaxInFlight)}, {"ReadMaxFrames", int64(cfg.ReadMaxFrames)},
 		{"ReadMaxBytes", int64(cfg.ReadMaxBytes)}, {"MaxPending", int64(cfg.MaxPending)},
 		{"TTL", int64(cfg.TTL)}, {"RequestsPerMinute", int64(cfg.RequestsPerMinute)},
-		{"InputTokensPerMinute", int64(cfg.InputTokensPerMinute)}, {"MaxAttempts", int64(cfg.MaxAttempts)},
+		{"InputTokensPerMinute", int64(cfg.InputTokensPerMinute)}, {"RequestBurst", int64(cfg.RequestBurst)}, {"MaxAttempts", int64(cfg.MaxAttempts)},
 		{"BackoffBase", int64(cfg.BackoffBase)}, {"BackoffMax", int64(cfg.BackoffMax)},
 		{"RequestTimeout", int64(cfg.RequestTimeout)}, {"Coalesce", int64(cfg.Coalesce)},
 		{"Linger", int64(cfg.Linger)}, {"DrainTimeout", int64(cfg.DrainTimeout)},
@@ -278,7 +281,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.gate = newGate(a.cfg.BackoffBase, a.cfg.BackoffMax)
-	a.lim = newLimiter(a.cfg.RequestsPerMinute, a.cfg.InputTokensPerMinute, time.Now())
+	a.lim = newLimiter(a.cfg.RequestsPerMinute, a.cfg.InputTokensPerMinute, a.cfg.RequestBurst, time.Now())
 	if err := a.writeCheckpoint(true); err != nil {
 		return err
 	}

@@ -594,31 +594,33 @@ func TestAgentObserver(t *testing.T) {
 	})
 }
 
-func TestLimiterWindows(t *testing.T) {
+func TestLimiterSpacing(t *testing.T) {
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(90, 0, t0) // k=1 per 666ms
+	l := newLimiter(90, 0, 1, t0) // one send every 666.67ms
 	at1, _ := l.reserve(t0, 1, time.Time{})
 	at2, _ := l.reserve(t0, 1, time.Time{})
-	if at1 != t0 || at2.Sub(t0) != 666666666 {
+	if at1 != t0 || at2.Sub(t0).Round(time.Millisecond) != 667*time.Millisecond {
 		t.Fatalf("90 RPM: %v %v", at1.Sub(t0), at2.Sub(t0))
 	}
 	if _, ok := l.reserve(t0, 1, t0.Add(time.Second)); ok {
 		t.Fatal("reservation past the deadline was granted")
 	}
-	if at, _ := l.reserve(t0, 1, time.Time{}); at.Sub(t0) != 2*666666666 {
+	if at, _ := l.reserve(t0, 1, time.Time{}); at.Sub(t0).Round(time.Millisecond) != 1333*time.Millisecond {
 		t.Fatalf("a refused reservation must not book: %v", at.Sub(t0))
 	}
-	l = newLimiter(0, 600, t0) // 10 tokens/s, burst 10
+	l = newLimiter(600, 0, 3, t0) // burst 3, then every 100ms
+	for i, want := range []time.Duration{0, 0, 0, 100 * time.Millisecond, 200 * time.Millisecond} {
+		if at, _ := l.reserve(t0, 1, time.Time{}); at.Sub(t0) != want {
+			t.Fatalf("burst 3, send %d at %v, want %v", i, at.Sub(t0), want)
+		}
+	}
+	l = newLimiter(0, 600, 1, t0) // 10 tokens/s, burst 10
 	if at, _ := l.reserve(t0, 30, time.Time{}); at.Sub(t0) != 2*time.Second {
 		t.Fatalf("token debt: %v", at.Sub(t0))
 	}
 	l.adjust(-20) // the request really cost 10: refund, back to 0 tokens
 	if at, _ := l.reserve(t0, 10, time.Time{}); at.Sub(t0) != time.Second {
 		t.Fatalf("after refund: %v", at.Sub(t0))
-	}
-	l.pauseUntil(t0.Add(time.Minute))
-	if at, _ := l.reserve(t0, 0, time.Time{}); at.Sub(t0) != time.Minute {
-		t.Fatalf("pause: %v", at.Sub(t0))
 	}
 }
 

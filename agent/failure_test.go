@@ -314,3 +314,26 @@ func TestGateGenerations(t *testing.T) {
 		}
 	})
 }
+
+// TestAgentRPMHoldsAtServer: at --rpm 600 against a server enforcing 10 requests in any sliding
+// second, no request is refused (the requests are evenly spaced, not sent in per-second bursts).
+func TestAgentRPMHoldsAtServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := newFakeAPI(testKey)
+		api.RPS = 10
+		h := newHarness(t, Config{Client: pipeClient(t, api, testKey), Model: "claude-test", MaxInFlight: 16,
+			RequestsPerMinute: 600})
+		for i := range 200 {
+			h.in.append(fmt.Appendf(nil, "prompt %d", i))
+		}
+		h.start(t)
+		h.waitOutcomes(t, 200, 5*time.Minute)
+		h.stop(t)
+		if n := api.RateLimited(); n != 0 {
+			t.Fatalf("%d requests got 429 at the server", n)
+		}
+		if s := h.a.Stats(); s.Answered != 200 || s.Requests != 200 {
+			t.Fatalf("stats %+v", s)
+		}
+	})
+}

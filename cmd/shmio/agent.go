@@ -30,7 +30,7 @@ type agentOptions struct {
 	maxInFlight         int
 	readBatch           int
 	ttl                 time.Duration
-	rpm, itpm           int
+	rpm, itpm, rpmBurst int
 	coalesce            int
 	linger              time.Duration
 	maxAttempts         int
@@ -98,7 +98,8 @@ fixed, it answers every prompt that waited.`,
 	f.IntVar(&o.maxInFlight, "max-in-flight", 8, "concurrent API requests")
 	f.IntVar(&o.readBatch, "read-batch", 64, "prompt frames read per batch")
 	f.DurationVar(&o.ttl, "ttl", 0, "default time to live of a prompt (0: none; a prompt's ttl_ms wins)")
-	f.IntVar(&o.rpm, "rpm", 0, "requests per minute budget (0: unlimited)")
+	f.IntVar(&o.rpm, "rpm", 0, "requests per minute budget, evenly spaced (0: unlimited)")
+	f.IntVar(&o.rpmBurst, "rpm-burst", 1, "with --rpm, requests that may go back to back (1: no sliding second exceeds rpm/60)")
 	f.IntVar(&o.itpm, "itpm", 0, "input tokens per minute budget (0: unlimited)")
 	f.IntVar(&o.coalesce, "coalesce", 1, "merge up to this many prompts into one request")
 	f.DurationVar(&o.linger, "linger", 0, "with --coalesce, how long a group waits for more prompts")
@@ -147,8 +148,8 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 	if o.onFatal != "exit" && o.onFatal != "pause" {
 		return fmt.Errorf(`--on-fatal must be "exit" or "pause", not %q`, o.onFatal)
 	}
-	if o.rpm < 0 || o.itpm < 0 || o.ttl < 0 || o.linger < 0 || o.requestTimeout <= 0 || o.drainTimeout < 0 {
-		return errors.New("--rpm, --itpm, --ttl, --linger and --drain-timeout must not be negative, --request-timeout must be positive")
+	if o.rpm < 0 || o.itpm < 0 || o.rpmBurst < 1 || o.ttl < 0 || o.linger < 0 || o.requestTimeout <= 0 || o.drainTimeout < 0 {
+		return errors.New("--rpm, --itpm, --ttl, --linger and --drain-timeout must not be negative, --rpm-burst and --request-timeout must be positive")
 	}
 	var client agent.Client
 	clientDesc := o.client
@@ -185,7 +186,7 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 		Input: aio.input, Output: aio.output, Outcomes: aio.outcomes, Lag: aio.lag, Client: client,
 		CheckpointPath: o.checkpoint, InputID: aio.inputID, Model: o.model, MaxTokens: o.maxTokens,
 		System: o.system, MaxInFlight: o.maxInFlight, ReadMaxFrames: o.readBatch, TTL: o.ttl,
-		RequestsPerMinute: o.rpm, InputTokensPerMinute: o.itpm, MaxAttempts: o.maxAttempts,
+		RequestsPerMinute: o.rpm, RequestBurst: o.rpmBurst, InputTokensPerMinute: o.itpm, MaxAttempts: o.maxAttempts,
 		BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, PauseOnFatal: o.onFatal == "pause",
 		RequestTimeout: o.requestTimeout, Coalesce: o.coalesce, Linger: o.linger,
 		DrainTimeout: o.drainTimeout, MaxRecordBytes: aio.maxRec, Logger: logger,
