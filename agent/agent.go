@@ -85,7 +85,7 @@ type Config struct {
 	// 0 means no default TTL (a prompt's ttl_ms still applies).
 	TTL time.Duration
 
-	RequestsPerMinute    int // client-side request budget, evenly spaced; 0 = unlimited
+	RequestsPerMinute int // client-side request budget, evenly spaced; 0 = unlimited
 	// RequestBurst is how many requests may go back to back within the RPM budget (default 1:
 	// evenly spaced, so no sliding second at the server exceeds RPM/60).
 	RequestBurst         int
