@@ -23,8 +23,20 @@ func TestDecodePrompt(t *testing.T) {
 		{"json", `{"id":"a1","prompt":"hi","system":"be brief","max_tokens":50,"ts":1700000000000,"ttl_ms":2000,"metadata":{"user_id":"u7", "k": 1}}`,
 			Prompt{ID: "a1", Prompt: "hi", System: "be brief", MaxTokens: 50, TS: 1700000000000, TTLMS: 2000, Metadata: json.RawMessage(`{"user_id":"u7","k":1}`)}, ""},
 		{"json leading space", ` {"prompt":"x"}`, Prompt{Prompt: "x"}, ""},
-		{"bad json", `{"prompt":`, Prompt{}, "decode JSON prompt"},
-		{"json without prompt", `{"id":"x"}`, Prompt{}, "empty prompt"},
+		{"broken json is text", `{"prompt":`, Prompt{Prompt: `{"prompt":`}, ""},
+		{"go code is text", "{\n\tx := 1\n}", Prompt{Prompt: "{\n\tx := 1\n}"}, ""},
+		{"json log line is text", `{"level":"info","msg":"disk full"}`, Prompt{Prompt: `{"level":"info","msg":"disk full"}`}, ""},
+		{"empty prompt field", `{"id":"x","prompt":""}`, Prompt{}, "empty prompt"},
+		{"unknown field", `{"prompt":"x","temprature":0.5}`, Prompt{}, `unknown field "temprature"`},
+		{"sampling refused", `{"prompt":"x","temperature":0.5}`, Prompt{}, "temperature, top_p and top_k are not supported"},
+		{"bad effort", `{"prompt":"x","effort":"huge"}`, Prompt{}, `effort "huge"`},
+		{"prompt and messages", `{"prompt":"x","messages":[{"role":"user","content":"y"}]}`, Prompt{}, "either prompt or messages"},
+		{"messages order", `{"messages":[{"role":"assistant","content":"y"}]}`, Prompt{}, `messages[0].role is "assistant"`},
+		{"messages end with assistant", `{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}`, Prompt{}, "last turn"},
+		{"blank stop sequence", `{"prompt":"x","stop_sequences":[" "]}`, Prompt{}, "stop_sequences[0]"},
+		{"two objects are text", `{"prompt":"x"} {"prompt":"y"}`, Prompt{Prompt: `{"prompt":"x"} {"prompt":"y"}`}, ""},
+		{"multi-turn", `{"id":"c","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}],"model":"claude-haiku-4-5","stop_sequences":["END"],"effort":"low"}`,
+			Prompt{ID: "c", Messages: []Turn{{"user", "a"}, {"assistant", "b"}, {"user", "c"}}, Model: "claude-haiku-4-5", StopSequences: []string{"END"}, Effort: "low"}, ""},
 		{"negative ttl", `{"prompt":"x","ttl_ms":-1}`, Prompt{}, "negative ttl_ms"},
 		{"negative max_tokens", `{"prompt":"x","max_tokens":-5}`, Prompt{}, "negative max_tokens"},
 		{"blank text", " \n\t", Prompt{}, "empty prompt"},
@@ -52,6 +64,24 @@ func TestDecodePrompt(t *testing.T) {
 	if got := p.userID(); got != "u7" {
 		t.Fatalf("userID = %q", got)
 	}
+	// A rejected prompt keeps its id and metadata when they parsed.
+	p, err := DecodePrompt([]byte(`{"id":"r1","prompt":"x","colour":"red","metadata":{"k": 2}}`))
+	if err == nil || p.ID != "r1" || string(p.Metadata) != `{"k":2}` {
+		t.Fatalf("rejected: %+v %v", p, err)
+	}
+	// Told the input is JSON, text is rejected; told it is text, JSON is the prompt's text.
+	if _, err := NewDecoder(FormatJSON)([]byte("plain")); err == nil || !strings.Contains(err.Error(), "not a JSON object") {
+		t.Fatalf("json input: %v", err)
+	}
+	if _, err := NewDecoder(FormatJSON)([]byte(`{"prompt":"x"} {"prompt":"y"}`)); err == nil || !strings.Contains(err.Error(), "data after") {
+		t.Fatalf("json input, two objects: %v", err)
+	}
+	if _, err := NewDecoder(FormatJSON)([]byte(`{"level":"info"}`)); err == nil || !strings.Contains(err.Error(), "unknown field") {
+		t.Fatalf("json input, log line: %v", err)
+	}
+	if p, err := NewDecoder(FormatText)([]byte(`{"prompt":"x"}`)); err != nil || p.Prompt != `{"prompt":"x"}` {
+		t.Fatalf("text input: %+v %v", p, err)
+	}
 }
 
 func TestAgentEchoOutcomes(t *testing.T) {
@@ -59,7 +89,7 @@ func TestAgentEchoOutcomes(t *testing.T) {
 		h := newHarness(t, Config{Client: EchoClient{}, Model: "m1"})
 		c0 := h.in.append(jsonPrompt(t, Prompt{ID: "j1", Prompt: "hello json", Metadata: json.RawMessage(`{"route":"a"}`)}))
 		c1 := h.in.append([]byte("plain text prompt"))
-		c2 := h.in.append([]byte(`{"prompt": broken`))
+		c2 := h.in.append([]byte(`{"id":"r","prompt":"x","colour":1,"metadata":{"route":"b"}}`))
 		h.start(t)
 		outs := h.waitOutcomes(t, 3, time.Minute)
 		h.stop(t)
@@ -71,7 +101,8 @@ func TestAgentEchoOutcomes(t *testing.T) {
 		if o := m[c1]; len(o) != 1 || o[0].Status != StatusAnswered || o[0].Text != "plain text prompt" || o[0].ID != "" {
 			t.Fatalf("text prompt outcome: %+v", o)
 		}
-		if o := m[c2]; len(o) != 1 || o[0].Status != StatusRejected || !strings.Contains(o[0].Error, "decode JSON prompt") || o[0].Attempts != 0 {
+		if o := m[c2]; len(o) != 1 || o[0].Status != StatusRejected || !strings.Contains(o[0].Error, `unknown field "colour"`) ||
+			o[0].Attempts != 0 || o[0].ID != "r" || string(o[0].Metadata) != `{"route":"b"}` {
 			t.Fatalf("rejected outcome: %+v", o)
 		}
 		s := h.a.Stats()

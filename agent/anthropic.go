@@ -73,17 +73,7 @@ func NewAnthropicClient(cfg AnthropicConfig) (*AnthropicClient, error) {
 
 // SendPrompt implements Client with one Messages.New call.
 func (c *AnthropicClient) SendPrompt(ctx context.Context, req Request) (Response, error) {
-	params := anthropic.MessageNewParams{
-		Model:     req.Model,
-		MaxTokens: int64(req.MaxTokens),
-		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(req.Prompt))},
-	}
-	if req.System != "" {
-		params.System = []anthropic.TextBlockParam{{Text: req.System}}
-	}
-	if req.UserID != "" {
-		params.Metadata = anthropic.MetadataParam{UserID: anthropic.String(req.UserID)}
-	}
+	params := c.params(req)
 	// The context carries the agent's per-attempt deadline. An explicit request timeout also keeps
 	// the SDK from refusing large max_tokens as "streaming required" (the context still governs).
 	msg, err := c.c.Messages.New(ctx, params, option.WithRequestTimeout(time.Hour))
@@ -104,6 +94,36 @@ func (c *AnthropicClient) SendPrompt(ctx context.Context, req Request) (Response
 		OutputTokens: msg.Usage.OutputTokens,
 		RequestID:    msg.ID,
 	}, nil
+}
+
+// params builds the Messages API parameters of a request.
+func (c *AnthropicClient) params(req Request) anthropic.MessageNewParams {
+	params := anthropic.MessageNewParams{Model: req.Model, MaxTokens: int64(req.MaxTokens)}
+	if len(req.Messages) > 0 {
+		for _, t := range req.Messages {
+			b := anthropic.NewTextBlock(t.Content)
+			if t.Role == "assistant" {
+				params.Messages = append(params.Messages, anthropic.NewAssistantMessage(b))
+			} else {
+				params.Messages = append(params.Messages, anthropic.NewUserMessage(b))
+			}
+		}
+	} else {
+		params.Messages = []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(req.Prompt))}
+	}
+	if req.System != "" {
+		params.System = []anthropic.TextBlockParam{{Text: req.System}}
+	}
+	if req.UserID != "" {
+		params.Metadata = anthropic.MetadataParam{UserID: anthropic.String(req.UserID)}
+	}
+	if len(req.StopSequences) > 0 {
+		params.StopSequences = req.StopSequences
+	}
+	if req.Effort != "" {
+		params.OutputConfig = anthropic.OutputConfigParam{Effort: anthropic.OutputConfigEffort(req.Effort)}
+	}
+	return params
 }
 
 // convertSDKError maps SDK errors onto the agent's error values.

@@ -240,3 +240,46 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentPromptFields: per-prompt model, stop_sequences, effort and multi-turn messages reach
+// the API as the SDK sends them; coalescing leaves such prompts alone.
+func TestAgentPromptFields(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := newFakeAPI(testKey)
+		h := newHarness(t, Config{Client: pipeClient(t, api, testKey), Model: "claude-test", Coalesce: 4})
+		cm := h.in.append(jsonPrompt(t, Prompt{ID: "m", Prompt: "own model", Model: "claude-haiku-4-5", Effort: "low"}))
+		cs := h.in.append(jsonPrompt(t, Prompt{ID: "s", Prompt: "cut here STOP and not this", StopSequences: []string{"STOP"}}))
+		ct := h.in.append(jsonPrompt(t, Prompt{ID: "t", Messages: []Turn{{"user", "first"}, {"assistant", "reply"}, {"user", "second"}}}))
+		h.start(t)
+		outs := h.waitOutcomes(t, 3, time.Minute)
+		h.stop(t)
+		m := byCursor(outs)
+		if o := m[cm][0]; o.Status != StatusAnswered || o.Model != "claude-haiku-4-5" {
+			t.Errorf("own model: %+v", o)
+		}
+		if o := m[cs][0]; o.Status != StatusAnswered || o.Text != "answer: cut here " || o.StopReason != "stop_sequence" {
+			t.Errorf("stop sequence: %+v", o)
+		}
+		if o := m[ct][0]; o.Status != StatusAnswered || o.Text != "answer: second" {
+			t.Errorf("multi-turn: %+v", o)
+		}
+		for _, r := range api.Requests() {
+			switch r.Prompt {
+			case "own model":
+				if r.Model != "claude-haiku-4-5" || r.Effort != "low" {
+					t.Errorf("request %+v", r)
+				}
+			case "second":
+				if r.Turns != 3 || r.Model != "claude-test" {
+					t.Errorf("request %+v", r)
+				}
+			case "cut here STOP and not this":
+				if len(r.StopSequences) != 1 || r.StopSequences[0] != "STOP" {
+					t.Errorf("request %+v", r)
+				}
+			default:
+				t.Errorf("unexpected request %+v (coalesced?)", r)
+			}
+		}
+	})
+}

@@ -20,12 +20,16 @@ type Client interface {
 
 // Request is what the agent asks of a Client.
 type Request struct {
-	Model     string
-	System    string
+	Model  string
+	System string
+	// Prompt is the user's text; with Messages, the last user turn (Messages is then sent).
 	Prompt    string
+	Messages  []Turn
 	MaxTokens int
 	// UserID is sent as metadata.user_id when not empty.
-	UserID string
+	UserID        string
+	StopSequences []string
+	Effort        string // output_config.effort; "" = the model's default
 }
 
 // Response is a Client's answer.
@@ -177,8 +181,20 @@ func (EchoClient) SendPrompt(ctx context.Context, req Request) (Response, error)
 	if err := ctx.Err(); err != nil {
 		return Response{}, err
 	}
-	in := estimateTokens(req.System, req.Prompt)
+	in := req.estimateTokens()
 	return Response{Text: req.Prompt, Model: "echo", StopReason: "end_turn", InputTokens: in, OutputTokens: estimateTokens("", req.Prompt)}, nil
+}
+
+// estimateTokens is estimateTokens of the whole request.
+func (r *Request) estimateTokens() int64 {
+	n := len(r.Prompt)
+	if len(r.Messages) > 0 {
+		n = 0
+		for _, t := range r.Messages {
+			n += len(t.Content)
+		}
+	}
+	return int64((len(r.System)+n)/3 + 8)
 }
 
 // estimateTokens is a conservative input-token estimate (about 3 bytes a token plus framing),

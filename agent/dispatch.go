@@ -31,7 +31,7 @@ func (a *Agent) process(soft, hard context.Context, g []item, results chan<- res
 			deadline = it.deadline
 		}
 	}
-	est := estimateTokens(req.System, req.Prompt)
+	est := req.estimateTokens()
 	var lastErr error
 	for attempt := 1; ; attempt++ {
 		// Before the first attempt the prompt is not in flight yet: shutdown leaves it queued.
@@ -190,7 +190,8 @@ func (a *Agent) request(g []item) Request {
 	r := Request{Model: a.cfg.Model, System: a.cfg.System, MaxTokens: a.cfg.MaxTokens}
 	if len(g) == 1 {
 		p := &g[0].p
-		r.Prompt, r.UserID = p.Prompt, p.userID()
+		r.Prompt, r.Messages, r.UserID = p.text(), p.Messages, p.userID()
+		r.StopSequences, r.Effort = p.StopSequences, p.Effort
 		if p.System != "" {
 			r.System = p.System
 		}
@@ -254,7 +255,7 @@ func (a *Agent) answered(g []item, resp Response, attempts int, lat time.Duratio
 	r := groupOutcome(g, StatusAnswered)
 	r.o.Model, r.o.Text, r.o.StopReason = resp.Model, resp.Text, resp.StopReason
 	if r.o.Model == "" {
-		r.o.Model = a.cfg.Model
+		r.o.Model = a.modelOf(g)
 	}
 	r.o.InputTokens, r.o.OutputTokens = resp.InputTokens, resp.OutputTokens
 	r.o.Attempts, r.o.APIMS = attempts, ms(lat)
@@ -263,7 +264,7 @@ func (a *Agent) answered(g []item, resp Response, attempts int, lat time.Duratio
 
 func (a *Agent) failed(g []item, attempts int, err error, lat time.Duration) result {
 	r := groupOutcome(g, StatusFailed)
-	r.o.Model, r.o.Attempts, r.o.APIMS, r.o.Error = a.cfg.Model, attempts, ms(lat), err.Error()
+	r.o.Model, r.o.Attempts, r.o.APIMS, r.o.Error = a.modelOf(g), attempts, ms(lat), err.Error()
 	var ae *APIError
 	if errors.As(err, &ae) {
 		r.o.HTTPStatus = ae.StatusCode
@@ -274,7 +275,7 @@ func (a *Agent) failed(g []item, attempts int, err error, lat time.Duration) res
 // expired is the record of a prompt whose TTL ran out; cause is the last API error, if any.
 func (a *Agent) expired(it item, attempts int, reason string, cause error) result {
 	r := groupOutcome([]item{it}, StatusExpired)
-	r.o.Model, r.o.Attempts, r.o.Error = a.cfg.Model, attempts, "expired: "+reason
+	r.o.Model, r.o.Attempts, r.o.Error = a.modelOf([]item{it}), attempts, "expired: "+reason
 	if cause != nil {
 		r.o.Error += ": " + cause.Error()
 		var ae *APIError
@@ -283,4 +284,12 @@ func (a *Agent) expired(it item, attempts int, reason string, cause error) resul
 		}
 	}
 	return r
+}
+
+// modelOf is the model a group is sent to.
+func (a *Agent) modelOf(g []item) string {
+	if len(g) == 1 && g[0].p.Model != "" {
+		return g[0].p.Model
+	}
+	return a.cfg.Model
 }

@@ -88,7 +88,8 @@ func (a *Agent) readLoop(ctx context.Context, work chan<- []item, results chan<-
 			seq := a.tr.add(c)
 			p, err := a.cfg.Decoder(f.Data)
 			if err != nil {
-				results <- result{seqs: []uint64{seq}, start: now, o: Outcome{Cursor: c, Status: StatusRejected, Error: err.Error()}}
+				results <- result{seqs: []uint64{seq}, start: now, o: Outcome{ID: p.ID, Cursor: c, Status: StatusRejected,
+					Error: err.Error(), Metadata: p.Metadata}}
 				continue
 			}
 			it := item{seq: seq, cursor: c, p: p, start: now}
@@ -102,7 +103,7 @@ func (a *Agent) readLoop(ctx context.Context, work chan<- []item, results chan<-
 			if ttl > 0 {
 				it.deadline = it.start.Add(ttl)
 			}
-			if a.cfg.Coalesce <= 1 {
+			if a.cfg.Coalesce <= 1 || p.alone() {
 				work <- []item{it}
 				continue
 			}

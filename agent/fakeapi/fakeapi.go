@@ -86,6 +86,7 @@ type Request struct {
 	TopP          *float64
 	TopK          *int64
 	Stream        bool
+	Effort        string
 	Batch         string // batch id for batch items
 	CustomID      string
 	Auth          string // "x-api-key" or "bearer"
@@ -190,6 +191,9 @@ type params struct {
 	TopP          *float64 `json:"top_p"`
 	TopK          *int64   `json:"top_k"`
 	Stream        bool     `json:"stream"`
+	OutputConfig  *struct {
+		Effort string `json:"effort"`
+	} `json:"output_config"`
 }
 
 type message struct {
@@ -250,6 +254,14 @@ func (s *Server) validate(p *params) (rec Request, status int, typ, msg string) 
 		TopP: p.TopP, TopK: p.TopK, Stream: p.Stream, Turns: len(p.Messages)}
 	if p.Metadata != nil {
 		rec.UserID = p.Metadata.UserID
+	}
+	if p.OutputConfig != nil {
+		rec.Effort = p.OutputConfig.Effort
+		switch rec.Effort {
+		case "low", "medium", "high", "xhigh", "max":
+		default:
+			return rec, 400, "invalid_request_error", "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
+		}
 	}
 	bad := func(m string) (Request, int, string, string) { return rec, 400, "invalid_request_error", m }
 	if p.Model == "" {

@@ -37,6 +37,7 @@ type agentOptions struct {
 	backoffBase         time.Duration
 	backoffMax          time.Duration
 	onFatal             string
+	input               string
 	requestTimeout      time.Duration
 	drainTimeout        time.Duration
 	from                string
@@ -54,9 +55,13 @@ API (or answer locally with --client echo), and append one JSON outcome record p
 response log (--out): answered, failed, expired or rejected, with the prompt's id and cursor,
 the answer, token counts, attempts and latencies.
 
-A prompt frame is JSON {"id","prompt","system","max_tokens","ts","ttl_ms","metadata"} (ts in
-Unix milliseconds) or plain UTF-8 text taken as the prompt. "shmio prompt" writes one and waits
-for its outcome.
+A prompt frame is a JSON object {"id","prompt" or "messages","system","model","max_tokens",
+"stop_sequences","effort","ts","ttl_ms","metadata"} (ts in Unix milliseconds; messages is a list
+of {"role","content"} turns) or plain UTF-8 text taken as the prompt: with --input auto (the
+default) any frame that is not a JSON object with "prompt" or "messages" is text, so Go code and
+JSON log lines are prompts too. A JSON prompt with an unknown field, or with a setting the API does
+not take (temperature, top_p, top_k), gets a rejected outcome saying why, keeping its id and
+metadata. "shmio prompt" writes one and waits for its outcome.
 
 Logs that do not exist are created with --capacity. A path that is a directory (even an empty
 one) is read or written as a segmented queue, which never fills up. The checkpoint file holds the input cursor below which every prompt
@@ -109,6 +114,7 @@ fixed, it answers every prompt that waited.`,
 	f.StringVar(&o.onFatal, "on-fatal", "exit", `on a fatal API error (bad key, permission, unknown model, refused setting): "exit" non-zero, or "pause" until stopped`)
 	f.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Minute, "timeout of one API attempt")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long requests in flight may finish")
+	f.StringVar(&o.input, "input", "auto", `prompt frames: "auto" (a JSON object with "prompt" or "messages" is a JSON prompt, anything else text), "json" or "text"`)
 	f.StringVar(&o.from, "from", "start", `where to begin without a checkpoint: "start" or "end" of the prompt log`)
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on ADDR/metrics (e.g. :9090)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log every retry")
@@ -144,6 +150,11 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 	}
 	if o.maxAttempts < 0 || o.backoffBase <= 0 || o.backoffMax < o.backoffBase {
 		return errors.New("--max-attempts must not be negative, --backoff-base must be positive and at most --backoff-max")
+	}
+	formats := map[string]agent.Format{"auto": agent.FormatAuto, "json": agent.FormatJSON, "text": agent.FormatText}
+	format, ok := formats[o.input]
+	if !ok {
+		return fmt.Errorf(`--input must be "auto", "json" or "text", not %q`, o.input)
 	}
 	if o.onFatal != "exit" && o.onFatal != "pause" {
 		return fmt.Errorf(`--on-fatal must be "exit" or "pause", not %q`, o.onFatal)
@@ -187,7 +198,7 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 		CheckpointPath: o.checkpoint, InputID: aio.inputID, Model: o.model, MaxTokens: o.maxTokens,
 		System: o.system, MaxInFlight: o.maxInFlight, ReadMaxFrames: o.readBatch, TTL: o.ttl,
 		RequestsPerMinute: o.rpm, RequestBurst: o.rpmBurst, InputTokensPerMinute: o.itpm, MaxAttempts: o.maxAttempts,
-		BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, PauseOnFatal: o.onFatal == "pause",
+		Decoder: agent.NewDecoder(format), BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, PauseOnFatal: o.onFatal == "pause",
 		RequestTimeout: o.requestTimeout, Coalesce: o.coalesce, Linger: o.linger,
 		DrainTimeout: o.drainTimeout, MaxRecordBytes: aio.maxRec, Logger: logger,
 	}

@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Status is the final state of a prompt.
+type Status string
+
+const (
+	// StatusAnswered: the API answered; Text holds the answer.
+	StatusAnswered Status = "answered"
+	// StatusFailed: a non-retryable error, or retries exhausted; Error says why.
+	StatusFailed Status = "failed"
+	// StatusExpired: the prompt's TTL ran out before it could be sent (or sent again).
+	StatusExpired Status = "expired"
+	// StatusRejected: the frame could not be decoded.
+	StatusRejected Status = "rejected"
+)
+
+// Outcome is the record the agent writes to the response log, one JSON frame per prompt (or per
+// coalesced group of prompts).
+type Outcome struct {
+	ID string `json:"id,omitempty"`
+	// Cursor is the prompt frame's cursor in the input log; readers drop duplicates by it.
+	Cursor     int64  `json:"cursor"`
+	Status     Status `json:"status"`
+	Model      string `json:"model,omitempty"`
+	Text       string `json:"text,omitempty"`
+	StopReason string `json:"stop_reason,omitempty"`
+	// Truncated is set when Text was shortened to fit the response log's frame size.
+	Truncated    bool  `json:"truncated,omitempty"`
+	InputTokens  int64 `json:"input_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+	Attempts     int   `json:"attempts"`
+	// APIMS is the latency of the last API attempt; E2EMS runs from the prompt's ts (or from
+	// when the agent read it) to when the outcome was written.
+	APIMS      float64 `json:"api_ms"`
+	E2EMS      float64 `json:"e2e_ms"`
+	Error      string  `json:"error,omitempty"`
+	HTTPStatus int     `json:"http_status,omitempty"`
+	// IDs and Cursors list every prompt of a coalesced request (Cursor is then Cursors[0]).
+	IDs      []string        `json:"ids,omitempty"`
+	Cursors  []int64         `json:"cursors,omitempty"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+	// TS is when the outcome was written, in Unix milliseconds.
+	TS int64 `json:"ts"`
+}
+
+// ParseOutcome decodes an outcome record.
+func ParseOutcome(frame []byte) (Outcome, error) {
+	var o Outcome
+	if err := json.Unmarshal(frame, &o); err != nil {
+		return Outcome{}, fmt.Errorf("decode outcome: %w", err)
+	}
+	return o, nil
+}
+
+// Covers reports whether the outcome is for the prompt with the given input cursor.
+func (o *Outcome) Covers(cursor int64) bool {
+	if len(o.Cursors) == 0 {
+		return o.Cursor == cursor
+	}
+	for _, c := range o.Cursors {
+		if c == cursor {
+			return true
+		}
+	}
+	return false
+}
+
+// Matches reports whether the outcome is for the prompt with the given id.
+func (o *Outcome) Matches(id string) bool {
+	if id == "" {
+		return false
+	}
+	if o.ID == id {
+		return true
+	}
+	for _, x := range o.IDs {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
