@@ -121,6 +121,9 @@ type Config struct {
 	// (Truncated set). 0 = learn it from the Output's frame-too-large error.
 	MaxRecordBytes int
 
+	// Prices is the price table for outcomes' cost_usd; nil means DefaultPrices.
+	Prices map[string]Price
+
 	Observer Observer
 	Logger   *slog.Logger
 }
@@ -185,6 +188,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Decoder == nil {
 		cfg.Decoder = DecodePrompt
+	}
+	if cfg.Prices == nil {
+		cfg.Prices = DefaultPrices
 	}
 	if cfg.Model == "" {
 		cfg.Model = DefaultModel

@@ -76,24 +76,30 @@ func (c *AnthropicClient) SendPrompt(ctx context.Context, req Request) (Response
 	params := c.params(req)
 	// The context carries the agent's per-attempt deadline. An explicit request timeout also keeps
 	// the SDK from refusing large max_tokens as "streaming required" (the context still governs).
-	msg, err := c.c.Messages.New(ctx, params, option.WithRequestTimeout(time.Hour))
+	var hr *http.Response
+	msg, err := c.c.Messages.New(ctx, params, option.WithRequestTimeout(time.Hour), option.WithResponseInto(&hr))
 	if err != nil {
 		return Response{}, convertSDKError(err)
 	}
+	r := messageResponse(msg)
+	if hr != nil {
+		r.RequestID = hr.Header.Get("request-id")
+	}
+	return r, nil
+}
+
+// messageResponse is the Response of a complete message.
+func messageResponse(msg *anthropic.Message) Response {
 	var text strings.Builder
 	for _, b := range msg.Content {
 		if b.Type == "text" {
 			text.WriteString(b.Text)
 		}
 	}
-	return Response{
-		Text:         text.String(),
-		Model:        msg.Model,
-		StopReason:   string(msg.StopReason),
-		InputTokens:  msg.Usage.InputTokens,
-		OutputTokens: msg.Usage.OutputTokens,
-		RequestID:    msg.ID,
-	}, nil
+	u := &msg.Usage
+	return Response{Text: text.String(), Model: msg.Model, StopReason: string(msg.StopReason),
+		InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CacheCreationInputTokens: u.CacheCreationInputTokens,
+		CacheReadInputTokens: u.CacheReadInputTokens, ServiceTier: string(u.ServiceTier), MessageID: msg.ID}
 }
 
 // params builds the Messages API parameters of a request.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -282,4 +284,63 @@ func TestAgentPromptFields(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAgentOutcomeFields: an outcome carries the message id, the request id (failures too), the
+// service tier, cache tokens, the stop reason (a refusal has its own status) and the cost
+// estimated from the price table.
+func TestAgentOutcomeFields(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := newFakeAPI(testKey)
+		prices := map[string]Price{"claude-haiku-": {Input: 1, Output: 5, CacheWrite: 1.25, CacheRead: 0.1}}
+		h := newHarness(t, Config{Client: pipeClient(t, api, testKey), Model: "claude-haiku-4-5", Prices: prices, MaxInFlight: 1})
+		ca := h.in.append([]byte("hello"))
+		cr := h.in.append([]byte("!refusal do something bad"))
+		cf := h.in.append([]byte("!400 too long"))
+		cu := h.in.append(jsonPrompt(t, Prompt{Prompt: "unpriced", Model: "claude-test"}))
+		h.start(t)
+		outs := h.waitOutcomes(t, 4, time.Minute)
+		h.stop(t)
+		m := byCursor(outs)
+		a := m[ca][0]
+		want := (float64(a.InputTokens)*1 + float64(a.OutputTokens)*5) / 1e6
+		if a.Status != StatusAnswered || !strings.HasPrefix(a.MessageID, "msg_fake_") || !strings.HasPrefix(a.RequestID, "req_fake_") ||
+			a.ServiceTier != "standard" || a.StopReason != "end_turn" || a.CostUSD != want || a.CostUSD == 0 {
+			t.Errorf("answered: %+v (cost want %v)", a, want)
+		}
+		if o := m[cr][0]; o.Status != StatusRefused || o.StopReason != "refusal" || o.MessageID == "" {
+			t.Errorf("refusal: %+v", o)
+		}
+		if o := m[cf][0]; o.Status != StatusFailed || !strings.HasPrefix(o.RequestID, "req_fake_") || o.MessageID != "" {
+			t.Errorf("failed: %+v", o)
+		}
+		if o := m[cu][0]; o.Status != StatusAnswered || o.CostUSD != 0 || o.Model != "claude-test" {
+			t.Errorf("unpriced: %+v", o)
+		}
+		if s := h.a.Stats(); s.Refused != 1 || s.Answered != 2 || s.Failed != 1 || s.CostUSD <= 0 {
+			t.Errorf("stats %+v", s)
+		}
+	})
+}
+
+func TestLoadPrices(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "prices.json")
+	os.WriteFile(p, []byte(`{"claude-sonnet-5-5": {"input": 2, "output": 10, "cache_write": 2.5, "cache_read": 0.2}}`), 0o644)
+	table, err := LoadPrices(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := priceOf(table, "claude-sonnet-5-5"); got.Input != 2 {
+		t.Fatalf("override: %+v", got)
+	}
+	if got, ok := priceOf(table, "claude-opus-4-7"); !ok || got.Output != 25 {
+		t.Fatalf("default family: %+v", got)
+	}
+	if _, ok := priceOf(table, "gpt-x"); ok {
+		t.Fatal("a price for an unknown model")
+	}
+	os.WriteFile(p, []byte(`{"m": {"inptu": 2}}`), 0o644)
+	if _, err := LoadPrices(p); err == nil || !strings.Contains(err.Error(), "unknown field") {
+		t.Fatalf("typo: %v", err)
+	}
 }

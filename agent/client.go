@@ -39,7 +39,12 @@ type Response struct {
 	StopReason   string
 	InputTokens  int64
 	OutputTokens int64
-	RequestID    string
+	// CacheCreationInputTokens and CacheReadInputTokens are the prompt-cache writes and hits.
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	ServiceTier              string
+	MessageID                string // the message's id (msg_...)
+	RequestID                string // the request-id response header
 }
 
 // APIError is an HTTP error answer from the API.

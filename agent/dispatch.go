@@ -252,13 +252,20 @@ func groupOutcome(g []item, st Status) result {
 }
 
 func (a *Agent) answered(g []item, resp Response, attempts int, lat time.Duration) result {
-	r := groupOutcome(g, StatusAnswered)
+	st := StatusAnswered
+	if resp.StopReason == "refusal" {
+		st = StatusRefused
+	}
+	r := groupOutcome(g, st)
 	r.o.Model, r.o.Text, r.o.StopReason = resp.Model, resp.Text, resp.StopReason
+	r.o.CacheCreationInputTokens, r.o.CacheReadInputTokens = resp.CacheCreationInputTokens, resp.CacheReadInputTokens
+	r.o.ServiceTier, r.o.MessageID, r.o.RequestID = resp.ServiceTier, resp.MessageID, resp.RequestID
 	if r.o.Model == "" {
 		r.o.Model = a.modelOf(g)
 	}
 	r.o.InputTokens, r.o.OutputTokens = resp.InputTokens, resp.OutputTokens
 	r.o.Attempts, r.o.APIMS = attempts, ms(lat)
+	r.o.CostUSD = cost(a.cfg.Prices, &r.o, 1)
 	return r
 }
 
@@ -267,7 +274,7 @@ func (a *Agent) failed(g []item, attempts int, err error, lat time.Duration) res
 	r.o.Model, r.o.Attempts, r.o.APIMS, r.o.Error = a.modelOf(g), attempts, ms(lat), err.Error()
 	var ae *APIError
 	if errors.As(err, &ae) {
-		r.o.HTTPStatus = ae.StatusCode
+		r.o.HTTPStatus, r.o.RequestID = ae.StatusCode, ae.RequestID
 	}
 	return r
 }

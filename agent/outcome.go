@@ -18,6 +18,9 @@ const (
 	StatusExpired Status = "expired"
 	// StatusRejected: the frame could not be decoded.
 	StatusRejected Status = "rejected"
+	// StatusRefused: the model declined to answer (stop_reason "refusal"); Text holds what it
+	// said before stopping, if anything.
+	StatusRefused Status = "refused"
 )
 
 // Outcome is the record the agent writes to the response log, one JSON frame per prompt (or per
@@ -34,7 +37,16 @@ type Outcome struct {
 	Truncated    bool  `json:"truncated,omitempty"`
 	InputTokens  int64 `json:"input_tokens"`
 	OutputTokens int64 `json:"output_tokens"`
-	Attempts     int   `json:"attempts"`
+	// CacheCreationInputTokens and CacheReadInputTokens are prompt-cache writes and hits.
+	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens,omitempty"`
+	CacheReadInputTokens     int64  `json:"cache_read_input_tokens,omitempty"`
+	ServiceTier              string `json:"service_tier,omitempty"`
+	// CostUSD estimates what the request cost, from the price table (0: no price known).
+	CostUSD float64 `json:"cost_usd,omitempty"`
+	// MessageID is the API's message id; RequestID its request-id header (also for failures).
+	MessageID string `json:"message_id,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	Attempts  int    `json:"attempts"`
 	// APIMS is the latency of the last API attempt; E2EMS runs from the prompt's ts (or from
 	// when the agent read it) to when the outcome was written.
 	APIMS      float64 `json:"api_ms"`

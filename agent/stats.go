@@ -13,6 +13,7 @@ type Stats struct {
 	Failed    uint64
 	Expired   uint64
 	Rejected  uint64
+	Refused   uint64 // answers the model declined (stop_reason "refusal")
 	Recovered uint64 // frames skipped on start because a previous run already wrote their outcome
 	Records   uint64 // outcome records committed
 
@@ -22,6 +23,10 @@ type Stats struct {
 	Pending      int64  // prompts read whose outcome is not committed yet
 	InputTokens  uint64
 	OutputTokens uint64
+	// CacheWriteTokens and CacheReadTokens are prompt-cache writes and hits.
+	CacheWriteTokens uint64
+	CacheReadTokens  uint64
+	CostUSD          float64 // estimated from the price table
 
 	RateLimitWaits    uint64        // sends delayed by the client-side budget or a retry-after pause
 	RateLimitWaitTime time.Duration // total delay
@@ -62,6 +67,8 @@ type Observer interface {
 type counters struct {
 	read, answered, failed, expired, rejected, recovered, records atomic.Uint64
 	requests, retries, inTok, outTok, rlWaits, cpErrors           atomic.Uint64
+	refused, cacheWrite, cacheRead                                atomic.Uint64
+	costMicro                                                     atomic.Int64
 	rlWaitNS                                                      atomic.Int64
 	inFlight                                                      atomic.Int64
 	readCursor, committed, checkpoint, readBytes                  atomic.Int64
@@ -77,7 +84,8 @@ func (a *Agent) Stats() Stats {
 		InFlight: c.inFlight.Load(), InputTokens: c.inTok.Load(), OutputTokens: c.outTok.Load(),
 		RateLimitWaits: c.rlWaits.Load(), RateLimitWaitTime: time.Duration(c.rlWaitNS.Load()),
 		ReadCursor: c.readCursor.Load(), CommittedSize: c.committed.Load(), Checkpoint: c.checkpoint.Load(),
-		CheckpointErrors: c.cpErrors.Load(),
+		CheckpointErrors: c.cpErrors.Load(), Refused: c.refused.Load(), CacheWriteTokens: c.cacheWrite.Load(),
+		CacheReadTokens: c.cacheRead.Load(), CostUSD: float64(c.costMicro.Load()) / 1e6,
 	}
 	if fe := a.fatalError(); fe != nil {
 		s.Fatal = fe.Reason

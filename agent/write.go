@@ -85,7 +85,12 @@ func (a *Agent) commit(batch []result) error {
 			a.c.expired.Add(n)
 		case StatusRejected:
 			a.c.rejected.Add(n)
+		case StatusRefused:
+			a.c.refused.Add(n)
 		}
+		a.c.cacheWrite.Add(uint64(max(0, r.o.CacheCreationInputTokens)))
+		a.c.cacheRead.Add(uint64(max(0, r.o.CacheReadInputTokens)))
+		a.c.costMicro.Add(int64(r.o.CostUSD * 1e6))
 		a.c.inTok.Add(uint64(max(0, r.o.InputTokens)))
 		a.c.outTok.Add(uint64(max(0, r.o.OutputTokens)))
 		a.c.records.Add(1)

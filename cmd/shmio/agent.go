@@ -38,6 +38,7 @@ type agentOptions struct {
 	backoffMax          time.Duration
 	onFatal             string
 	input               string
+	prices              string
 	requestTimeout      time.Duration
 	drainTimeout        time.Duration
 	from                string
@@ -115,6 +116,7 @@ fixed, it answers every prompt that waited.`,
 	f.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Minute, "timeout of one API attempt")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long requests in flight may finish")
 	f.StringVar(&o.input, "input", "auto", `prompt frames: "auto" (a JSON object with "prompt" or "messages" is a JSON prompt, anything else text), "json" or "text"`)
+	f.StringVar(&o.prices, "prices", "", `JSON price table overriding the built-in one for cost_usd: {"model or prefix": {"input","output","cache_write","cache_read"}} in USD per million tokens`)
 	f.StringVar(&o.from, "from", "start", `where to begin without a checkpoint: "start" or "end" of the prompt log`)
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on ADDR/metrics (e.g. :9090)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log every retry")
@@ -162,6 +164,13 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 	if o.rpm < 0 || o.itpm < 0 || o.rpmBurst < 1 || o.ttl < 0 || o.linger < 0 || o.requestTimeout <= 0 || o.drainTimeout < 0 {
 		return errors.New("--rpm, --itpm, --ttl, --linger and --drain-timeout must not be negative, --rpm-burst and --request-timeout must be positive")
 	}
+	var prices map[string]agent.Price
+	if o.prices != "" {
+		var err error
+		if prices, err = agent.LoadPrices(o.prices); err != nil {
+			return err
+		}
+	}
 	var client agent.Client
 	clientDesc := o.client
 	switch o.client {
@@ -198,7 +207,7 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 		CheckpointPath: o.checkpoint, InputID: aio.inputID, Model: o.model, MaxTokens: o.maxTokens,
 		System: o.system, MaxInFlight: o.maxInFlight, ReadMaxFrames: o.readBatch, TTL: o.ttl,
 		RequestsPerMinute: o.rpm, RequestBurst: o.rpmBurst, InputTokensPerMinute: o.itpm, MaxAttempts: o.maxAttempts,
-		Decoder: agent.NewDecoder(format), BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, PauseOnFatal: o.onFatal == "pause",
+		Decoder: agent.NewDecoder(format), Prices: prices, BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, PauseOnFatal: o.onFatal == "pause",
 		RequestTimeout: o.requestTimeout, Coalesce: o.coalesce, Linger: o.linger,
 		DrainTimeout: o.drainTimeout, MaxRecordBytes: aio.maxRec, Logger: logger,
 	}
@@ -242,7 +251,7 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 	}
 	s := a.Stats()
 	logger.Info("agent summary", "answered", s.Answered, "failed", s.Failed, "expired", s.Expired,
-		"rejected", s.Rejected, "retries", s.Retries, "input_tokens", s.InputTokens, "output_tokens", s.OutputTokens,
+		"rejected", s.Rejected, "refused", s.Refused, "cache_read_tokens", s.CacheReadTokens, "cost_usd", s.CostUSD, "retries", s.Retries, "input_tokens", s.InputTokens, "output_tokens", s.OutputTokens,
 		"checkpoint", s.Checkpoint)
 	return nil
 }

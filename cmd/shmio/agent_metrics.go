@@ -38,7 +38,7 @@ type agentMetrics struct {
 	prompts, read, recovered, records, requests, retries, inFlight, pending *prometheus.Desc
 	tokens, rlWaits, rlWaitSecs, lagBytes, lagFrames, unread                *prometheus.Desc
 	checkpoint, readCursor, cpErrors                                        *prometheus.Desc
-	fatal, backoffLevel                                                     *prometheus.Desc
+	fatal, backoffLevel, cost                                               *prometheus.Desc
 }
 
 func newAgentMetrics() *agentMetrics {
@@ -72,6 +72,7 @@ func newAgentMetrics() *agentMetrics {
 		cpErrors:   d("checkpoint_errors_total", "Failed checkpoint writes."),
 		fatal: d("fatal", "1 once a fatal API error stopped dispatching (reason: authentication_error, permission_error, "+
 			"billing_error, model_not_found, invalid_config, ...), else 0 with reason \"\".", "reason"),
+		cost:         d("cost_usd_total", "Estimated cost of the answers, from the price table."),
 		backoffLevel: d("backoff_level", "Failed probes of the shared back-off (0: not backed off)."),
 	}
 }
@@ -98,7 +99,7 @@ func (m *agentMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.e2eLatency.Describe(ch)
 	m.rateWait.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.prompts, m.read, m.recovered, m.records, m.requests, m.retries, m.inFlight,
-		m.pending, m.tokens, m.rlWaits, m.rlWaitSecs, m.lagBytes, m.lagFrames, m.unread, m.checkpoint, m.readCursor, m.cpErrors, m.fatal, m.backoffLevel} {
+		m.pending, m.tokens, m.rlWaits, m.rlWaitSecs, m.lagBytes, m.lagFrames, m.unread, m.checkpoint, m.readCursor, m.cpErrors, m.fatal, m.backoffLevel, m.cost} {
 		ch <- d
 	}
 }
@@ -119,6 +120,7 @@ func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
 	c(m.prompts, float64(s.Failed), "failed")
 	c(m.prompts, float64(s.Expired), "expired")
 	c(m.prompts, float64(s.Rejected), "rejected")
+	c(m.prompts, float64(s.Refused), "refused")
 	c(m.read, float64(s.Read))
 	c(m.recovered, float64(s.Recovered))
 	c(m.records, float64(s.Records))
@@ -126,6 +128,9 @@ func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
 	c(m.retries, float64(s.Retries))
 	c(m.tokens, float64(s.InputTokens), "input")
 	c(m.tokens, float64(s.OutputTokens), "output")
+	c(m.tokens, float64(s.CacheWriteTokens), "cache_write")
+	c(m.tokens, float64(s.CacheReadTokens), "cache_read")
+	c(m.cost, s.CostUSD)
 	c(m.rlWaits, float64(s.RateLimitWaits))
 	c(m.rlWaitSecs, s.RateLimitWaitTime.Seconds())
 	c(m.cpErrors, float64(s.CheckpointErrors))

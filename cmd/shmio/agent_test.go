@@ -178,15 +178,19 @@ func TestAgentCmdAnthropic(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "failed") || !strings.Contains(r.stderr, "prompt is too long") || r.stdout != "" {
 		t.Fatalf("failed prompt: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
+	if r := runShmio(t, p.promptArgs("!refusal say it")); r.code != 1 || !strings.Contains(r.stderr, "refused by the model") {
+		t.Fatalf("refusal: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
 	stopAgent(t, pr)
 	if strings.Contains(pr.stderr.String(), "sk-test") {
 		t.Fatal("the API key appears in the agent's output")
 	}
-	if reqs := api.Requests(); len(reqs) != 2 || reqs[0].Model != "claude-test" {
+	if reqs := api.Requests(); len(reqs) != 3 || reqs[0].Model != "claude-test" {
 		t.Fatalf("requests %+v (a 400 must not be retried)", reqs)
 	}
 	recs := outcomeRecords(t, p.out)
-	if len(recs) != 2 || recs[1].Status != agent.StatusFailed || recs[1].HTTPStatus != 400 || recs[1].Attempts != 1 {
+	if len(recs) != 3 || recs[1].Status != agent.StatusFailed || recs[1].HTTPStatus != 400 || recs[1].Attempts != 1 ||
+		recs[2].Status != agent.StatusRefused || recs[0].RequestID == "" || recs[0].MessageID == "" {
 		t.Fatalf("records %+v", recs)
 	}
 }

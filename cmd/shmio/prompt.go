@@ -131,11 +131,14 @@ func runPrompt(cmd *cobra.Command, text string, o promptOptions) error {
 	if o.asJSON {
 		b, _ := json.Marshal(oc)
 		fmt.Fprintf(w, "%s\n", b)
-	} else if oc.Status == agent.StatusAnswered {
+	} else if oc.Status == agent.StatusAnswered || oc.Status == agent.StatusRefused && oc.Text != "" {
 		fmt.Fprint(w, oc.Text)
 		if !strings.HasSuffix(oc.Text, "\n") {
 			fmt.Fprintln(w)
 		}
+	}
+	if oc.Status == agent.StatusRefused {
+		return &exitError{1, fmt.Errorf("prompt %s refused by the model (stop_reason refusal)", p.ID)}
 	}
 	if oc.Status != agent.StatusAnswered {
 		return &exitError{1, fmt.Errorf("prompt %s %s: %s", p.ID, oc.Status, oc.Error)}
