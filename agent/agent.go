@@ -121,6 +121,14 @@ type Config struct {
 	// (Truncated set). 0 = learn it from the Output's frame-too-large error.
 	MaxRecordBytes int
 
+	// Stream sends requests with streaming (the Client must be a StreamClient): each text delta
+	// is appended to the Output as a small Delta record as it arrives, then the outcome, which
+	// carries the time to first token.
+	Stream bool
+	// CacheSystem marks the configured system prompt for prompt caching (cache_control), so
+	// prompts sharing it read it from the cache; outcomes and Stats show the cache tokens.
+	CacheSystem bool
+
 	// Prices is the price table for outcomes' cost_usd; nil means DefaultPrices.
 	Prices map[string]Price
 
@@ -157,6 +165,9 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.New("agent: Config.Output is required")
 	case cfg.Client == nil:
 		return nil, errors.New("agent: Config.Client is required")
+	}
+	if _, ok := cfg.Client.(StreamClient); cfg.Stream && !ok {
+		return nil, fmt.Errorf("agent: Config.Stream needs a StreamClient, not %T", cfg.Client)
 	}
 	for _, v := range []struct {
 		name string
@@ -273,6 +284,8 @@ type result struct {
 	seqs  []uint64
 	start time.Time
 	o     Outcome
+	// delta, when set, is a streamed text delta to write instead of an outcome.
+	delta *Delta
 }
 
 // Run reads prompts until ctx is done, then drains: it stops reading, lets in-flight requests

@@ -88,6 +88,35 @@ func (c *AnthropicClient) SendPrompt(ctx context.Context, req Request) (Response
 	return r, nil
 }
 
+// StreamPrompt implements StreamClient with Messages.NewStreaming: text deltas go to onText as
+// they arrive; the accumulated message is the Response.
+func (c *AnthropicClient) StreamPrompt(ctx context.Context, req Request, onText func(string)) (Response, error) {
+	var hr *http.Response
+	stream := c.c.Messages.NewStreaming(ctx, c.params(req), option.WithResponseInto(&hr))
+	defer stream.Close()
+	var msg anthropic.Message
+	for stream.Next() {
+		ev := stream.Current()
+		if err := msg.Accumulate(ev); err != nil {
+			return Response{}, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+		}
+		if ev.Type == "content_block_delta" && ev.Delta.Type == "text_delta" && ev.Delta.Text != "" {
+			onText(ev.Delta.Text)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return Response{}, convertSDKError(err)
+	}
+	if msg.ID == "" {
+		return Response{}, fmt.Errorf("%w: the stream ended before message_start", ErrMalformedResponse)
+	}
+	r := messageResponse(&msg)
+	if hr != nil {
+		r.RequestID = hr.Header.Get("request-id")
+	}
+	return r, nil
+}
+
 // messageResponse is the Response of a complete message.
 func messageResponse(msg *anthropic.Message) Response {
 	var text strings.Builder
@@ -119,6 +148,9 @@ func (c *AnthropicClient) params(req Request) anthropic.MessageNewParams {
 	}
 	if req.System != "" {
 		params.System = []anthropic.TextBlockParam{{Text: req.System}}
+		if req.CacheSystem {
+			params.System[0].CacheControl = anthropic.NewCacheControlEphemeralParam()
+		}
 	}
 	if req.UserID != "" {
 		params.Metadata = anthropic.MetadataParam{UserID: anthropic.String(req.UserID)}

@@ -18,6 +18,13 @@ type Client interface {
 	SendPrompt(ctx context.Context, req Request) (Response, error)
 }
 
+// StreamClient is a Client that can also stream an answer: onText gets each text delta as it
+// arrives (from the calling goroutine), and the returned Response is the complete answer.
+type StreamClient interface {
+	Client
+	StreamPrompt(ctx context.Context, req Request, onText func(delta string)) (Response, error)
+}
+
 // Request is what the agent asks of a Client.
 type Request struct {
 	Model  string
@@ -26,6 +33,8 @@ type Request struct {
 	Prompt    string
 	Messages  []Turn
 	MaxTokens int
+	// CacheSystem marks the system prompt for prompt caching (cache_control ephemeral).
+	CacheSystem bool
 	// UserID is sent as metadata.user_id when not empty.
 	UserID        string
 	StopSequences []string
@@ -154,6 +163,10 @@ func messageField(msg string) string {
 func retryable(err error) bool {
 	var ae *APIError
 	if errors.As(err, &ae) {
+		switch ae.Type {
+		case "overloaded_error", "rate_limit_error", "api_error", "timeout_error":
+			return true // also as an error event inside a 200 stream
+		}
 		switch {
 		case ae.StatusCode == 408, ae.StatusCode == 409, ae.StatusCode == 425, ae.StatusCode == 429:
 			return true
@@ -188,6 +201,23 @@ func (EchoClient) SendPrompt(ctx context.Context, req Request) (Response, error)
 	}
 	in := req.estimateTokens()
 	return Response{Text: req.Prompt, Model: "echo", StopReason: "end_turn", InputTokens: in, OutputTokens: estimateTokens("", req.Prompt)}, nil
+}
+
+// StreamPrompt implements StreamClient: the prompt's words, one delta each.
+func (e EchoClient) StreamPrompt(ctx context.Context, req Request, onText func(string)) (Response, error) {
+	r, err := e.SendPrompt(ctx, req)
+	if err != nil {
+		return r, err
+	}
+	for rest := r.Text; rest != ""; {
+		i := strings.IndexByte(rest[1:], ' ') + 1
+		if i == 0 {
+			i = len(rest)
+		}
+		onText(rest[:i])
+		rest = rest[i:]
+	}
+	return r, nil
 }
 
 // estimateTokens is estimateTokens of the whole request.

@@ -78,7 +78,21 @@ func (a *Agent) process(soft, hard context.Context, g []item, results chan<- res
 		a.c.inFlight.Add(1)
 		actx, cancel := context.WithTimeout(hard, a.cfg.RequestTimeout)
 		t0 := time.Now()
-		resp, err := a.cfg.Client.SendPrompt(actx, req)
+		var resp Response
+		var ttft time.Duration
+		if a.cfg.Stream {
+			seq := 0
+			resp, err = a.cfg.Client.(StreamClient).StreamPrompt(actx, req, func(text string) {
+				if seq == 0 {
+					ttft = time.Since(t0)
+				}
+				seq++
+				results <- result{delta: &Delta{ID: live[0].p.ID, Cursor: live[0].cursor, Status: StatusDelta,
+					Attempts: attempt, Seq: seq, Text: text}}
+			})
+		} else {
+			resp, err = a.cfg.Client.SendPrompt(actx, req)
+		}
 		lat := time.Since(t0)
 		timedOut := err != nil && errors.Is(actx.Err(), context.DeadlineExceeded) && hard.Err() == nil
 		cancel()
@@ -89,7 +103,11 @@ func (a *Agent) process(soft, hard context.Context, g []item, results chan<- res
 				a.cfg.Observer.ObserveAttempt(lat, nil)
 			}
 			a.lim.adjust(resp.InputTokens - est)
-			results <- a.answered(live, resp, attempt, lat)
+			r := a.answered(live, resp, attempt, lat)
+			if ttft > 0 {
+				r.o.TTFTMS = ms(ttft)
+			}
+			results <- r
 			return
 		}
 		if hard.Err() != nil {
@@ -187,13 +205,13 @@ func sleep(d time.Duration, stops [3]<-chan struct{}) bool {
 	return false
 }
 func (a *Agent) request(g []item) Request {
-	r := Request{Model: a.cfg.Model, System: a.cfg.System, MaxTokens: a.cfg.MaxTokens}
+	r := Request{Model: a.cfg.Model, System: a.cfg.System, MaxTokens: a.cfg.MaxTokens, CacheSystem: a.cfg.CacheSystem}
 	if len(g) == 1 {
 		p := &g[0].p
 		r.Prompt, r.Messages, r.UserID = p.text(), p.Messages, p.userID()
 		r.StopSequences, r.Effort = p.StopSequences, p.Effort
 		if p.System != "" {
-			r.System = p.System
+			r.System, r.CacheSystem = p.System, false
 		}
 		if p.MaxTokens > 0 {
 			r.MaxTokens = p.MaxTokens
@@ -222,7 +240,7 @@ func (a *Agent) request(g []item) Request {
 	}
 	r.Prompt = b.String()
 	if sys != "" {
-		r.System = sys
+		r.System, r.CacheSystem = sys, false
 	}
 	if maxTok > 0 {
 		r.MaxTokens = maxTok

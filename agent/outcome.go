@@ -21,6 +21,8 @@ const (
 	// StatusRefused: the model declined to answer (stop_reason "refusal"); Text holds what it
 	// said before stopping, if anything.
 	StatusRefused Status = "refused"
+	// StatusDelta marks a Delta record: a piece of a streamed answer, not an outcome.
+	StatusDelta Status = "delta"
 )
 
 // Outcome is the record the agent writes to the response log, one JSON frame per prompt (or per
@@ -59,9 +61,28 @@ type Outcome struct {
 	Metadata json.RawMessage `json:"metadata,omitempty"`
 	// TS is when the outcome was written, in Unix milliseconds.
 	TS int64 `json:"ts"`
+	// TTFTMS is, for a streamed answer, the time from sending to the first text delta.
+	TTFTMS float64 `json:"ttft_ms,omitempty"`
+	// Seq numbers a Delta record parsed as an Outcome (Status StatusDelta).
+	Seq int `json:"seq,omitempty"`
 }
 
-// ParseOutcome decodes an outcome record.
+// Delta is a record of a streamed answer (Config.Stream): the text that arrived, tagged with the
+// prompt's id and cursor, the attempt, and a sequence number from 1 per attempt. The outcome
+// record follows the last delta and holds the whole text.
+type Delta struct {
+	ID       string `json:"id,omitempty"`
+	Cursor   int64  `json:"cursor"`
+	Status   Status `json:"status"` // StatusDelta
+	Attempts int    `json:"attempts"`
+	Seq      int    `json:"seq"`
+	Text     string `json:"text"`
+}
+
+// IsFinal reports whether a parsed record is an outcome (not a Delta).
+func (o *Outcome) IsFinal() bool { return o.Status != StatusDelta }
+
+// ParseOutcome decodes an outcome record (or a Delta record, with Status StatusDelta).
 func ParseOutcome(frame []byte) (Outcome, error) {
 	var o Outcome
 	if err := json.Unmarshal(frame, &o); err != nil {

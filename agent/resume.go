@@ -70,8 +70,9 @@ func scanOutcomes(out Source, from, minCursor int64) (map[int64]int64, error) {
 			var o struct {
 				Cursor  *int64  `json:"cursor"`
 				Cursors []int64 `json:"cursors"`
+				Status  Status  `json:"status"`
 			}
-			if json.Unmarshal(f.Data, &o) != nil || o.Cursor == nil {
+			if json.Unmarshal(f.Data, &o) != nil || o.Cursor == nil || o.Status == StatusDelta {
 				continue // not an outcome record
 			}
 			cs := o.Cursors

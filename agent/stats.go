@@ -16,6 +16,7 @@ type Stats struct {
 	Refused   uint64 // answers the model declined (stop_reason "refusal")
 	Recovered uint64 // frames skipped on start because a previous run already wrote their outcome
 	Records   uint64 // outcome records committed
+	Deltas    uint64 // streamed delta records committed
 
 	Requests     uint64 // API attempts started
 	Retries      uint64 // attempts scheduled after a transient failure
@@ -67,7 +68,7 @@ type Observer interface {
 type counters struct {
 	read, answered, failed, expired, rejected, recovered, records atomic.Uint64
 	requests, retries, inTok, outTok, rlWaits, cpErrors           atomic.Uint64
-	refused, cacheWrite, cacheRead                                atomic.Uint64
+	refused, cacheWrite, cacheRead, deltas                        atomic.Uint64
 	costMicro                                                     atomic.Int64
 	rlWaitNS                                                      atomic.Int64
 	inFlight                                                      atomic.Int64
@@ -85,7 +86,7 @@ func (a *Agent) Stats() Stats {
 		RateLimitWaits: c.rlWaits.Load(), RateLimitWaitTime: time.Duration(c.rlWaitNS.Load()),
 		ReadCursor: c.readCursor.Load(), CommittedSize: c.committed.Load(), Checkpoint: c.checkpoint.Load(),
 		CheckpointErrors: c.cpErrors.Load(), Refused: c.refused.Load(), CacheWriteTokens: c.cacheWrite.Load(),
-		CacheReadTokens: c.cacheRead.Load(), CostUSD: float64(c.costMicro.Load()) / 1e6,
+		CacheReadTokens: c.cacheRead.Load(), Deltas: c.deltas.Load(), CostUSD: float64(c.costMicro.Load()) / 1e6,
 	}
 	if fe := a.fatalError(); fe != nil {
 		s.Fatal = fe.Reason

@@ -63,6 +63,12 @@ func (a *Agent) commit(batch []result) error {
 	now := time.Now()
 	for i := range batch {
 		r := &batch[i]
+		if r.delta != nil {
+			if err := a.appendDelta(r.delta); err != nil {
+				return err
+			}
+			continue
+		}
 		r.o.TS = now.UnixMilli()
 		r.o.E2EMS = ms(now.Sub(r.start))
 		if err := a.appendRecord(&r.o); err != nil {
@@ -74,6 +80,10 @@ func (a *Agent) commit(batch []result) error {
 	}
 	for i := range batch {
 		r := &batch[i]
+		if r.delta != nil {
+			a.c.deltas.Add(1)
+			continue
+		}
 		a.tr.done(r.seqs, pos)
 		n := uint64(len(r.seqs))
 		switch r.o.Status {
@@ -139,6 +149,19 @@ func (a *Agent) appendRecord(o *Outcome) error {
 		}
 		return fmt.Errorf("append outcome for cursor %d: %w", o.Cursor, err)
 	}
+}
+
+// appendDelta encodes a streamed delta into the Output.
+func (a *Agent) appendDelta(d *Delta) error {
+	a.encBuf.Reset()
+	_ = a.enc.Encode(d)
+	rec := bytes.TrimSuffix(a.encBuf.Bytes(), []byte{'\n'})
+	buf, err := a.cfg.Output.Allocate(len(rec))
+	if err != nil {
+		return fmt.Errorf("append delta for cursor %d: %w", d.Cursor, err)
+	}
+	copy(buf, rec)
+	return nil
 }
 
 func (a *Agent) encode(o *Outcome) []byte {

@@ -39,6 +39,7 @@ type agentOptions struct {
 	onFatal             string
 	input               string
 	prices              string
+	stream, cacheSystem bool
 	requestTimeout      time.Duration
 	drainTimeout        time.Duration
 	from                string
@@ -117,6 +118,8 @@ fixed, it answers every prompt that waited.`,
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long requests in flight may finish")
 	f.StringVar(&o.input, "input", "auto", `prompt frames: "auto" (a JSON object with "prompt" or "messages" is a JSON prompt, anything else text), "json" or "text"`)
 	f.StringVar(&o.prices, "prices", "", `JSON price table overriding the built-in one for cost_usd: {"model or prefix": {"input","output","cache_write","cache_read"}} in USD per million tokens`)
+	f.BoolVar(&o.stream, "stream", false, "stream answers: text deltas go to the response log as they arrive, then the outcome (with ttft_ms)")
+	f.BoolVar(&o.cacheSystem, "cache-system", true, "mark --system for prompt caching (cache_control), so prompts sharing it read it from the cache")
 	f.StringVar(&o.from, "from", "start", `where to begin without a checkpoint: "start" or "end" of the prompt log`)
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on ADDR/metrics (e.g. :9090)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log every retry")
@@ -207,7 +210,7 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 		CheckpointPath: o.checkpoint, InputID: aio.inputID, Model: o.model, MaxTokens: o.maxTokens,
 		System: o.system, MaxInFlight: o.maxInFlight, ReadMaxFrames: o.readBatch, TTL: o.ttl,
 		RequestsPerMinute: o.rpm, RequestBurst: o.rpmBurst, InputTokensPerMinute: o.itpm, MaxAttempts: o.maxAttempts,
-		Decoder: agent.NewDecoder(format), Prices: prices, BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, PauseOnFatal: o.onFatal == "pause",
+		Decoder: agent.NewDecoder(format), Prices: prices, Stream: o.stream, CacheSystem: o.cacheSystem, BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, PauseOnFatal: o.onFatal == "pause",
 		RequestTimeout: o.requestTimeout, Coalesce: o.coalesce, Linger: o.linger,
 		DrainTimeout: o.drainTimeout, MaxRecordBytes: aio.maxRec, Logger: logger,
 	}

@@ -34,6 +34,7 @@ type agentMetrics struct {
 	apiLatency *prometheus.HistogramVec
 	e2eLatency *prometheus.HistogramVec
 	rateWait   prometheus.Histogram
+	ttft       prometheus.Histogram
 
 	prompts, read, recovered, records, requests, retries, inFlight, pending *prometheus.Desc
 	tokens, rlWaits, rlWaitSecs, lagBytes, lagFrames, unread                *prometheus.Desc
@@ -51,6 +52,8 @@ func newAgentMetrics() *agentMetrics {
 			Help: "Latency of API attempts.", Buckets: buckets}, []string{"result"}),
 		e2eLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "shmio_agent_e2e_latency_seconds",
 			Help: "Time from a prompt's ts (or its reading) to its committed outcome.", Buckets: buckets}, []string{"outcome"}),
+		ttft: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shmio_agent_ttft_seconds",
+			Help: "Time to first token of streamed answers (--stream).", Buckets: buckets}),
 		rateWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shmio_agent_rate_limit_wait_seconds",
 			Help: "Delays imposed by the client-side rate budget.", Buckets: buckets}),
 		prompts:    d("prompts_total", "Prompts by outcome.", "outcome"),
@@ -86,6 +89,9 @@ func (m *agentMetrics) ObserveAttempt(d time.Duration, err error) {
 }
 
 func (m *agentMetrics) ObserveOutcome(o *agent.Outcome, prompts int) {
+	if o.TTFTMS > 0 {
+		m.ttft.Observe(o.TTFTMS / 1000)
+	}
 	h := m.e2eLatency.WithLabelValues(string(o.Status))
 	for range prompts {
 		h.Observe(o.E2EMS / 1000)
@@ -98,6 +104,7 @@ func (m *agentMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.apiLatency.Describe(ch)
 	m.e2eLatency.Describe(ch)
 	m.rateWait.Describe(ch)
+	m.ttft.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.prompts, m.read, m.recovered, m.records, m.requests, m.retries, m.inFlight,
 		m.pending, m.tokens, m.rlWaits, m.rlWaitSecs, m.lagBytes, m.lagFrames, m.unread, m.checkpoint, m.readCursor, m.cpErrors, m.fatal, m.backoffLevel, m.cost} {
 		ch <- d
@@ -108,6 +115,7 @@ func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.apiLatency.Collect(ch)
 	m.e2eLatency.Collect(ch)
 	m.rateWait.Collect(ch)
+	m.ttft.Collect(ch)
 	if m.agent == nil {
 		return
 	}

@@ -104,10 +104,10 @@ func TestAgentCmdEchoWalkthrough(t *testing.T) {
 		string(o.Metadata) != `{"user_id":"u1"}` || o.Cursor <= 0 {
 		t.Fatalf("outcome %+v", o)
 	}
-	appendLines(t, p.in, `{"prompt": broken`) // not a valid prompt: a rejected outcome, not a crash
+	appendLines(t, p.in, `{"id":"r","prompt":"x","temprature":1}`) // not a valid prompt: a rejected outcome, not a crash
 	waitFor(t, 10*time.Second, "the rejected outcome", func() bool { return len(outcomeRecords(t, p.out)) == 3 })
 	recs := outcomeRecords(t, p.out)
-	if recs[2].Status != agent.StatusRejected || !strings.Contains(recs[2].Error, "decode JSON prompt") {
+	if recs[2].Status != agent.StatusRejected || !strings.Contains(recs[2].Error, `unknown field "temprature"`) || recs[2].ID != "r" {
 		t.Fatalf("third record %+v", recs[2])
 	}
 
