@@ -129,6 +129,15 @@ type Config struct {
 	// prompts sharing it read it from the cache; outcomes and Stats show the cache tokens.
 	CacheSystem bool
 
+	// Batch sends prompts through the Message Batches API (the Client must be a BatchClient):
+	// up to BatchSize prompts (default 1000), gathered for at most BatchAge (default 1m), go in
+	// one batch, polled every BatchPoll (default 15s). It needs CheckpointPath: the batches in
+	// flight are kept beside it (BatchStatePath) so a restart resumes them.
+	Batch     bool
+	BatchSize int
+	BatchAge  time.Duration
+	BatchPoll time.Duration
+
 	// Prices is the price table for outcomes' cost_usd; nil means DefaultPrices.
 	Prices map[string]Price
 
@@ -146,6 +155,7 @@ type Agent struct {
 	log     *slog.Logger
 	lim     *limiter
 	tr      *tracker
+	bt      *batcher // Config.Batch
 	c       counters
 	started atomic.Bool
 
@@ -169,6 +179,17 @@ func New(cfg Config) (*Agent, error) {
 	if _, ok := cfg.Client.(StreamClient); cfg.Stream && !ok {
 		return nil, fmt.Errorf("agent: Config.Stream needs a StreamClient, not %T", cfg.Client)
 	}
+	if cfg.Batch {
+		if _, ok := cfg.Client.(BatchClient); !ok {
+			return nil, fmt.Errorf("agent: Config.Batch needs a BatchClient, not %T", cfg.Client)
+		}
+		switch {
+		case cfg.CheckpointPath == "":
+			return nil, errors.New("agent: Config.Batch needs a CheckpointPath (the batches in flight are kept beside it)")
+		case cfg.Stream || cfg.Coalesce > 1:
+			return nil, errors.New("agent: Config.Batch does not go with Stream or Coalesce")
+		}
+	}
 	for _, v := range []struct {
 		name string
 		n    int64
@@ -181,7 +202,8 @@ func New(cfg Config) (*Agent, error) {
 		{"RequestTimeout", int64(cfg.RequestTimeout)}, {"Coalesce", int64(cfg.Coalesce)},
 		{"Linger", int64(cfg.Linger)}, {"DrainTimeout", int64(cfg.DrainTimeout)},
 		{"MaxTokens", int64(cfg.MaxTokens)}, {"CheckpointInterval", int64(cfg.CheckpointInterval)},
-		{"MaxRecordBytes", int64(cfg.MaxRecordBytes)},
+		{"MaxRecordBytes", int64(cfg.MaxRecordBytes)}, {"BatchSize", int64(cfg.BatchSize)},
+		{"BatchAge", int64(cfg.BatchAge)}, {"BatchPoll", int64(cfg.BatchPoll)},
 	} {
 		if v.n < 0 {
 			return nil, fmt.Errorf("agent: Config.%s must not be negative (%d)", v.name, v.n)
@@ -210,6 +232,12 @@ func New(cfg Config) (*Agent, error) {
 	def(&cfg.MaxInFlight, 8)
 	def(&cfg.ReadMaxFrames, 64)
 	def(&cfg.Coalesce, 1)
+	def(&cfg.BatchSize, 1000)
+	defD(&cfg.BatchAge, time.Minute)
+	defD(&cfg.BatchPoll, 15*time.Second)
+	if cfg.Batch {
+		def(&cfg.MaxPending, 2*cfg.BatchSize+cfg.ReadMaxFrames)
+	}
 	def(&cfg.MaxPending, 2*cfg.MaxInFlight*cfg.Coalesce+cfg.ReadMaxFrames)
 	if cfg.MaxPending < cfg.Coalesce+1 {
 		return nil, fmt.Errorf("agent: Config.MaxPending (%d) must exceed Coalesce (%d)", cfg.MaxPending, cfg.Coalesce)
@@ -332,7 +360,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { writerDone <- a.writeLoop(results) }()
 
 	var workers sync.WaitGroup
-	for range a.cfg.MaxInFlight {
+	if a.bt != nil {
+		a.bt.wg = &workers
+		workers.Go(func() { a.bt.run(soft, hard, work, results) })
+	}
+	for range a.cfg.MaxInFlight * boolInt(a.bt == nil) {
 		workers.Go(func() {
 			for g := range work {
 				if soft.Err() != nil {
@@ -408,4 +440,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent stopped", "checkpoint", a.c.checkpoint.Load())
 	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -48,7 +48,9 @@ type Outcome struct {
 	// MessageID is the API's message id; RequestID its request-id header (also for failures).
 	MessageID string `json:"message_id,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
-	Attempts  int    `json:"attempts"`
+	// BatchID is the message batch that answered the prompt (Config.Batch).
+	BatchID  string `json:"batch_id,omitempty"`
+	Attempts int    `json:"attempts"`
 	// APIMS is the latency of the last API attempt; E2EMS runs from the prompt's ts (or from
 	// when the agent read it) to when the outcome was written.
 	APIMS      float64 `json:"api_ms"`

@@ -103,6 +103,9 @@ func (a *Agent) readLoop(ctx context.Context, work chan<- []item, results chan<-
 			if ttl > 0 {
 				it.deadline = it.start.Add(ttl)
 			}
+			if a.bt != nil && a.bt.attach(it, results) {
+				continue // its batch was submitted by a previous run
+			}
 			if a.cfg.Coalesce <= 1 || p.alone() {
 				work <- []item{it}
 				continue

@@ -29,6 +29,13 @@ func (a *Agent) resume() (int64, error) {
 			return 0, err
 		}
 	}
+	if a.cfg.Batch {
+		bt, err := newBatcher(a, start)
+		if err != nil {
+			return 0, err
+		}
+		a.bt = bt
+	}
 	a.tr.setReadEnd(start)
 	a.c.readCursor.Store(start)
 	a.c.committed.Store(in.End())

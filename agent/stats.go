@@ -52,6 +52,8 @@ type Stats struct {
 	// BackoffUntil is when the next probe may go.
 	BackoffLevel int
 	BackoffUntil time.Time
+	// BatchesInFlight counts message batches submitted and not yet fully delivered.
+	BatchesInFlight int
 }
 
 // Observer receives events for histograms and logs. Methods are called from the agent's
@@ -69,7 +71,7 @@ type counters struct {
 	read, answered, failed, expired, rejected, recovered, records atomic.Uint64
 	requests, retries, inTok, outTok, rlWaits, cpErrors           atomic.Uint64
 	refused, cacheWrite, cacheRead, deltas                        atomic.Uint64
-	costMicro                                                     atomic.Int64
+	costMicro, batches                                            atomic.Int64
 	rlWaitNS                                                      atomic.Int64
 	inFlight                                                      atomic.Int64
 	readCursor, committed, checkpoint, readBytes                  atomic.Int64
@@ -85,7 +87,7 @@ func (a *Agent) Stats() Stats {
 		InFlight: c.inFlight.Load(), InputTokens: c.inTok.Load(), OutputTokens: c.outTok.Load(),
 		RateLimitWaits: c.rlWaits.Load(), RateLimitWaitTime: time.Duration(c.rlWaitNS.Load()),
 		ReadCursor: c.readCursor.Load(), CommittedSize: c.committed.Load(), Checkpoint: c.checkpoint.Load(),
-		CheckpointErrors: c.cpErrors.Load(), Refused: c.refused.Load(), CacheWriteTokens: c.cacheWrite.Load(),
+		CheckpointErrors: c.cpErrors.Load(), BatchesInFlight: int(c.batches.Load()), Refused: c.refused.Load(), CacheWriteTokens: c.cacheWrite.Load(),
 		CacheReadTokens: c.cacheRead.Load(), Deltas: c.deltas.Load(), CostUSD: float64(c.costMicro.Load()) / 1e6,
 	}
 	if fe := a.fatalError(); fe != nil {
@@ -95,6 +97,7 @@ func (a *Agent) Stats() Stats {
 		return s
 	}
 	s.BackoffLevel, s.BackoffUntil = a.gate.state()
+
 	s.Pending = a.tr.pending()
 	s.Watermark = a.tr.watermark()
 	if a.cfg.Lag != nil {

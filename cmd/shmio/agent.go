@@ -40,6 +40,9 @@ type agentOptions struct {
 	input               string
 	prices              string
 	stream, cacheSystem bool
+	batchAPI            bool
+	batchSize           int
+	batchAge, batchPoll time.Duration
 	requestTimeout      time.Duration
 	drainTimeout        time.Duration
 	from                string
@@ -120,6 +123,10 @@ fixed, it answers every prompt that waited.`,
 	f.StringVar(&o.prices, "prices", "", `JSON price table overriding the built-in one for cost_usd: {"model or prefix": {"input","output","cache_write","cache_read"}} in USD per million tokens`)
 	f.BoolVar(&o.stream, "stream", false, "stream answers: text deltas go to the response log as they arrive, then the outcome (with ttft_ms)")
 	f.BoolVar(&o.cacheSystem, "cache-system", true, "mark --system for prompt caching (cache_control), so prompts sharing it read it from the cache")
+	f.BoolVar(&o.batchAPI, "batch-api", false, "send prompts through the Message Batches API (half price, answers within 24h); batches in flight are kept in CHECKPOINT.batches and resumed after a restart")
+	f.IntVar(&o.batchSize, "batch-size", 1000, "with --batch-api, prompts per batch")
+	f.DurationVar(&o.batchAge, "batch-age", time.Minute, "with --batch-api, how long a batch gathers prompts before it is submitted")
+	f.DurationVar(&o.batchPoll, "batch-poll", 15*time.Second, "with --batch-api, how often a batch in flight is polled")
 	f.StringVar(&o.from, "from", "start", `where to begin without a checkpoint: "start" or "end" of the prompt log`)
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on ADDR/metrics (e.g. :9090)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log every retry")
@@ -160,6 +167,12 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 	format, ok := formats[o.input]
 	if !ok {
 		return fmt.Errorf(`--input must be "auto", "json" or "text", not %q`, o.input)
+	}
+	if o.batchSize < 1 || o.batchAge <= 0 || o.batchPoll <= 0 {
+		return errors.New("--batch-size, --batch-age and --batch-poll must be positive")
+	}
+	if o.batchAPI && (o.client != "anthropic" || o.stream || o.coalesce > 1) {
+		return errors.New("--batch-api needs --client anthropic, and does not go with --stream or --coalesce")
 	}
 	if o.onFatal != "exit" && o.onFatal != "pause" {
 		return fmt.Errorf(`--on-fatal must be "exit" or "pause", not %q`, o.onFatal)
@@ -210,7 +223,8 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 		CheckpointPath: o.checkpoint, InputID: aio.inputID, Model: o.model, MaxTokens: o.maxTokens,
 		System: o.system, MaxInFlight: o.maxInFlight, ReadMaxFrames: o.readBatch, TTL: o.ttl,
 		RequestsPerMinute: o.rpm, RequestBurst: o.rpmBurst, InputTokensPerMinute: o.itpm, MaxAttempts: o.maxAttempts,
-		Decoder: agent.NewDecoder(format), Prices: prices, Stream: o.stream, CacheSystem: o.cacheSystem, BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, PauseOnFatal: o.onFatal == "pause",
+		Decoder: agent.NewDecoder(format), Prices: prices, Stream: o.stream, CacheSystem: o.cacheSystem,
+		Batch: o.batchAPI, BatchSize: o.batchSize, BatchAge: o.batchAge, BatchPoll: o.batchPoll, BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, PauseOnFatal: o.onFatal == "pause",
 		RequestTimeout: o.requestTimeout, Coalesce: o.coalesce, Linger: o.linger,
 		DrainTimeout: o.drainTimeout, MaxRecordBytes: aio.maxRec, Logger: logger,
 	}

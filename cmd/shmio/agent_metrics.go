@@ -39,7 +39,7 @@ type agentMetrics struct {
 	prompts, read, recovered, records, requests, retries, inFlight, pending *prometheus.Desc
 	tokens, rlWaits, rlWaitSecs, lagBytes, lagFrames, unread                *prometheus.Desc
 	checkpoint, readCursor, cpErrors                                        *prometheus.Desc
-	fatal, backoffLevel, cost                                               *prometheus.Desc
+	fatal, backoffLevel, cost, batches                                      *prometheus.Desc
 }
 
 func newAgentMetrics() *agentMetrics {
@@ -75,6 +75,7 @@ func newAgentMetrics() *agentMetrics {
 		cpErrors:   d("checkpoint_errors_total", "Failed checkpoint writes."),
 		fatal: d("fatal", "1 once a fatal API error stopped dispatching (reason: authentication_error, permission_error, "+
 			"billing_error, model_not_found, invalid_config, ...), else 0 with reason \"\".", "reason"),
+		batches:      d("batches_in_flight", "Message batches submitted and not yet delivered (--batch-api)."),
 		cost:         d("cost_usd_total", "Estimated cost of the answers, from the price table."),
 		backoffLevel: d("backoff_level", "Failed probes of the shared back-off (0: not backed off)."),
 	}
@@ -106,7 +107,7 @@ func (m *agentMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.rateWait.Describe(ch)
 	m.ttft.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.prompts, m.read, m.recovered, m.records, m.requests, m.retries, m.inFlight,
-		m.pending, m.tokens, m.rlWaits, m.rlWaitSecs, m.lagBytes, m.lagFrames, m.unread, m.checkpoint, m.readCursor, m.cpErrors, m.fatal, m.backoffLevel, m.cost} {
+		m.pending, m.tokens, m.rlWaits, m.rlWaitSecs, m.lagBytes, m.lagFrames, m.unread, m.checkpoint, m.readCursor, m.cpErrors, m.fatal, m.backoffLevel, m.cost, m.batches} {
 		ch <- d
 	}
 }
@@ -150,6 +151,7 @@ func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
 	g(m.checkpoint, float64(s.Checkpoint))
 	g(m.readCursor, float64(s.ReadCursor))
 	g(m.backoffLevel, float64(s.BackoffLevel))
+	g(m.batches, float64(s.BatchesInFlight))
 	fatal := 0.0
 	if s.Fatal != "" {
 		fatal = 1
