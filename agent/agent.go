@@ -428,6 +428,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if werr != nil {
 		return werr
 	}
+	if a.bt != nil && a.cfg.CheckpointPath != "" {
+		if err := a.bt.prune(a.c.checkpoint.Load()); err != nil {
+			return err
+		}
+	}
 	if fatal != nil {
 		return fatal
 	}

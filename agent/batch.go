@@ -296,6 +296,15 @@ func (b *batcher) poll(soft, hard context.Context, rec BatchRecord, results chan
 		}
 		if err != nil {
 			a.log.Error("batch results unreadable: its prompts go into a new batch", "id", rec.ID, "err", err)
+			break
+		}
+		// Keep the batch in the state file until the checkpoint passes it, so a kill before its
+		// outcomes are committed resumes it rather than submitting its prompts again.
+		last := slices.Max(rec.Cursors)
+		for a.tr.watermark() <= last && b.waitingFor(rec) == 0 {
+			if !sleep(a.cfg.BatchPoll, stops) {
+				return
+			}
 		}
 		break
 	}
@@ -317,6 +326,19 @@ func (b *batcher) poll(soft, hard context.Context, rec BatchRecord, results chan
 	for _, it := range again {
 		b.requeue <- it
 	}
+}
+
+// waitingFor counts the prompts of rec still waiting for a result.
+func (b *batcher) waitingFor(rec BatchRecord) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, c := range rec.Cursors {
+		if _, ok := b.waiting[c]; ok {
+			n++
+		}
+	}
+	return n
 }
 
 // deliver routes one result to its prompt: now if it was read, later if it is yet to be read
@@ -367,4 +389,12 @@ func (b *batcher) finish(it item, id string, r BatchResult, results chan<- resul
 		return
 	}
 	b.requeue <- it
+}
+
+// prune drops the batches the checkpoint has passed from the state file (at shutdown).
+func (b *batcher) prune(checkpoint int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.inflight = slices.DeleteFunc(b.inflight, func(r BatchRecord) bool { return slices.Max(r.Cursors) < checkpoint })
+	return b.persistLocked()
 }
