@@ -101,10 +101,6 @@ func runPrompt(cmd *cobra.Command, text string, o promptOptions) error {
 		}
 		p.Metadata = json.RawMessage(o.metadata)
 	}
-	frame, err := agent.EncodePrompt(p)
-	if err != nil {
-		return err
-	}
 
 	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 	defer cancel()
@@ -121,6 +117,11 @@ func runPrompt(cmd *cobra.Command, text string, o promptOptions) error {
 		if err := waitExists(ctx, l.path); err != nil {
 			return timedOut(err, fmt.Sprintf("%s: no %s log (is \"shmio agent %s %s ...\" running?)", l.path, l.what, l.flag, l.path))
 		}
+	}
+	p.TS = time.Now().UnixMilli() // the TTL counts from the write, not from the wait for the logs
+	frame, err := agent.EncodePrompt(p)
+	if err != nil {
+		return err
 	}
 	// Follow the response log from its current end before writing, so the outcome cannot be missed.
 	it, closeOut, err := followEnd(o.out)
