@@ -344,3 +344,45 @@ func TestLoadPrices(t *testing.T) {
 		t.Fatalf("typo: %v", err)
 	}
 }
+
+func TestParseRateLimitReset(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	for _, tc := range []struct {
+		h    map[string]string
+		want time.Duration
+	}{
+		// The exhausted budget decides, even when another resets sooner.
+		{map[string]string{"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": at(20 * time.Second),
+			"anthropic-ratelimit-tokens-remaining": "900", "anthropic-ratelimit-tokens-reset": at(2 * time.Second)}, 20 * time.Second},
+		// None said exhausted: the earliest reset ahead.
+		{map[string]string{"anthropic-ratelimit-input-tokens-reset": at(7 * time.Second), "anthropic-ratelimit-output-tokens-reset": at(3 * time.Second)}, 3 * time.Second},
+		{map[string]string{"anthropic-ratelimit-requests-reset": at(-time.Second)}, 0},
+		{map[string]string{"anthropic-ratelimit-requests-reset": "soon"}, 0},
+	} {
+		h := http.Header{}
+		for k, v := range tc.h {
+			h.Set(k, v)
+		}
+		if got := parseRateLimitReset(h, now); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.h, got, tc.want)
+		}
+	}
+}
+
+// TestAgentRateLimitResetHeader: a 429 without retry-after is held off until the exhausted
+// budget's anthropic-ratelimit reset (2 s in the fake), not the shorter exponential back-off.
+func TestAgentRateLimitResetHeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := newFakeAPI(testKey)
+		h := newHarness(t, Config{Client: pipeClient(t, api, testKey), Model: "claude-test", BackoffBase: 10 * time.Millisecond})
+		h.in.append([]byte("!429reset,200 limited"))
+		h.start(t)
+		o := h.waitOutcomes(t, 1, time.Minute)[0]
+		h.stop(t)
+		reqs := api.Requests()
+		if o.Status != StatusAnswered || len(reqs) != 2 || reqs[1].At.Sub(reqs[0].At) < time.Second {
+			t.Fatalf("outcome %+v, requests %+v", o, reqs)
+		}
+	})
+}

@@ -30,6 +30,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if out := os.Getenv(envFakeAPIChild); out != "" {
+		if err := fakeAPIChild(out); err != nil {
+			fmt.Fprintln(os.Stderr, "fake API child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if dir := os.Getenv(envCrashChild); dir != "" {
 		if err := crashChild(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "agent child:", err)
