@@ -150,6 +150,9 @@ func (b *batcher) run(soft, hard context.Context, work <-chan []item, results ch
 		select {
 		case g, ok := <-work:
 			if !ok {
+				if soft.Err() == nil && len(pending) > 0 {
+					b.submit(soft, hard, pending, results) // the input was sealed: send the rest
+				}
 				return // stopping: prompts not submitted get no outcome and are read again
 			}
 			for _, it := range g {

@@ -284,3 +284,41 @@ func TestAgentCmdQueues(t *testing.T) {
 	wantLines(t, mustRun(t, p.promptArgs("through queues")), "through queues")
 	stopAgent(t, pr)
 }
+
+// TestAgentCmdStreamAndBatch: --stream through the SDK streams into the response log and
+// "shmio prompt --stream" prints it; --batch-api answers through a message batch and leaves no
+// batch state behind after a clean stop.
+func TestAgentCmdStreamAndBatch(t *testing.T) {
+	api := fakeapi.New("sk-test")
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	env := []string{"ANTHROPIC_API_KEY=sk-test", "ANTHROPIC_BASE_URL=" + srv.URL}
+	p := newAgentPaths(t)
+	pr := startAgent(t, p, env, "--model", "claude-test", "--stream", "--metrics-addr", "127.0.0.1:0")
+	wantLines(t, mustRun(t, p.promptArgs("--stream", "streamed words")), "answer: streamed words")
+	if m := scrape(t, metricsURL(t, pr)); !strings.Contains(m, "shmio_agent_ttft_seconds_count 1") {
+		t.Fatalf("no ttft in the metrics:\n%s", m)
+	}
+	stopAgent(t, pr)
+
+	pr = startAgent(t, p, env, "--model", "claude-test", "--batch-api", "--batch-age", "100ms", "--batch-poll", "50ms")
+	wantLines(t, mustRun(t, p.promptArgs("batched")), "answer: batched")
+	stopAgent(t, pr)
+	recs := outcomeRecords(t, p.out)
+	last := recs[len(recs)-1]
+	if last.Status != agent.StatusAnswered || !strings.HasPrefix(last.BatchID, "msgbatch_") {
+		t.Fatalf("batch outcome %+v", last)
+	}
+	if _, err := os.Stat(agent.BatchStatePath(p.cp)); !os.IsNotExist(err) {
+		t.Fatalf("batch state left behind: %v", err)
+	}
+	deltas := 0
+	for _, r := range recs {
+		if !r.IsFinal() {
+			deltas++
+		}
+	}
+	if deltas < 3 {
+		t.Fatalf("%d delta records", deltas)
+	}
+}
