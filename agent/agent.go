@@ -259,6 +259,7 @@ func New(cfg Config) (*Agent, error) {
 	a.enc.SetEscapeHTML(false)
 	a.c.checkpoint.Store(-1)
 	a.fatalCh = make(chan struct{})
+	a.gate = newGate(cfg.BackoffBase, cfg.BackoffMax)
 	return a, nil
 }
 
@@ -327,7 +328,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.gate = newGate(a.cfg.BackoffBase, a.cfg.BackoffMax)
 	a.lim = newLimiter(a.cfg.RequestsPerMinute, a.cfg.InputTokensPerMinute, a.cfg.RequestBurst, time.Now())
 	if err := a.writeCheckpoint(true); err != nil {
 		return err

@@ -93,7 +93,7 @@ func (a *Agent) Stats() Stats {
 	if fe := a.fatalError(); fe != nil {
 		s.Fatal = fe.Reason
 	}
-	if !a.started.Load() || a.gate == nil {
+	if !a.started.Load() {
 		return s
 	}
 	s.BackoffLevel, s.BackoffUntil = a.gate.state()
