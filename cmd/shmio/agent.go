@@ -116,7 +116,7 @@ fixed, it answers every prompt that waited.`,
 	f.IntVar(&o.maxAttempts, "max-attempts", 0, "attempts per prompt through overload and rate limits (0: no cap, the TTL decides)")
 	f.DurationVar(&o.backoffBase, "backoff-base", 500*time.Millisecond, "first interval of the shared back-off when the server does not say")
 	f.DurationVar(&o.backoffMax, "backoff-max", 30*time.Second, "cap of the shared back-off interval")
-	f.StringVar(&o.onFatal, "on-fatal", "exit", `on a fatal API error (bad key, permission, unknown model, refused setting): "exit" non-zero, or "pause" until stopped`)
+	f.StringVar(&o.onFatal, "on-fatal", "exit", `on a fatal API error (bad key, permission, unknown model, refused setting): "exit" with status 3, or "pause" until SIGTERM (then exit 3)`)
 	f.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Minute, "timeout of one API attempt")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long requests in flight may finish")
 	f.StringVar(&o.input, "input", "auto", `prompt frames: "auto" (a JSON object with "prompt" or "messages" is a JSON prompt, anything else text), "json" or "text"`)
