@@ -23,8 +23,20 @@ func TestDecodePrompt(t *testing.T) {
 		{"json", `{"id":"a1","prompt":"hi","system":"be brief","max_tokens":50,"ts":1700000000000,"ttl_ms":2000,"metadata":{"user_id":"u7", "k": 1}}`,
 			Prompt{ID: "a1", Prompt: "hi", System: "be brief", MaxTokens: 50, TS: 1700000000000, TTLMS: 2000, Metadata: json.RawMessage(`{"user_id":"u7","k":1}`)}, ""},
 		{"json leading space", ` {"prompt":"x"}`, Prompt{Prompt: "x"}, ""},
-		{"bad json", `{"prompt":`, Prompt{}, "decode JSON prompt"},
-		{"json without prompt", `{"id":"x"}`, Prompt{}, "empty prompt"},
+		{"broken json is text", `{"prompt":`, Prompt{Prompt: `{"prompt":`}, ""},
+		{"go code is text", "{\n\tx := 1\n}", Prompt{Prompt: "{\n\tx := 1\n}"}, ""},
+		{"json log line is text", `{"level":"info","msg":"disk full"}`, Prompt{Prompt: `{"level":"info","msg":"disk full"}`}, ""},
+		{"empty prompt field", `{"id":"x","prompt":""}`, Prompt{}, "empty prompt"},
+		{"unknown field", `{"prompt":"x","temprature":0.5}`, Prompt{}, `unknown field "temprature"`},
+		{"sampling refused", `{"prompt":"x","temperature":0.5}`, Prompt{}, "temperature, top_p and top_k are not supported"},
+		{"bad effort", `{"prompt":"x","effort":"huge"}`, Prompt{}, `effort "huge"`},
+		{"prompt and messages", `{"prompt":"x","messages":[{"role":"user","content":"y"}]}`, Prompt{}, "either prompt or messages"},
+		{"messages order", `{"messages":[{"role":"assistant","content":"y"}]}`, Prompt{}, `messages[0].role is "assistant"`},
+		{"messages end with assistant", `{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}`, Prompt{}, "last turn"},
+		{"blank stop sequence", `{"prompt":"x","stop_sequences":[" "]}`, Prompt{}, "stop_sequences[0]"},
+		{"two objects are text", `{"prompt":"x"} {"prompt":"y"}`, Prompt{Prompt: `{"prompt":"x"} {"prompt":"y"}`}, ""},
+		{"multi-turn", `{"id":"c","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}],"model":"claude-haiku-4-5","stop_sequences":["END"],"effort":"low"}`,
+			Prompt{ID: "c", Messages: []Turn{{"user", "a"}, {"assistant", "b"}, {"user", "c"}}, Model: "claude-haiku-4-5", StopSequences: []string{"END"}, Effort: "low"}, ""},
 		{"negative ttl", `{"prompt":"x","ttl_ms":-1}`, Prompt{}, "negative ttl_ms"},
 		{"negative max_tokens", `{"prompt":"x","max_tokens":-5}`, Prompt{}, "negative max_tokens"},
 		{"blank text", " \n\t", Prompt{}, "empty prompt"},
@@ -52,6 +64,24 @@ func TestDecodePrompt(t *testing.T) {
 	if got := p.userID(); got != "u7" {
 		t.Fatalf("userID = %q", got)
 	}
+	// A rejected prompt keeps its id and metadata when they parsed.
+	p, err := DecodePrompt([]byte(`{"id":"r1","prompt":"x","colour":"red","metadata":{"k": 2}}`))
+	if err == nil || p.ID != "r1" || string(p.Metadata) != `{"k":2}` {
+		t.Fatalf("rejected: %+v %v", p, err)
+	}
+	// Told the input is JSON, text is rejected; told it is text, JSON is the prompt's text.
+	if _, err := NewDecoder(FormatJSON)([]byte("plain")); err == nil || !strings.Contains(err.Error(), "not a JSON object") {
+		t.Fatalf("json input: %v", err)
+	}
+	if _, err := NewDecoder(FormatJSON)([]byte(`{"prompt":"x"} {"prompt":"y"}`)); err == nil || !strings.Contains(err.Error(), "data after") {
+		t.Fatalf("json input, two objects: %v", err)
+	}
+	if _, err := NewDecoder(FormatJSON)([]byte(`{"level":"info"}`)); err == nil || !strings.Contains(err.Error(), "unknown field") {
+		t.Fatalf("json input, log line: %v", err)
+	}
+	if p, err := NewDecoder(FormatText)([]byte(`{"prompt":"x"}`)); err != nil || p.Prompt != `{"prompt":"x"}` {
+		t.Fatalf("text input: %+v %v", p, err)
+	}
 }
 
 func TestAgentEchoOutcomes(t *testing.T) {
@@ -59,7 +89,7 @@ func TestAgentEchoOutcomes(t *testing.T) {
 		h := newHarness(t, Config{Client: EchoClient{}, Model: "m1"})
 		c0 := h.in.append(jsonPrompt(t, Prompt{ID: "j1", Prompt: "hello json", Metadata: json.RawMessage(`{"route":"a"}`)}))
 		c1 := h.in.append([]byte("plain text prompt"))
-		c2 := h.in.append([]byte(`{"prompt": broken`))
+		c2 := h.in.append([]byte(`{"id":"r","prompt":"x","colour":1,"metadata":{"route":"b"}}`))
 		h.start(t)
 		outs := h.waitOutcomes(t, 3, time.Minute)
 		h.stop(t)
@@ -71,7 +101,8 @@ func TestAgentEchoOutcomes(t *testing.T) {
 		if o := m[c1]; len(o) != 1 || o[0].Status != StatusAnswered || o[0].Text != "plain text prompt" || o[0].ID != "" {
 			t.Fatalf("text prompt outcome: %+v", o)
 		}
-		if o := m[c2]; len(o) != 1 || o[0].Status != StatusRejected || !strings.Contains(o[0].Error, "decode JSON prompt") || o[0].Attempts != 0 {
+		if o := m[c2]; len(o) != 1 || o[0].Status != StatusRejected || !strings.Contains(o[0].Error, `unknown field "colour"`) ||
+			o[0].Attempts != 0 || o[0].ID != "r" || string(o[0].Metadata) != `{"route":"b"}` {
 			t.Fatalf("rejected outcome: %+v", o)
 		}
 		s := h.a.Stats()
@@ -594,31 +625,33 @@ func TestAgentObserver(t *testing.T) {
 	})
 }
 
-func TestLimiterWindows(t *testing.T) {
+func TestLimiterSpacing(t *testing.T) {
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(90, 0, t0) // k=1 per 666ms
+	l := newLimiter(90, 0, 1, t0) // one send every 666.67ms
 	at1, _ := l.reserve(t0, 1, time.Time{})
 	at2, _ := l.reserve(t0, 1, time.Time{})
-	if at1 != t0 || at2.Sub(t0) != 666666666 {
+	if at1 != t0 || at2.Sub(t0).Round(time.Millisecond) != 667*time.Millisecond {
 		t.Fatalf("90 RPM: %v %v", at1.Sub(t0), at2.Sub(t0))
 	}
 	if _, ok := l.reserve(t0, 1, t0.Add(time.Second)); ok {
 		t.Fatal("reservation past the deadline was granted")
 	}
-	if at, _ := l.reserve(t0, 1, time.Time{}); at.Sub(t0) != 2*666666666 {
+	if at, _ := l.reserve(t0, 1, time.Time{}); at.Sub(t0).Round(time.Millisecond) != 1333*time.Millisecond {
 		t.Fatalf("a refused reservation must not book: %v", at.Sub(t0))
 	}
-	l = newLimiter(0, 600, t0) // 10 tokens/s, burst 10
+	l = newLimiter(600, 0, 3, t0) // burst 3, then every 100ms
+	for i, want := range []time.Duration{0, 0, 0, 100 * time.Millisecond, 200 * time.Millisecond} {
+		if at, _ := l.reserve(t0, 1, time.Time{}); at.Sub(t0) != want {
+			t.Fatalf("burst 3, send %d at %v, want %v", i, at.Sub(t0), want)
+		}
+	}
+	l = newLimiter(0, 600, 1, t0) // 10 tokens/s, burst 10
 	if at, _ := l.reserve(t0, 30, time.Time{}); at.Sub(t0) != 2*time.Second {
 		t.Fatalf("token debt: %v", at.Sub(t0))
 	}
 	l.adjust(-20) // the request really cost 10: refund, back to 0 tokens
 	if at, _ := l.reserve(t0, 10, time.Time{}); at.Sub(t0) != time.Second {
 		t.Fatalf("after refund: %v", at.Sub(t0))
-	}
-	l.pauseUntil(t0.Add(time.Minute))
-	if at, _ := l.reserve(t0, 0, time.Time{}); at.Sub(t0) != time.Minute {
-		t.Fatalf("pause: %v", at.Sub(t0))
 	}
 }
 
@@ -639,4 +672,30 @@ func TestCheckpointFile(t *testing.T) {
 	if len(matches) != 0 {
 		t.Fatalf("temp files left: %v", matches)
 	}
+}
+
+// TestAgentCursorsFromFrames feeds frames laid out with gaps between them (as a queue's segment
+// roll leaves), so a cursor derived from frame lengths would be wrong: every outcome and the
+// checkpoint must carry the frames' own cursors.
+func TestAgentCursorsFromFrames(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{Client: EchoClient{}, ReadMaxFrames: 7})
+		h.in.gap = 13
+		var want []int64
+		for i := range 50 {
+			want = append(want, h.in.append(fmt.Appendf(nil, "prompt %d", i)))
+		}
+		h.start(t)
+		outs := h.waitOutcomes(t, 50, time.Minute)
+		h.stop(t)
+		m := byCursor(outs)
+		for i, c := range want {
+			if o := m[c]; len(o) != 1 || o[0].Text != fmt.Sprintf("prompt %d", i) {
+				t.Fatalf("cursor %d: %+v", c, o)
+			}
+		}
+		if s := h.a.Stats(); s.Watermark != h.in.iter().End() || s.ReadCursor != h.in.iter().End() {
+			t.Fatalf("stats %+v, end %d", s, h.in.iter().End())
+		}
+	})
 }

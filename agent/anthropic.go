@@ -73,46 +73,109 @@ func NewAnthropicClient(cfg AnthropicConfig) (*AnthropicClient, error) {
 
 // SendPrompt implements Client with one Messages.New call.
 func (c *AnthropicClient) SendPrompt(ctx context.Context, req Request) (Response, error) {
-	params := anthropic.MessageNewParams{
-		Model:     req.Model,
-		MaxTokens: int64(req.MaxTokens),
-		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(req.Prompt))},
-	}
-	if req.System != "" {
-		params.System = []anthropic.TextBlockParam{{Text: req.System}}
-	}
-	if req.UserID != "" {
-		params.Metadata = anthropic.MetadataParam{UserID: anthropic.String(req.UserID)}
-	}
+	params := c.params(req)
 	// The context carries the agent's per-attempt deadline. An explicit request timeout also keeps
 	// the SDK from refusing large max_tokens as "streaming required" (the context still governs).
-	msg, err := c.c.Messages.New(ctx, params, option.WithRequestTimeout(time.Hour))
+	var hr *http.Response
+	msg, err := c.c.Messages.New(ctx, params, option.WithRequestTimeout(time.Hour), option.WithResponseInto(&hr))
 	if err != nil {
 		return Response{}, convertSDKError(err)
 	}
+	r := messageResponse(msg)
+	if hr != nil {
+		r.RequestID = hr.Header.Get("request-id")
+	}
+	return r, nil
+}
+
+// StreamPrompt implements StreamClient with Messages.NewStreaming: text deltas go to onText as
+// they arrive; the accumulated message is the Response.
+func (c *AnthropicClient) StreamPrompt(ctx context.Context, req Request, onText func(string)) (Response, error) {
+	var hr *http.Response
+	stream := c.c.Messages.NewStreaming(ctx, c.params(req), option.WithResponseInto(&hr))
+	defer stream.Close()
+	var msg anthropic.Message
+	for stream.Next() {
+		ev := stream.Current()
+		if err := msg.Accumulate(ev); err != nil {
+			return Response{}, fmt.Errorf("%w: %v", ErrMalformedResponse, err)
+		}
+		if ev.Type == "content_block_delta" && ev.Delta.Type == "text_delta" && ev.Delta.Text != "" {
+			onText(ev.Delta.Text)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return Response{}, convertSDKError(err)
+	}
+	if msg.ID == "" {
+		return Response{}, fmt.Errorf("%w: the stream ended before message_start", ErrMalformedResponse)
+	}
+	r := messageResponse(&msg)
+	if hr != nil {
+		r.RequestID = hr.Header.Get("request-id")
+	}
+	return r, nil
+}
+
+// messageResponse is the Response of a complete message.
+func messageResponse(msg *anthropic.Message) Response {
 	var text strings.Builder
 	for _, b := range msg.Content {
 		if b.Type == "text" {
 			text.WriteString(b.Text)
 		}
 	}
-	return Response{
-		Text:         text.String(),
-		Model:        msg.Model,
-		StopReason:   string(msg.StopReason),
-		InputTokens:  msg.Usage.InputTokens,
-		OutputTokens: msg.Usage.OutputTokens,
-		RequestID:    msg.ID,
-	}, nil
+	u := &msg.Usage
+	return Response{Text: text.String(), Model: msg.Model, StopReason: string(msg.StopReason),
+		InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CacheCreationInputTokens: u.CacheCreationInputTokens,
+		CacheReadInputTokens: u.CacheReadInputTokens, ServiceTier: string(u.ServiceTier), MessageID: msg.ID}
+}
+
+// params builds the Messages API parameters of a request.
+func (c *AnthropicClient) params(req Request) anthropic.MessageNewParams {
+	params := anthropic.MessageNewParams{Model: req.Model, MaxTokens: int64(req.MaxTokens)}
+	if len(req.Messages) > 0 {
+		for _, t := range req.Messages {
+			b := anthropic.NewTextBlock(t.Content)
+			if t.Role == "assistant" {
+				params.Messages = append(params.Messages, anthropic.NewAssistantMessage(b))
+			} else {
+				params.Messages = append(params.Messages, anthropic.NewUserMessage(b))
+			}
+		}
+	} else {
+		params.Messages = []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(req.Prompt))}
+	}
+	if req.System != "" {
+		params.System = []anthropic.TextBlockParam{{Text: req.System}}
+		if req.CacheSystem {
+			params.System[0].CacheControl = anthropic.NewCacheControlEphemeralParam()
+		}
+	}
+	if req.UserID != "" {
+		params.Metadata = anthropic.MetadataParam{UserID: anthropic.String(req.UserID)}
+	}
+	if len(req.StopSequences) > 0 {
+		params.StopSequences = req.StopSequences
+	}
+	if req.Effort != "" {
+		params.OutputConfig = anthropic.OutputConfigParam{Effort: anthropic.OutputConfigEffort(req.Effort)}
+	}
+	return params
 }
 
 // convertSDKError maps SDK errors onto the agent's error values.
 func convertSDKError(err error) error {
 	var ae *anthropic.Error
 	if errors.As(err, &ae) {
-		out := &APIError{StatusCode: ae.StatusCode, Type: string(ae.Type()), Message: ae.Message, RequestID: ae.RequestID}
+		out := &APIError{StatusCode: ae.StatusCode, Type: string(ae.Type()), Message: ae.Message, RequestID: ae.RequestID,
+			ErrorCode: string(ae.ErrorCode())}
 		if ae.Response != nil {
-			out.RetryAfter = parseRetryAfter(ae.Response.Header, time.Now())
+			now := time.Now()
+			out.RetryAfter = parseRetryAfter(ae.Response.Header, now)
+			if out.RetryAfter == 0 && ae.StatusCode == 429 {
+				out.RetryAfter = parseRateLimitReset(ae.Response.Header, now)
+			}
 		}
 		return out
 	}
@@ -141,4 +204,35 @@ func parseRetryAfter(h http.Header, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// rateLimitKinds are the budgets the API reports in anthropic-ratelimit-<kind>-remaining and
+// anthropic-ratelimit-<kind>-reset (an RFC 3339 time) headers.
+var rateLimitKinds = []string{"requests", "tokens", "input-tokens", "output-tokens"}
+
+// parseRateLimitReset is how long until the exhausted budget resets: the latest reset among the
+// budgets whose remaining count is 0, else the earliest reset still ahead; 0 if none is given.
+func parseRateLimitReset(h http.Header, now time.Time) time.Duration {
+	var exhausted, earliest time.Duration
+	for _, k := range rateLimitKinds {
+		v := h.Get("Anthropic-Ratelimit-" + k + "-Reset")
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil || !t.After(now) {
+			continue
+		}
+		d := t.Sub(now)
+		if h.Get("Anthropic-Ratelimit-"+k+"-Remaining") == "0" {
+			exhausted = max(exhausted, d)
+		}
+		if earliest == 0 || d < earliest {
+			earliest = d
+		}
+	}
+	if exhausted > 0 {
+		return exhausted
+	}
+	return earliest
 }

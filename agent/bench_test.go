@@ -44,7 +44,7 @@ func BenchmarkAgentDispatchLatency(b *testing.B) {
 	for range b.N {
 		api := newFakeAPI(testKey)
 		rec := &latencyRecorder{}
-		api.onRequest = rec.observe
+		api.OnRequest = rec.observe
 		srv := httptest.NewServer(api)
 		client, err := NewAnthropicClient(AnthropicConfig{APIKey: testKey, BaseURL: srv.URL})
 		if err != nil {

@@ -41,16 +41,21 @@ func ReadCheckpoint(path string) (Checkpoint, error) {
 
 // WriteCheckpoint replaces the checkpoint file atomically: a temporary file in the same directory
 // is written and fsynced, then renamed over the old one, and the directory is fsynced.
-func WriteCheckpoint(path string, cp Checkpoint) (err error) {
+func WriteCheckpoint(path string, cp Checkpoint) error {
 	b, err := json.Marshal(cp)
 	if err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
-	b = append(b, '\n')
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// writeFileAtomic replaces a file atomically: a temporary file in the same directory is written
+// and fsynced, then renamed over the old one, and the directory is fsynced.
+func writeFileAtomic(path string, b []byte) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	defer func() {
 		if err != nil {
@@ -59,16 +64,16 @@ func WriteCheckpoint(path string, cp Checkpoint) (err error) {
 		}
 	}()
 	if _, err = f.Write(b); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	// The rename is durable only once the directory is synced; failure to open it is not fatal
 	// (some filesystems refuse), the rename itself already happened.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -17,14 +18,27 @@ type Client interface {
 	SendPrompt(ctx context.Context, req Request) (Response, error)
 }
 
+// StreamClient is a Client that can also stream an answer: onText gets each text delta as it
+// arrives (from the calling goroutine), and the returned Response is the complete answer.
+type StreamClient interface {
+	Client
+	StreamPrompt(ctx context.Context, req Request, onText func(delta string)) (Response, error)
+}
+
 // Request is what the agent asks of a Client.
 type Request struct {
-	Model     string
-	System    string
+	Model  string
+	System string
+	// Prompt is the user's text; with Messages, the last user turn (Messages is then sent).
 	Prompt    string
+	Messages  []Turn
 	MaxTokens int
+	// CacheSystem marks the system prompt for prompt caching (cache_control ephemeral).
+	CacheSystem bool
 	// UserID is sent as metadata.user_id when not empty.
-	UserID string
+	UserID        string
+	StopSequences []string
+	Effort        string // output_config.effort; "" = the model's default
 }
 
 // Response is a Client's answer.
@@ -34,7 +48,12 @@ type Response struct {
 	StopReason   string
 	InputTokens  int64
 	OutputTokens int64
-	RequestID    string
+	// CacheCreationInputTokens and CacheReadInputTokens are the prompt-cache writes and hits.
+	CacheCreationInputTokens int64
+	CacheReadInputTokens     int64
+	ServiceTier              string
+	MessageID                string // the message's id (msg_...)
+	RequestID                string // the request-id response header
 }
 
 // APIError is an HTTP error answer from the API.
@@ -42,8 +61,11 @@ type APIError struct {
 	StatusCode int
 	Type       string // e.g. "rate_limit_error", "overloaded_error"
 	Message    string
-	RequestID  string
-	// RetryAfter is what the retry-after-ms or retry-after header asked for; 0 if absent.
+	// ErrorCode is error.details.error_code, when the API gave one.
+	ErrorCode string
+	RequestID string
+	// RetryAfter is what the retry-after-ms or retry-after header asked for, else, for a 429,
+	// when the exhausted anthropic-ratelimit-* budget resets; 0 if the server did not say.
 	RetryAfter time.Duration
 }
 
@@ -68,10 +90,83 @@ var ErrMalformedResponse = errors.New("malformed API response")
 // errAttemptTimeout marks an attempt cut off by Config.RequestTimeout.
 var errAttemptTimeout = errors.New("request timed out")
 
+// errClass sorts API failures by whom they concern.
+type errClass int
+
+const (
+	// classTransient: overload, rate limits, server and connection errors. The shared back-off
+	// handles them; the prompt is tried again.
+	classTransient errClass = iota + 1
+	// classPrompt: the request of this prompt was refused (a 400 caused by the prompt, a malformed
+	// answer): that prompt fails, the others go on.
+	classPrompt
+	// classFatal: the agent's own configuration was refused (key, permission, billing, model,
+	// parameters): every further request would fail the same way, so the agent stops.
+	classFatal
+)
+
+// accountCodes are error_code values that concern the account, not a prompt.
+var accountCodes = map[string]bool{
+	"organization_on_hold": true, "claude_code_key_creator_not_member": true, "cmek_key_disabled": true,
+	"cmek_key_network_blocked": true, "key_profile_mismatch": true,
+}
+
+// classify sorts err. fromConfig reports whether a request field (such as "model") came from the
+// agent's configuration rather than from the prompt. For fatal errors, reason is a short label.
+func classify(err error, fromConfig func(field string) bool) (class errClass, reason string) {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		switch {
+		case ae.StatusCode == 401 || ae.Type == "authentication_error":
+			return classFatal, "authentication_error"
+		case ae.StatusCode == 403 || ae.Type == "permission_error":
+			return classFatal, "permission_error"
+		case ae.StatusCode == 402 || ae.Type == "billing_error":
+			return classFatal, "billing_error"
+		case accountCodes[ae.ErrorCode]:
+			return classFatal, ae.ErrorCode
+		case ae.StatusCode == 404 || ae.Type == "not_found_error":
+			if fromConfig("model") {
+				return classFatal, "model_not_found"
+			}
+			return classPrompt, ""
+		case ae.StatusCode == 400 || ae.Type == "invalid_request_error":
+			// The API names the offending field first ("max_tokens: 200000 > 64000, ...").
+			if f := messageField(ae.Message); f != "" && fromConfig(f) {
+				return classFatal, "invalid_config"
+			}
+			return classPrompt, ""
+		}
+	}
+	if retryable(err) {
+		return classTransient, ""
+	}
+	return classPrompt, ""
+}
+
+// messageField is the request field an invalid_request_error message starts with, if any.
+func messageField(msg string) string {
+	i := strings.IndexAny(msg, ":. ")
+	if i <= 0 || msg[i] == ' ' {
+		return ""
+	}
+	f := msg[:i]
+	for _, c := range f {
+		if !(c == '_' || c >= 'a' && c <= 'z') {
+			return ""
+		}
+	}
+	return f
+}
+
 // retryable reports whether err is worth another attempt.
 func retryable(err error) bool {
 	var ae *APIError
 	if errors.As(err, &ae) {
+		switch ae.Type {
+		case "overloaded_error", "rate_limit_error", "api_error", "timeout_error":
+			return true // also as an error event inside a 200 stream
+		}
 		switch {
 		case ae.StatusCode == 408, ae.StatusCode == 409, ae.StatusCode == 425, ae.StatusCode == 429:
 			return true
@@ -104,8 +199,37 @@ func (EchoClient) SendPrompt(ctx context.Context, req Request) (Response, error)
 	if err := ctx.Err(); err != nil {
 		return Response{}, err
 	}
-	in := estimateTokens(req.System, req.Prompt)
+	in := req.estimateTokens()
 	return Response{Text: req.Prompt, Model: "echo", StopReason: "end_turn", InputTokens: in, OutputTokens: estimateTokens("", req.Prompt)}, nil
+}
+
+// StreamPrompt implements StreamClient: the prompt's words, one delta each.
+func (e EchoClient) StreamPrompt(ctx context.Context, req Request, onText func(string)) (Response, error) {
+	r, err := e.SendPrompt(ctx, req)
+	if err != nil {
+		return r, err
+	}
+	for rest := r.Text; rest != ""; {
+		i := strings.IndexByte(rest[1:], ' ') + 1
+		if i == 0 {
+			i = len(rest)
+		}
+		onText(rest[:i])
+		rest = rest[i:]
+	}
+	return r, nil
+}
+
+// estimateTokens is estimateTokens of the whole request.
+func (r *Request) estimateTokens() int64 {
+	n := len(r.Prompt)
+	if len(r.Messages) > 0 {
+		n = 0
+		for _, t := range r.Messages {
+			n += len(t.Content)
+		}
+	}
+	return int64((len(r.System)+n)/3 + 8)
 }
 
 // estimateTokens is a conservative input-token estimate (about 3 bytes a token plus framing),

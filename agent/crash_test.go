@@ -25,13 +25,17 @@ import (
 // Environment of the re-executed test binary when it plays the agent process.
 // The child runs through the shared harness, internal/testproc, in role "agent".
 const (
-	envCrashChild = testproc.EnvPrefix + "DIR" // directory holding the logs and the checkpoint
-	envCrashURL   = testproc.EnvPrefix + "URL" // the fake API
-	envCrashID    = testproc.EnvPrefix + "ID"  // child number, sent as a header so the fake knows who asked
+	envCrashChild = testproc.EnvPrefix + "DIR"  // directory holding the logs and the checkpoint
+	envCrashURL   = testproc.EnvPrefix + "URL"  // the fake API
+	envCrashID    = testproc.EnvPrefix + "ID"   // child number, sent as a header so the fake knows who asked
+	envCrashMode  = testproc.EnvPrefix + "MODE" // "", "stream" or "batch"
 )
 
 func TestMain(m *testing.M) {
-	testproc.Main(m, map[string]func() error{"agent": func() error { return crashChild(os.Getenv(envCrashChild)) }})
+	testproc.Main(m, map[string]func() error{
+		"agent":   func() error { return crashChild(os.Getenv(envCrashChild)) },
+		"fakeapi": func() error { return fakeAPIChild(os.Getenv(envFakeAPIChild)) },
+	})
 }
 
 // crashChild runs the agent as the command would, until SIGTERM (or SIGKILL).
@@ -65,20 +69,36 @@ func crashChild(dir string) error {
 	if err != nil {
 		return err
 	}
-	a, err := New(Config{Input: inIt, Output: w, Outcomes: outIt, Client: client, MaxInFlight: 16,
+	mode := os.Getenv(envCrashMode)
+	a, err := New(Config{Input: inIt, Output: w, Outcomes: outIt, Client: client, MaxInFlight: 16, Model: "claude-test",
 		CheckpointPath: filepath.Join(dir, "checkpoint"), CheckpointInterval: 20 * time.Millisecond,
-		InputID: strconv.FormatUint(in.Header().ID, 10), MaxRecordBytes: out.MaxPayload(), DrainTimeout: 5 * time.Second})
+		InputID: strconv.FormatUint(in.Header().ID, 10), MaxRecordBytes: out.MaxPayload(), DrainTimeout: 5 * time.Second,
+		Stream: mode == "stream", Batch: mode == "batch", BatchSize: crashBatchSize, BatchAge: 50 * time.Millisecond,
+		BatchPoll: 20 * time.Millisecond})
 	if err != nil {
 		return err
 	}
 	return a.Run(ctx)
 }
 
+const crashBatchSize = 50
+
 // TestAgentCrashRestart kills the agent process with SIGKILL at random moments while 2,000
 // prompts flow, restarts it each time, and checks that every prompt ends with an outcome record,
 // that only prompts in flight at a kill were sent twice, and that the checkpoint never passed a
 // prompt without an outcome.
-func TestAgentCrashRestart(t *testing.T) {
+func TestAgentCrashRestart(t *testing.T) { crashRestart(t, "") }
+
+// TestAgentCrashRestartStream is TestAgentCrashRestart with streaming: delta records of answers
+// cut by a kill may stay in the log, but every prompt has its one outcome.
+func TestAgentCrashRestartStream(t *testing.T) { crashRestart(t, "stream") }
+
+// TestAgentCrashRestartBatch is TestAgentCrashRestart with the Message Batches API: kills land
+// while batches are in flight; the restarted agent resumes polling them rather than submitting
+// their prompts again, and no prompt is answered twice in the log.
+func TestAgentCrashRestartBatch(t *testing.T) { crashRestart(t, "batch") }
+
+func crashRestart(t *testing.T, mode string) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
@@ -95,7 +115,8 @@ func TestAgentCrashRestart(t *testing.T) {
 	defer out.Close()
 
 	api := newFakeAPI(testKey)
-	api.delay = func(string) time.Duration { return time.Duration(rand.IntN(15)+1) * time.Millisecond }
+	api.Delay = func(string) time.Duration { return time.Duration(rand.IntN(15)+1) * time.Millisecond }
+	api.BatchDelay = 100 * time.Millisecond
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 
@@ -122,7 +143,7 @@ func TestAgentCrashRestart(t *testing.T) {
 	var ready chan struct{} // closed when the current child handles SIGTERM
 	start := func(id int) *exec.Cmd {
 		cmd := testproc.Command("agent")
-		cmd.Env = append(cmd.Env, envCrashChild+"="+dir, envCrashURL+"="+srv.URL, envCrashID+"="+strconv.Itoa(id))
+		cmd.Env = append(cmd.Env, envCrashChild+"="+dir, envCrashURL+"="+srv.URL, envCrashID+"="+strconv.Itoa(id), envCrashMode+"="+mode)
 		cmd.Stderr = os.Stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -183,7 +204,9 @@ func TestAgentCrashRestart(t *testing.T) {
 			if err != nil {
 				t.Fatalf("outcome record %q: %v", r, err)
 			}
-			counts[o.Cursor]++
+			if o.IsFinal() {
+				counts[o.Cursor]++
+			}
 		}
 	}
 
@@ -269,7 +292,7 @@ func TestAgentCrashRestart(t *testing.T) {
 	}
 	inFlightAtKill := map[string]bool{}
 	perChild := map[string]map[string]bool{}
-	for _, r := range api.requests() {
+	for _, r := range api.Requests() {
 		if snap, killed := afterKill[r.Child]; killed && snap[byPrompt[r.Prompt]] == 0 {
 			inFlightAtKill[r.Prompt] = true
 			if perChild[r.Child] == nil {
@@ -278,10 +301,15 @@ func TestAgentCrashRestart(t *testing.T) {
 			perChild[r.Child][r.Prompt] = true
 		}
 	}
-	// At most MaxPending prompts (2*16 + 64) are read and not yet covered by a committed outcome.
+	// At most MaxPending prompts (2*16 + 64, or 2*BatchSize + 64) are read and not yet covered by
+	// a committed outcome; with batches, those of batches resumed from earlier children too.
+	maxPending := 96
+	if mode == "batch" {
+		maxPending = 3 * (2*crashBatchSize + 64)
+	}
 	for child, ps := range perChild {
-		if len(ps) > 96 {
-			t.Errorf("child %s had %d prompts in flight, more than MaxPending 96", child, len(ps))
+		if len(ps) > maxPending {
+			t.Errorf("child %s had %d prompts in flight, more than %d", child, len(ps), maxPending)
 		}
 	}
 	have := outcomes()
@@ -296,10 +324,10 @@ func TestAgentCrashRestart(t *testing.T) {
 				t.Errorf("prompt %q has %d outcomes but was not in flight at a kill", p, n)
 			}
 		}
-		if api.attemptsFor(p) > 1 {
+		if api.Attempts(p) > 1 {
 			resent++
 			if !inFlightAtKill[p] {
-				t.Errorf("prompt %q was sent %d times but was not in flight at a kill", p, api.attemptsFor(p))
+				t.Errorf("prompt %q was sent %d times but was not in flight at a kill", p, api.Attempts(p))
 			}
 		}
 	}
@@ -312,6 +340,16 @@ func TestAgentCrashRestart(t *testing.T) {
 	}
 	if kills < 3 {
 		t.Fatalf("only %d kills", kills)
+	}
+	if mode == "batch" {
+		if dupRecords != 0 {
+			t.Errorf("%d prompts answered twice in the log", dupRecords)
+		}
+		// Batches in flight at a kill are resumed, not submitted again (a kill between the
+		// submission and the state file's update is the rare exception).
+		if len(inFlightAtKill) >= 100 && resent*2 > len(inFlightAtKill) {
+			t.Errorf("%d of %d prompts in flight at a kill were submitted again", resent, len(inFlightAtKill))
+		}
 	}
 	t.Logf("%d kills; %d prompts in flight at a kill, %d of them sent again; %d duplicate outcome records", kills, len(inFlightAtKill), resent, dupRecords)
 }

@@ -22,6 +22,9 @@ type memLog struct {
 	size       int64
 	notify     chan struct{}
 	maxPayload int
+	// gap, when set, leaves that many bytes between frames (as a queue's segment roll does), so
+	// no cursor can be derived from frame lengths.
+	gap int64
 }
 
 func newMemLog() *memLog { return &memLog{notify: make(chan struct{}), maxPayload: 65531} }
@@ -31,7 +34,7 @@ func (l *memLog) publish(ps ...[]byte) {
 	for _, p := range ps {
 		l.frames = append(l.frames, p)
 		l.offs = append(l.offs, l.size)
-		l.size += int64(len(p)) + 4
+		l.size += int64(len(p)) + 4 + l.gap
 	}
 	close(l.notify)
 	l.notify = make(chan struct{})
@@ -60,7 +63,7 @@ type memIter struct {
 	idx int
 }
 
-func (it *memIter) NextBatch(dst [][]byte, o shmio.BatchOptions) ([][]byte, error) {
+func (it *memIter) NextFrames(dst []shmio.Frame, o shmio.BatchOptions) ([]shmio.Frame, error) {
 	maxN, maxB := o.MaxFrames, o.MaxBytes
 	if maxN <= 0 {
 		maxN = 64
@@ -77,7 +80,8 @@ func (it *memIter) NextBatch(dst [][]byte, o shmio.BatchOptions) ([][]byte, erro
 			break
 		}
 		used += len(f) + 4
-		dst = append(dst, f)
+		c := it.l.offs[it.idx]
+		dst = append(dst, shmio.Frame{Data: f, Cursor: c, End: c + int64(len(f)) + 4 + it.l.gap})
 		it.idx++
 	}
 	return dst, nil

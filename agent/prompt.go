@@ -6,20 +6,34 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
-// Prompt is one decoded prompt frame. Its JSON encoding is the default wire format of a prompt
-// frame; [EncodePrompt] produces it.
+// Prompt is one decoded prompt frame. Its JSON encoding is the JSON wire format of a prompt frame
+// ([EncodePrompt] produces it); every field but prompt/messages is optional, and a field not
+// listed here makes the frame a rejected outcome rather than being ignored.
 type Prompt struct {
 	// ID is the producer's identifier, copied into the outcome record; it may be empty (the
 	// input cursor always identifies the prompt).
-	ID     string `json:"id,omitempty"`
-	Prompt string `json:"prompt"`
-	System string `json:"system,omitempty"`
+	ID string `json:"id,omitempty"`
+	// Prompt is the user's text. Give either Prompt or Messages.
+	Prompt string `json:"prompt,omitempty"`
+	// Messages is a multi-turn conversation: turns alternate user/assistant, starting and ending
+	// with the user.
+	Messages []Turn `json:"messages,omitempty"`
+	System   string `json:"system,omitempty"`
+	// Model overrides the agent's model for this prompt.
+	Model string `json:"model,omitempty"`
 	// MaxTokens caps the answer; 0 means the agent's default.
-	MaxTokens int `json:"max_tokens,omitempty"`
+	MaxTokens     int      `json:"max_tokens,omitempty"`
+	StopSequences []string `json:"stop_sequences,omitempty"`
+	// Effort is output_config.effort: "low", "medium", "high", "xhigh" or "max".
+	Effort string `json:"effort,omitempty"`
+	// Temperature, TopP and TopK are recognised only to be refused with a reason: the Messages
+	// API as the SDK (anthropic-sdk-go v2) speaks it takes no sampling parameters.
+	Temperature *float64 `json:"temperature,omitempty"`
+	TopP        *float64 `json:"top_p,omitempty"`
+	TopK        *int     `json:"top_k,omitempty"`
 	// TS is when the prompt was written, in Unix milliseconds; 0 means unknown, and the TTL and
 	// the end-to-end latency then count from when the agent read the frame.
 	TS int64 `json:"ts,omitempty"`
@@ -30,41 +44,76 @@ type Prompt struct {
 	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
+// Turn is one message of a multi-turn prompt.
+type Turn struct {
+	Role    string `json:"role"` // "user" or "assistant"
+	Content string `json:"content"`
+}
+
 // Decoder turns a prompt frame into a Prompt. The frame aliases the shared mapping: a Decoder
 // must copy what it keeps (string conversions do). A returned error makes the frame a rejected
-// outcome.
+// outcome, which carries the returned Prompt's ID and Metadata when the decoder could read them.
 type Decoder func(frame []byte) (Prompt, error)
 
-// ErrEmptyPrompt is returned by [DecodePrompt] for a frame without prompt text.
+// ErrEmptyPrompt is returned for a frame without prompt text.
 var ErrEmptyPrompt = errors.New("empty prompt")
 
-// DecodePrompt is the default [Decoder]. A frame whose first non-space byte is '{' must be a JSON
-// object with the fields of [Prompt]; any other frame must be UTF-8 text and is the prompt itself.
-func DecodePrompt(frame []byte) (Prompt, error) {
-	t := bytes.TrimLeft(frame, " \t\r\n")
-	if len(t) > 0 && t[0] == '{' {
-		var p Prompt
-		if err := json.Unmarshal(t, &p); err != nil {
-			return Prompt{}, fmt.Errorf("decode JSON prompt: %w", err)
-		}
-		if strings.TrimSpace(p.Prompt) == "" {
-			return Prompt{}, ErrEmptyPrompt
-		}
-		if p.MaxTokens < 0 {
-			return Prompt{}, fmt.Errorf("decode JSON prompt: negative max_tokens %d", p.MaxTokens)
-		}
-		if p.TTLMS < 0 {
-			return Prompt{}, fmt.Errorf("decode JSON prompt: negative ttl_ms %d", p.TTLMS)
-		}
-		if len(p.Metadata) > 0 {
-			// json.RawMessage already holds a copy, but compact it so records stay small.
-			var b bytes.Buffer
-			if err := json.Compact(&b, p.Metadata); err == nil {
-				p.Metadata = b.Bytes()
-			}
-		}
-		return p, nil
+// Format says how prompt frames are to be read.
+type Format int
+
+const (
+	// FormatAuto: a frame that is a JSON object with a "prompt" or "messages" field is a JSON
+	// prompt; any other frame (Go code, JSON log lines, prose) is UTF-8 text taken as the prompt.
+	FormatAuto Format = iota
+	// FormatJSON: every frame must be a JSON prompt object.
+	FormatJSON
+	// FormatText: every frame is text.
+	FormatText
+)
+
+// NewDecoder returns the Decoder for a format.
+func NewDecoder(f Format) Decoder {
+	switch f {
+	case FormatJSON:
+		return decodeJSONOnly
+	case FormatText:
+		return decodeText
 	}
+	return DecodePrompt
+}
+
+// DecodePrompt is the default [Decoder] ([FormatAuto]).
+func DecodePrompt(frame []byte) (Prompt, error) {
+	if isPromptObject(frame) {
+		return decodeJSON(frame)
+	}
+	return decodeText(frame)
+}
+
+func decodeJSONOnly(frame []byte) (Prompt, error) {
+	t := bytes.TrimLeft(frame, " \t\r\n")
+	if len(t) == 0 || t[0] != '{' {
+		return Prompt{}, errors.New("decode JSON prompt: not a JSON object (the agent reads JSON input)")
+	}
+	return decodeJSON(frame)
+}
+
+// isPromptObject reports whether frame is a JSON object with a "prompt" or "messages" key.
+func isPromptObject(frame []byte) bool {
+	t := bytes.TrimLeft(frame, " \t\r\n")
+	if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+		return false
+	}
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(t, &keys) != nil {
+		return false
+	}
+	_, p := keys["prompt"]
+	_, m := keys["messages"]
+	return p || m
+}
+
+func decodeText(frame []byte) (Prompt, error) {
 	if !utf8.Valid(frame) {
 		return Prompt{}, errors.New("decode text prompt: not valid UTF-8")
 	}
@@ -72,6 +121,108 @@ func DecodePrompt(frame []byte) (Prompt, error) {
 		return Prompt{}, ErrEmptyPrompt
 	}
 	return Prompt{Prompt: string(frame)}, nil
+}
+
+// decodeJSON reads a JSON prompt strictly; on error it still returns the id and metadata when
+// they could be read, so the rejected outcome keeps them.
+func decodeJSON(frame []byte) (Prompt, error) {
+	var p Prompt
+	d := json.NewDecoder(bytes.NewReader(frame))
+	d.DisallowUnknownFields()
+	err := d.Decode(&p)
+	if err == nil && d.More() {
+		err = errors.New("data after the JSON object")
+	}
+	if err != nil {
+		var ident struct {
+			ID       json.RawMessage `json:"id"`
+			Metadata json.RawMessage `json:"metadata"`
+		}
+		var keep Prompt
+		if json.Unmarshal(frame, &ident) == nil {
+			_ = json.Unmarshal(ident.ID, &keep.ID)
+			keep.Metadata = compactJSON(ident.Metadata)
+		}
+		msg := strings.TrimPrefix(err.Error(), "json: ")
+		if strings.HasPrefix(msg, "unknown field") {
+			msg += " (prompt fields: id, prompt, messages, system, model, max_tokens, stop_sequences, effort, ts, ttl_ms, metadata)"
+		}
+		return keep, fmt.Errorf("decode JSON prompt: %s", msg)
+	}
+	p.Metadata = compactJSON(p.Metadata)
+	keep := Prompt{ID: p.ID, Metadata: p.Metadata}
+	if err := p.validate(); err != nil {
+		return keep, fmt.Errorf("decode JSON prompt: %w", err)
+	}
+	return p, nil
+}
+
+func compactJSON(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return nil
+	}
+	return b.Bytes()
+}
+
+// validate checks what the API would refuse, so the reason is the prompt's own.
+func (p *Prompt) validate() error {
+	switch {
+	case p.Prompt != "" && len(p.Messages) > 0:
+		return errors.New("give either prompt or messages, not both")
+	case len(p.Messages) == 0 && strings.TrimSpace(p.Prompt) == "":
+		return ErrEmptyPrompt
+	case p.MaxTokens < 0:
+		return fmt.Errorf("negative max_tokens %d", p.MaxTokens)
+	case p.TTLMS < 0:
+		return fmt.Errorf("negative ttl_ms %d", p.TTLMS)
+	case p.Temperature != nil || p.TopP != nil || p.TopK != nil:
+		return errors.New("temperature, top_p and top_k are not supported: the Messages API of anthropic-sdk-go v2 " +
+			"takes no sampling parameters (effort is the supported control)")
+	case p.Effort != "" && !efforts[p.Effort]:
+		return fmt.Errorf("effort %q is not one of low, medium, high, xhigh, max", p.Effort)
+	case p.Metadata != nil && p.Metadata[0] != '{':
+		return errors.New("metadata must be a JSON object")
+	}
+	for i, s := range p.StopSequences {
+		if strings.TrimSpace(s) == "" {
+			return fmt.Errorf("stop_sequences[%d] is empty or whitespace", i)
+		}
+	}
+	for i, t := range p.Messages {
+		want := "user"
+		if i%2 == 1 {
+			want = "assistant"
+		}
+		if t.Role != want {
+			return fmt.Errorf("messages[%d].role is %q, want %q (turns alternate, starting with the user)", i, t.Role, want)
+		}
+		if strings.TrimSpace(t.Content) == "" {
+			return fmt.Errorf("messages[%d].content is empty", i)
+		}
+	}
+	if n := len(p.Messages); n > 0 && p.Messages[n-1].Role != "user" {
+		return errors.New("messages: the last turn must be the user's")
+	}
+	return nil
+}
+
+// alone reports whether the prompt must be sent in a request of its own (never coalesced).
+func (p *Prompt) alone() bool {
+	return len(p.Messages) > 0 || p.Model != "" || len(p.StopSequences) > 0 || p.Effort != ""
+}
+
+var efforts = map[string]bool{"low": true, "medium": true, "high": true, "xhigh": true, "max": true}
+
+// text is the prompt's user text: Prompt, or the last user turn.
+func (p *Prompt) text() string {
+	if n := len(p.Messages); n > 0 {
+		return p.Messages[n-1].Content
+	}
+	return p.Prompt
 }
 
 // EncodePrompt returns the JSON frame for p, for producers.
@@ -90,86 +241,3 @@ func (p *Prompt) userID() string {
 	}
 	return m.UserID
 }
-
-// Status is the final state of a prompt.
-type Status string
-
-const (
-	// StatusAnswered: the API answered; Text holds the answer.
-	StatusAnswered Status = "answered"
-	// StatusFailed: a non-retryable error, or retries exhausted; Error says why.
-	StatusFailed Status = "failed"
-	// StatusExpired: the prompt's TTL ran out before it could be sent (or sent again).
-	StatusExpired Status = "expired"
-	// StatusRejected: the frame could not be decoded.
-	StatusRejected Status = "rejected"
-)
-
-// Outcome is the record the agent writes to the response log, one JSON frame per prompt (or per
-// coalesced group of prompts).
-type Outcome struct {
-	ID string `json:"id,omitempty"`
-	// Cursor is the prompt frame's cursor in the input log; readers drop duplicates by it.
-	Cursor     int64  `json:"cursor"`
-	Status     Status `json:"status"`
-	Model      string `json:"model,omitempty"`
-	Text       string `json:"text,omitempty"`
-	StopReason string `json:"stop_reason,omitempty"`
-	// Truncated is set when Text was shortened to fit the response log's frame size.
-	Truncated    bool  `json:"truncated,omitempty"`
-	InputTokens  int64 `json:"input_tokens"`
-	OutputTokens int64 `json:"output_tokens"`
-	Attempts     int   `json:"attempts"`
-	// APIMS is the latency of the last API attempt; E2EMS runs from the prompt's ts (or from
-	// when the agent read it) to when the outcome was written.
-	APIMS      float64 `json:"api_ms"`
-	E2EMS      float64 `json:"e2e_ms"`
-	Error      string  `json:"error,omitempty"`
-	HTTPStatus int     `json:"http_status,omitempty"`
-	// IDs and Cursors list every prompt of a coalesced request (Cursor is then Cursors[0]).
-	IDs      []string        `json:"ids,omitempty"`
-	Cursors  []int64         `json:"cursors,omitempty"`
-	Metadata json.RawMessage `json:"metadata,omitempty"`
-	// TS is when the outcome was written, in Unix milliseconds.
-	TS int64 `json:"ts"`
-}
-
-// ParseOutcome decodes an outcome record.
-func ParseOutcome(frame []byte) (Outcome, error) {
-	var o Outcome
-	if err := json.Unmarshal(frame, &o); err != nil {
-		return Outcome{}, fmt.Errorf("decode outcome: %w", err)
-	}
-	return o, nil
-}
-
-// Covers reports whether the outcome is for the prompt with the given input cursor.
-func (o *Outcome) Covers(cursor int64) bool {
-	if len(o.Cursors) == 0 {
-		return o.Cursor == cursor
-	}
-	for _, c := range o.Cursors {
-		if c == cursor {
-			return true
-		}
-	}
-	return false
-}
-
-// Matches reports whether the outcome is for the prompt with the given id.
-func (o *Outcome) Matches(id string) bool {
-	if id == "" {
-		return false
-	}
-	if o.ID == id {
-		return true
-	}
-	for _, x := range o.IDs {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -3,35 +3,31 @@ package agent
 import (
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// limiter is the client-side budget: requests per minute and input tokens per minute, plus a
-// shared pause after the API asked everyone to back off (429/529 with retry-after).
+// limiter is the client-side budget: requests per minute and input tokens per minute.
 //
-// Requests use a sliding log: at most k sends in any window w, where k/w equals the per-minute
-// rate (k = RPM/60 and w = 1 s when RPM >= 60). So a short burst goes at once, yet no one-second
-// window ever exceeds a second's share of the budget, which is how the API enforces limits too.
-// Input tokens use a bucket holding one second of budget that may go into debt, so a prompt
-// larger than the bucket still goes, and later ones wait for the debt to be repaid.
+// Requests are spaced evenly (a token bucket refilled at RPM/60 per second holding at most
+// RequestBurst sends), so the server, which enforces its limits continuously over short windows,
+// never sees a burst: with burst 1 no sliding second holds more than a second's share of the
+// budget. Input tokens use a bucket holding one second of budget that may go into debt, so a
+// prompt larger than the bucket still goes, and later ones wait for the debt to be repaid.
 type limiter struct {
+	req *rate.Limiter // nil = no request budget
+
 	mu    sync.Mutex
-	k     int
-	w     time.Duration
-	ring  []time.Time // the last k send times, oldest at idx
-	idx   int
 	rate  float64 // tokens per second; 0 = no token budget
 	burst float64
 	toks  float64
 	last  time.Time
-	pause time.Time
 }
 
-func newLimiter(rpm, itpm int, now time.Time) *limiter {
+func newLimiter(rpm, itpm, burst int, now time.Time) *limiter {
 	l := &limiter{last: now}
 	if rpm > 0 {
-		l.k = max(1, rpm/60)
-		l.w = time.Duration(l.k) * time.Minute / time.Duration(rpm)
-		l.ring = make([]time.Time, l.k)
+		l.req = rate.NewLimiter(rate.Limit(float64(rpm)/60), max(1, burst))
 	}
 	if itpm > 0 {
 		l.rate = float64(itpm) / 60
@@ -47,9 +43,6 @@ func (l *limiter) reserve(now time.Time, n int64, deadline time.Time) (at time.T
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	at = now
-	if l.pause.After(at) {
-		at = l.pause
-	}
 	toks := l.toks
 	if l.rate > 0 {
 		if dt := now.Sub(l.last); dt > 0 {
@@ -62,14 +55,17 @@ func (l *limiter) reserve(now time.Time, n int64, deadline time.Time) (at time.T
 			}
 		}
 	}
-	if l.k > 0 {
-		if old := l.ring[l.idx]; !old.IsZero() {
-			if t := old.Add(l.w); t.After(at) {
-				at = t
-			}
+	var r *rate.Reservation
+	if l.req != nil {
+		r = l.req.ReserveN(now, 1)
+		if t := now.Add(r.DelayFrom(now)); t.After(at) {
+			at = t
 		}
 	}
 	if !deadline.IsZero() && at.After(deadline) {
+		if r != nil {
+			r.CancelAt(now)
+		}
 		return at, false
 	}
 	if l.rate > 0 {
@@ -77,10 +73,6 @@ func (l *limiter) reserve(now time.Time, n int64, deadline time.Time) (at time.T
 		if now.After(l.last) {
 			l.last = now
 		}
-	}
-	if l.k > 0 {
-		l.ring[l.idx] = at
-		l.idx = (l.idx + 1) % l.k
 	}
 	return at, true
 }
@@ -94,15 +86,6 @@ func (l *limiter) adjust(delta int64) {
 	l.mu.Lock()
 	if l.rate > 0 {
 		l.toks = min(l.burst, l.toks-float64(delta))
-	}
-	l.mu.Unlock()
-}
-
-// pauseUntil holds every send until t.
-func (l *limiter) pauseUntil(t time.Time) {
-	l.mu.Lock()
-	if t.After(l.pause) {
-		l.pause = t
 	}
 	l.mu.Unlock()
 }

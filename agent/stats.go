@@ -13,8 +13,10 @@ type Stats struct {
 	Failed    uint64
 	Expired   uint64
 	Rejected  uint64
+	Refused   uint64 // answers the model declined (stop_reason "refusal")
 	Recovered uint64 // frames skipped on start because a previous run already wrote their outcome
 	Records   uint64 // outcome records committed
+	Deltas    uint64 // streamed delta records committed
 
 	Requests     uint64 // API attempts started
 	Retries      uint64 // attempts scheduled after a transient failure
@@ -22,6 +24,10 @@ type Stats struct {
 	Pending      int64  // prompts read whose outcome is not committed yet
 	InputTokens  uint64
 	OutputTokens uint64
+	// CacheWriteTokens and CacheReadTokens are prompt-cache writes and hits.
+	CacheWriteTokens uint64
+	CacheReadTokens  uint64
+	CostUSD          float64 // estimated from the price table
 
 	RateLimitWaits    uint64        // sends delayed by the client-side budget or a retry-after pause
 	RateLimitWaitTime time.Duration // total delay
@@ -39,6 +45,15 @@ type Stats struct {
 	LagFrames   int64
 
 	CheckpointErrors uint64
+
+	// Fatal is the reason the agent stopped dispatching ("" while healthy), see [FatalError].
+	Fatal string
+	// BackoffLevel counts the failed probes of the shared back-off (0 = not backed off);
+	// BackoffUntil is when the next probe may go.
+	BackoffLevel int
+	BackoffUntil time.Time
+	// BatchesInFlight counts message batches submitted and not yet fully delivered.
+	BatchesInFlight int
 }
 
 // Observer receives events for histograms and logs. Methods are called from the agent's
@@ -55,6 +70,8 @@ type Observer interface {
 type counters struct {
 	read, answered, failed, expired, rejected, recovered, records atomic.Uint64
 	requests, retries, inTok, outTok, rlWaits, cpErrors           atomic.Uint64
+	refused, cacheWrite, cacheRead, deltas                        atomic.Uint64
+	costMicro, batches                                            atomic.Int64
 	rlWaitNS                                                      atomic.Int64
 	inFlight                                                      atomic.Int64
 	readCursor, committed, checkpoint, readBytes                  atomic.Int64
@@ -70,11 +87,17 @@ func (a *Agent) Stats() Stats {
 		InFlight: c.inFlight.Load(), InputTokens: c.inTok.Load(), OutputTokens: c.outTok.Load(),
 		RateLimitWaits: c.rlWaits.Load(), RateLimitWaitTime: time.Duration(c.rlWaitNS.Load()),
 		ReadCursor: c.readCursor.Load(), CommittedSize: c.committed.Load(), Checkpoint: c.checkpoint.Load(),
-		CheckpointErrors: c.cpErrors.Load(),
+		CheckpointErrors: c.cpErrors.Load(), BatchesInFlight: int(c.batches.Load()), Refused: c.refused.Load(), CacheWriteTokens: c.cacheWrite.Load(),
+		CacheReadTokens: c.cacheRead.Load(), Deltas: c.deltas.Load(), CostUSD: float64(c.costMicro.Load()) / 1e6,
+	}
+	if fe := a.fatalError(); fe != nil {
+		s.Fatal = fe.Reason
 	}
 	if !a.started.Load() {
 		return s
 	}
+	s.BackoffLevel, s.BackoffUntil = a.gate.state()
+
 	s.Pending = a.tr.pending()
 	s.Watermark = a.tr.watermark()
 	if a.cfg.Lag != nil {

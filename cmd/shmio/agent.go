@@ -6,8 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,9 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/shmio/shmio"
 	"github.com/shmio/shmio/agent"
 	"github.com/spf13/cobra"
@@ -35,10 +30,19 @@ type agentOptions struct {
 	maxInFlight         int
 	readBatch           int
 	ttl                 time.Duration
-	rpm, itpm           int
+	rpm, itpm, rpmBurst int
 	coalesce            int
 	linger              time.Duration
 	maxAttempts         int
+	backoffBase         time.Duration
+	backoffMax          time.Duration
+	onFatal             string
+	input               string
+	prices              string
+	stream, cacheSystem bool
+	batchAPI            bool
+	batchSize           int
+	batchAge, batchPoll time.Duration
 	requestTimeout      time.Duration
 	drainTimeout        time.Duration
 	from                string
@@ -56,9 +60,13 @@ API (or answer locally with --client echo), and append one JSON outcome record p
 response log (--out): answered, failed, expired or rejected, with the prompt's id and cursor,
 the answer, token counts, attempts and latencies.
 
-A prompt frame is JSON {"id","prompt","system","max_tokens","ts","ttl_ms","metadata"} (ts in
-Unix milliseconds) or plain UTF-8 text taken as the prompt. "shmio prompt" writes one and waits
-for its outcome.
+A prompt frame is a JSON object {"id","prompt" or "messages","system","model","max_tokens",
+"stop_sequences","effort","ts","ttl_ms","metadata"} (ts in Unix milliseconds; messages is a list
+of {"role","content"} turns) or plain UTF-8 text taken as the prompt: with --input auto (the
+default) any frame that is not a JSON object with "prompt" or "messages" is text, so Go code and
+JSON log lines are prompts too. A JSON prompt with an unknown field, or with a setting the API does
+not take (temperature, top_p, top_k), gets a rejected outcome saying why, keeping its id and
+metadata. "shmio prompt" writes one and waits for its outcome.
 
 Logs that do not exist are created with --capacity. A path that is a directory (even an empty
 one) is read or written as a segmented queue, which never fills up. The checkpoint file holds the input cursor below which every prompt
@@ -68,7 +76,17 @@ carry the input cursor for readers that must drop duplicates).
 
 The API key comes from ANTHROPIC_API_KEY and is never printed; ANTHROPIC_BASE_URL (or --base-url)
 points the client at a gateway. SIGINT or SIGTERM stops reading, lets requests in flight finish
-for up to --drain-timeout, writes their outcomes and the checkpoint, and exits 0.`,
+for up to --drain-timeout, writes their outcomes and the checkpoint, and exits 0.
+
+Failures are handled by class. Overload and rate limits (429, 529, 5xx, connection errors) put
+the whole agent into one shared back-off (the server's retry-after or anthropic-ratelimit reset,
+else --backoff-base doubling up to --backoff-max), probing with one request at a time; a prompt
+then fails only when its TTL runs out (or after --max-attempts). A 400 caused by one prompt fails
+that prompt. Errors of the agent's own configuration (401, 403, unknown --model, a refused
+--max-tokens) stop dispatching at once: nothing more is consumed, the checkpoint stays before
+the first unanswered prompt, stderr and shmio_agent_fatal{reason} say why, and the agent exits
+with status 3 (--on-fatal pause: it waits for SIGTERM first). Restarted with the configuration
+fixed, it answers every prompt that waited.`,
 		Example: `  shmio agent --in /dev/shm/prompts --out /dev/shm/answers --checkpoint agent.cp --client echo
   ANTHROPIC_API_KEY=... shmio agent --in /dev/shm/prompts --out /dev/shm/answers --checkpoint agent.cp \
       --max-in-flight 16 --rpm 50 --ttl 2m --metrics-addr :9090
@@ -90,13 +108,25 @@ for up to --drain-timeout, writes their outcomes and the checkpoint, and exits 0
 	f.IntVar(&o.maxInFlight, "max-in-flight", 8, "concurrent API requests")
 	f.IntVar(&o.readBatch, "read-batch", 64, "prompt frames read per batch")
 	f.DurationVar(&o.ttl, "ttl", 0, "default time to live of a prompt (0: none; a prompt's ttl_ms wins)")
-	f.IntVar(&o.rpm, "rpm", 0, "requests per minute budget (0: unlimited)")
+	f.IntVar(&o.rpm, "rpm", 0, "requests per minute budget, evenly spaced (0: unlimited)")
+	f.IntVar(&o.rpmBurst, "rpm-burst", 1, "with --rpm, requests that may go back to back (1: no sliding second exceeds rpm/60)")
 	f.IntVar(&o.itpm, "itpm", 0, "input tokens per minute budget (0: unlimited)")
 	f.IntVar(&o.coalesce, "coalesce", 1, "merge up to this many prompts into one request")
 	f.DurationVar(&o.linger, "linger", 0, "with --coalesce, how long a group waits for more prompts")
-	f.IntVar(&o.maxAttempts, "max-attempts", 5, "attempts per prompt, retries of transient failures included")
+	f.IntVar(&o.maxAttempts, "max-attempts", 0, "attempts per prompt through overload and rate limits (0: no cap, the TTL decides)")
+	f.DurationVar(&o.backoffBase, "backoff-base", 500*time.Millisecond, "first interval of the shared back-off when the server does not say")
+	f.DurationVar(&o.backoffMax, "backoff-max", 30*time.Second, "cap of the shared back-off interval")
+	f.StringVar(&o.onFatal, "on-fatal", "exit", `on a fatal API error (bad key, permission, unknown model, refused setting): "exit" with status 3, or "pause" until SIGTERM (then exit 3)`)
 	f.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Minute, "timeout of one API attempt")
 	f.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long requests in flight may finish")
+	f.StringVar(&o.input, "input", "auto", `prompt frames: "auto" (a JSON object with "prompt" or "messages" is a JSON prompt, anything else text), "json" or "text"`)
+	f.StringVar(&o.prices, "prices", "", `JSON price table overriding the built-in one for cost_usd: {"model or prefix": {"input","output","cache_write","cache_read"}} in USD per million tokens`)
+	f.BoolVar(&o.stream, "stream", false, "stream answers: text deltas go to the response log as they arrive, then the outcome (with ttft_ms)")
+	f.BoolVar(&o.cacheSystem, "cache-system", true, "mark --system for prompt caching (cache_control), so prompts sharing it read it from the cache")
+	f.BoolVar(&o.batchAPI, "batch-api", false, "send prompts through the Message Batches API (half price, answers within 24h); batches in flight are kept in CHECKPOINT.batches and resumed after a restart")
+	f.IntVar(&o.batchSize, "batch-size", 1000, "with --batch-api, prompts per batch")
+	f.DurationVar(&o.batchAge, "batch-age", time.Minute, "with --batch-api, how long a batch gathers prompts before it is submitted")
+	f.DurationVar(&o.batchPoll, "batch-poll", 15*time.Second, "with --batch-api, how often a batch in flight is polled")
 	f.StringVar(&o.from, "from", "start", `where to begin without a checkpoint: "start" or "end" of the prompt log`)
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on ADDR/metrics (e.g. :9090)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log every retry")
@@ -127,11 +157,35 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 	if o.from != "start" && o.from != "end" {
 		return fmt.Errorf(`--from must be "start" or "end", not %q`, o.from)
 	}
-	if o.maxInFlight < 1 || o.readBatch < 1 || o.maxAttempts < 1 || o.coalesce < 1 || o.maxTokens < 1 {
-		return errors.New("--max-in-flight, --read-batch, --max-attempts, --coalesce and --max-tokens must be at least 1")
+	if o.maxInFlight < 1 || o.readBatch < 1 || o.coalesce < 1 || o.maxTokens < 1 {
+		return errors.New("--max-in-flight, --read-batch, --coalesce and --max-tokens must be at least 1")
 	}
-	if o.rpm < 0 || o.itpm < 0 || o.ttl < 0 || o.linger < 0 || o.requestTimeout <= 0 || o.drainTimeout < 0 {
-		return errors.New("--rpm, --itpm, --ttl, --linger and --drain-timeout must not be negative, --request-timeout must be positive")
+	if o.maxAttempts < 0 || o.backoffBase <= 0 || o.backoffMax < o.backoffBase {
+		return errors.New("--max-attempts must not be negative, --backoff-base must be positive and at most --backoff-max")
+	}
+	formats := map[string]agent.Format{"auto": agent.FormatAuto, "json": agent.FormatJSON, "text": agent.FormatText}
+	format, ok := formats[o.input]
+	if !ok {
+		return fmt.Errorf(`--input must be "auto", "json" or "text", not %q`, o.input)
+	}
+	if o.batchSize < 1 || o.batchAge <= 0 || o.batchPoll <= 0 {
+		return errors.New("--batch-size, --batch-age and --batch-poll must be positive")
+	}
+	if o.batchAPI && (o.client != "anthropic" || o.stream || o.coalesce > 1) {
+		return errors.New("--batch-api needs --client anthropic, and does not go with --stream or --coalesce")
+	}
+	if o.onFatal != "exit" && o.onFatal != "pause" {
+		return fmt.Errorf(`--on-fatal must be "exit" or "pause", not %q`, o.onFatal)
+	}
+	if o.rpm < 0 || o.itpm < 0 || o.rpmBurst < 1 || o.ttl < 0 || o.linger < 0 || o.requestTimeout <= 0 || o.drainTimeout < 0 {
+		return errors.New("--rpm, --itpm, --ttl, --linger and --drain-timeout must not be negative, --rpm-burst and --request-timeout must be positive")
+	}
+	var prices map[string]agent.Price
+	if o.prices != "" {
+		var err error
+		if prices, err = agent.LoadPrices(o.prices); err != nil {
+			return err
+		}
 	}
 	var client agent.Client
 	clientDesc := o.client
@@ -168,7 +222,9 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 		Input: aio.input, Output: aio.output, Outcomes: aio.outcomes, Lag: aio.lag, Client: client,
 		CheckpointPath: o.checkpoint, InputID: aio.inputID, Model: o.model, MaxTokens: o.maxTokens,
 		System: o.system, MaxInFlight: o.maxInFlight, ReadMaxFrames: o.readBatch, TTL: o.ttl,
-		RequestsPerMinute: o.rpm, InputTokensPerMinute: o.itpm, MaxAttempts: o.maxAttempts,
+		RequestsPerMinute: o.rpm, RequestBurst: o.rpmBurst, InputTokensPerMinute: o.itpm, MaxAttempts: o.maxAttempts,
+		Decoder: agent.NewDecoder(format), Prices: prices, Stream: o.stream, CacheSystem: o.cacheSystem,
+		Batch: o.batchAPI, BatchSize: o.batchSize, BatchAge: o.batchAge, BatchPoll: o.batchPoll, BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, PauseOnFatal: o.onFatal == "pause",
 		RequestTimeout: o.requestTimeout, Coalesce: o.coalesce, Linger: o.linger,
 		DrainTimeout: o.drainTimeout, MaxRecordBytes: aio.maxRec, Logger: logger,
 	}
@@ -204,11 +260,15 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 	}
 	logger.Info("agent", "in", o.in, "out", o.out, "checkpoint", o.checkpoint, "client", clientDesc)
 	if err := a.Run(ctx); err != nil {
+		if errors.Is(err, agent.ErrFatal) {
+			// A distinct code, so a supervisor can tell "fix the configuration" from a crash.
+			return &exitError{3, err}
+		}
 		return err
 	}
 	s := a.Stats()
 	logger.Info("agent summary", "answered", s.Answered, "failed", s.Failed, "expired", s.Expired,
-		"rejected", s.Rejected, "retries", s.Retries, "input_tokens", s.InputTokens, "output_tokens", s.OutputTokens,
+		"rejected", s.Rejected, "refused", s.Refused, "cache_read_tokens", s.CacheReadTokens, "cost_usd", s.CostUSD, "retries", s.Retries, "input_tokens", s.InputTokens, "output_tokens", s.OutputTokens,
 		"checkpoint", s.Checkpoint)
 	return nil
 }
@@ -316,126 +376,4 @@ func writerError(path string, err error) error {
 		return fmt.Errorf("%s: another process is writing to it (one writer per log)", path)
 	}
 	return fmt.Errorf("%s: %s", path, rootCause(err))
-}
-
-// serveMetrics listens on addr and serves the registry at /metrics; it returns the bound address.
-func serveMetrics(addr string, m *agentMetrics) (*http.Server, string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("--metrics-addr: %w", err)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return srv, ln.Addr().String(), nil
-}
-
-// agentMetrics exports agent.Stats as Prometheus metrics at scrape time, and feeds the latency
-// histograms from the agent's Observer hooks.
-type agentMetrics struct {
-	agent      *agent.Agent
-	apiLatency *prometheus.HistogramVec
-	e2eLatency *prometheus.HistogramVec
-	rateWait   prometheus.Histogram
-
-	prompts, read, recovered, records, requests, retries, inFlight, pending *prometheus.Desc
-	tokens, rlWaits, rlWaitSecs, lagBytes, lagFrames, unread                *prometheus.Desc
-	checkpoint, readCursor, cpErrors                                        *prometheus.Desc
-}
-
-func newAgentMetrics() *agentMetrics {
-	d := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc("shmio_agent_"+name, help, labels, nil)
-	}
-	buckets := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
-	return &agentMetrics{
-		apiLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "shmio_agent_api_latency_seconds",
-			Help: "Latency of API attempts.", Buckets: buckets}, []string{"result"}),
-		e2eLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "shmio_agent_e2e_latency_seconds",
-			Help: "Time from a prompt's ts (or its reading) to its committed outcome.", Buckets: buckets}, []string{"outcome"}),
-		rateWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shmio_agent_rate_limit_wait_seconds",
-			Help: "Delays imposed by the client-side rate budget.", Buckets: buckets}),
-		prompts:    d("prompts_total", "Prompts by outcome.", "outcome"),
-		read:       d("prompts_read_total", "Prompt frames read."),
-		recovered:  d("prompts_recovered_total", "Prompts skipped at start because a previous run wrote their outcome."),
-		records:    d("outcome_records_total", "Outcome records committed."),
-		requests:   d("requests_total", "API attempts started."),
-		retries:    d("retries_total", "Retries scheduled after transient failures."),
-		inFlight:   d("in_flight", "API requests outstanding."),
-		pending:    d("pending", "Prompts read whose outcome is not committed yet."),
-		tokens:     d("tokens_total", "Tokens reported by the API.", "direction"),
-		rlWaits:    d("rate_limit_waits_total", "Sends delayed by the client-side rate budget."),
-		rlWaitSecs: d("rate_limit_wait_seconds_total", "Total delay imposed by the client-side rate budget."),
-		lagBytes:   d("lag_bytes", "Prompt log bytes from the checkpoint watermark to the committed end."),
-		lagFrames:  d("lag_frames", "Prompt frames from the checkpoint watermark to the committed end."),
-		unread:     d("unread_bytes", "Prompt log bytes not read yet."),
-		checkpoint: d("checkpoint_cursor", "Input cursor in the checkpoint file."),
-		readCursor: d("read_cursor", "Input cursor after the last frame read."),
-		cpErrors:   d("checkpoint_errors_total", "Failed checkpoint writes."),
-	}
-}
-
-func (m *agentMetrics) ObserveAttempt(d time.Duration, err error) {
-	r := "ok"
-	if err != nil {
-		r = "error"
-	}
-	m.apiLatency.WithLabelValues(r).Observe(d.Seconds())
-}
-
-func (m *agentMetrics) ObserveOutcome(o *agent.Outcome, prompts int) {
-	h := m.e2eLatency.WithLabelValues(string(o.Status))
-	for range prompts {
-		h.Observe(o.E2EMS / 1000)
-	}
-}
-
-func (m *agentMetrics) ObserveRateLimitWait(d time.Duration) { m.rateWait.Observe(d.Seconds()) }
-
-func (m *agentMetrics) Describe(ch chan<- *prometheus.Desc) {
-	m.apiLatency.Describe(ch)
-	m.e2eLatency.Describe(ch)
-	m.rateWait.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.prompts, m.read, m.recovered, m.records, m.requests, m.retries, m.inFlight,
-		m.pending, m.tokens, m.rlWaits, m.rlWaitSecs, m.lagBytes, m.lagFrames, m.unread, m.checkpoint, m.readCursor, m.cpErrors} {
-		ch <- d
-	}
-}
-
-func (m *agentMetrics) Collect(ch chan<- prometheus.Metric) {
-	m.apiLatency.Collect(ch)
-	m.e2eLatency.Collect(ch)
-	m.rateWait.Collect(ch)
-	if m.agent == nil {
-		return
-	}
-	s := m.agent.Stats()
-	c := func(d *prometheus.Desc, v float64, l ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
-	}
-	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
-	c(m.prompts, float64(s.Answered), "answered")
-	c(m.prompts, float64(s.Failed), "failed")
-	c(m.prompts, float64(s.Expired), "expired")
-	c(m.prompts, float64(s.Rejected), "rejected")
-	c(m.read, float64(s.Read))
-	c(m.recovered, float64(s.Recovered))
-	c(m.records, float64(s.Records))
-	c(m.requests, float64(s.Requests))
-	c(m.retries, float64(s.Retries))
-	c(m.tokens, float64(s.InputTokens), "input")
-	c(m.tokens, float64(s.OutputTokens), "output")
-	c(m.rlWaits, float64(s.RateLimitWaits))
-	c(m.rlWaitSecs, s.RateLimitWaitTime.Seconds())
-	c(m.cpErrors, float64(s.CheckpointErrors))
-	g(m.inFlight, float64(s.InFlight))
-	g(m.pending, float64(s.Pending))
-	g(m.lagBytes, float64(s.LagBytes))
-	g(m.lagFrames, float64(s.LagFrames))
-	g(m.unread, float64(s.UnreadBytes))
-	g(m.checkpoint, float64(s.Checkpoint))
-	g(m.readCursor, float64(s.ReadCursor))
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,13 +10,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shmio/shmio"
 	"github.com/shmio/shmio/agent"
+	"github.com/shmio/shmio/agent/fakeapi"
 )
 
 // agentPaths are the files of one agent setup in a fresh directory (the logs do not exist yet).
@@ -105,10 +104,10 @@ func TestAgentCmdEchoWalkthrough(t *testing.T) {
 		string(o.Metadata) != `{"user_id":"u1"}` || o.Cursor <= 0 {
 		t.Fatalf("outcome %+v", o)
 	}
-	appendLines(t, p.in, `{"prompt": broken`) // not a valid prompt: a rejected outcome, not a crash
+	appendLines(t, p.in, `{"id":"r","prompt":"x","temprature":1}`) // not a valid prompt: a rejected outcome, not a crash
 	waitFor(t, 10*time.Second, "the rejected outcome", func() bool { return len(outcomeRecords(t, p.out)) == 3 })
 	recs := outcomeRecords(t, p.out)
-	if recs[2].Status != agent.StatusRejected || !strings.Contains(recs[2].Error, "decode JSON prompt") {
+	if recs[2].Status != agent.StatusRejected || !strings.Contains(recs[2].Error, `unknown field "temprature"`) || recs[2].ID != "r" {
 		t.Fatalf("third record %+v", recs[2])
 	}
 
@@ -168,66 +167,68 @@ func TestAgentCmdEchoWalkthrough(t *testing.T) {
 	}
 }
 
-// fakeMessages is a minimal Messages API: it answers "answer: <prompt>", or 400 for a prompt
-// starting with "bad", and remembers the model and credentials it saw.
-type fakeMessages struct {
-	mu     sync.Mutex
-	models []string
-}
-
-func (f *fakeMessages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key := r.Header.Get("x-api-key")
-	if key == "" {
-		key = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if r.URL.Path != "/v1/messages" || key != "sk-test" {
-		w.WriteHeader(401)
-		fmt.Fprint(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`)
-		return
-	}
-	var body struct {
-		Model    string `json:"model"`
-		Messages []struct {
-			Content []struct{ Text string } `json:"content"`
-		} `json:"messages"`
-	}
-	json.NewDecoder(r.Body).Decode(&body)
-	f.mu.Lock()
-	f.models = append(f.models, body.Model)
-	f.mu.Unlock()
-	prompt := body.Messages[0].Content[0].Text
-	if strings.HasPrefix(prompt, "bad") {
-		w.WriteHeader(400)
-		fmt.Fprint(w, `{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long"}}`)
-		return
-	}
-	text, _ := json.Marshal("answer: " + prompt)
-	fmt.Fprintf(w, `{"id":"msg_1","type":"message","role":"assistant","model":%q,"content":[{"type":"text","text":%s}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":3}}`, body.Model, text)
-}
-
 func TestAgentCmdAnthropic(t *testing.T) {
-	api := &fakeMessages{}
+	api := fakeapi.New("sk-test")
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	p := newAgentPaths(t)
 	pr := startAgent(t, p, []string{"ANTHROPIC_API_KEY=sk-test", "ANTHROPIC_BASE_URL=" + srv.URL}, "--model", "claude-test", "--max-attempts", "2")
 	wantLines(t, mustRun(t, p.promptArgs("hi there")), "answer: hi there")
-	r := runShmio(t, p.promptArgs("bad prompt"))
+	r := runShmio(t, p.promptArgs("!400 bad prompt"))
 	if r.code != 1 || !strings.Contains(r.stderr, "failed") || !strings.Contains(r.stderr, "prompt is too long") || r.stdout != "" {
 		t.Fatalf("failed prompt: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := runShmio(t, p.promptArgs("!refusal say it")); r.code != 1 || !strings.Contains(r.stderr, "refused by the model") {
+		t.Fatalf("refusal: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 	stopAgent(t, pr)
 	if strings.Contains(pr.stderr.String(), "sk-test") {
 		t.Fatal("the API key appears in the agent's output")
 	}
-	api.mu.Lock()
-	defer api.mu.Unlock()
-	if len(api.models) != 2 || api.models[0] != "claude-test" {
-		t.Fatalf("models %v (a 400 must not be retried)", api.models)
+	if reqs := api.Requests(); len(reqs) != 3 || reqs[0].Model != "claude-test" {
+		t.Fatalf("requests %+v (a 400 must not be retried)", reqs)
 	}
 	recs := outcomeRecords(t, p.out)
-	if len(recs) != 2 || recs[1].Status != agent.StatusFailed || recs[1].HTTPStatus != 400 || recs[1].Attempts != 1 {
+	if len(recs) != 3 || recs[1].Status != agent.StatusFailed || recs[1].HTTPStatus != 400 || recs[1].Attempts != 1 ||
+		recs[2].Status != agent.StatusRefused || recs[0].RequestID == "" || recs[0].MessageID == "" {
+		t.Fatalf("records %+v", recs)
+	}
+}
+
+// TestAgentCmdFatal: with a wrong key the agent answers nothing, says why on stderr and in
+// /metrics, and exits non-zero (at once, or when stopped with --on-fatal pause); restarted with
+// the right key it answers the prompt that waited.
+func TestAgentCmdFatal(t *testing.T) {
+	api := fakeapi.New("sk-test")
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	p := newAgentPaths(t)
+	wrong := []string{"ANTHROPIC_API_KEY=sk-wrong", "ANTHROPIC_BASE_URL=" + srv.URL}
+	pr := startAgent(t, p, wrong, "--model", "claude-test", "--on-fatal", "pause", "--metrics-addr", "127.0.0.1:0")
+	if r := runShmio(t, p.promptArgs("waits for the key", "--timeout", "2s")); r.code != 1 || !strings.Contains(r.stderr, "no outcome") {
+		t.Fatalf("prompt under a wrong key: exit %d stderr %q", r.code, r.stderr)
+	}
+	if m := scrape(t, metricsURL(t, pr)); !strings.Contains(m, `shmio_agent_fatal{reason="authentication_error"} 1`) {
+		t.Fatalf("metrics do not show the fatal error:\n%s", m)
+	}
+	pr.signal(t, syscall.SIGTERM)
+	if code := pr.wait(t, 30*time.Second); code != 3 || !strings.Contains(pr.stderr.String(), "authentication_error") ||
+		strings.Contains(pr.stderr.String(), "sk-wrong") {
+		t.Fatalf("paused agent: exit %d stderr %s", code, pr.stderr.String())
+	}
+	// Without --on-fatal pause, the agent exits by itself.
+	pr = startShmio(t, p.agentArgs("--model", "claude-test"), func(c *exec.Cmd) { c.Env = append(c.Env, wrong...) })
+	if code := pr.wait(t, 30*time.Second); code != 3 || !strings.Contains(pr.stderr.String(), "fatal API error") {
+		t.Fatalf("agent under a wrong key: exit %d stderr %s", code, pr.stderr.String())
+	}
+	if n := len(outcomeRecords(t, p.out)); n != 0 {
+		t.Fatalf("%d outcome records under a wrong key", n)
+	}
+	pr = startAgent(t, p, []string{"ANTHROPIC_API_KEY=sk-test", "ANTHROPIC_BASE_URL=" + srv.URL}, "--model", "claude-test")
+	wantLines(t, mustRun(t, p.promptArgs("second")), "answer: second")
+	stopAgent(t, pr)
+	recs := outcomeRecords(t, p.out)
+	if len(recs) != 2 || recs[0].Text != "answer: waits for the key" || recs[0].Status != agent.StatusAnswered {
 		t.Fatalf("records %+v", recs)
 	}
 }
@@ -282,4 +283,42 @@ func TestAgentCmdQueues(t *testing.T) {
 	pr := startAgent(t, p, nil, "--client", "echo")
 	wantLines(t, mustRun(t, p.promptArgs("through queues")), "through queues")
 	stopAgent(t, pr)
+}
+
+// TestAgentCmdStreamAndBatch: --stream through the SDK streams into the response log and
+// "shmio prompt --stream" prints it; --batch-api answers through a message batch and leaves no
+// batch state behind after a clean stop.
+func TestAgentCmdStreamAndBatch(t *testing.T) {
+	api := fakeapi.New("sk-test")
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	env := []string{"ANTHROPIC_API_KEY=sk-test", "ANTHROPIC_BASE_URL=" + srv.URL}
+	p := newAgentPaths(t)
+	pr := startAgent(t, p, env, "--model", "claude-test", "--stream", "--metrics-addr", "127.0.0.1:0")
+	wantLines(t, mustRun(t, p.promptArgs("--stream", "streamed words")), "answer: streamed words")
+	if m := scrape(t, metricsURL(t, pr)); !strings.Contains(m, "shmio_agent_ttft_seconds_count 1") {
+		t.Fatalf("no ttft in the metrics:\n%s", m)
+	}
+	stopAgent(t, pr)
+
+	pr = startAgent(t, p, env, "--model", "claude-test", "--batch-api", "--batch-age", "100ms", "--batch-poll", "50ms")
+	wantLines(t, mustRun(t, p.promptArgs("batched")), "answer: batched")
+	stopAgent(t, pr)
+	recs := outcomeRecords(t, p.out)
+	last := recs[len(recs)-1]
+	if last.Status != agent.StatusAnswered || !strings.HasPrefix(last.BatchID, "msgbatch_") {
+		t.Fatalf("batch outcome %+v", last)
+	}
+	if _, err := os.Stat(agent.BatchStatePath(p.cp)); !os.IsNotExist(err) {
+		t.Fatalf("batch state left behind: %v", err)
+	}
+	deltas := 0
+	for _, r := range recs {
+		if !r.IsFinal() {
+			deltas++
+		}
+	}
+	if deltas < 3 {
+		t.Fatalf("%d delta records", deltas)
+	}
 }

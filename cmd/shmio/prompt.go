@@ -31,6 +31,7 @@ type promptOptions struct {
 	timeout   time.Duration
 	metadata  string
 	asJSON    bool
+	stream    bool
 }
 
 func newPromptCmd() *cobra.Command {
@@ -42,11 +43,13 @@ func newPromptCmd() *cobra.Command {
 outcome record in the response log, and print the answer (or, with --json, the whole record).
 TEXT "-" reads the prompt from standard input.
 
-Exit status: 0 when the prompt was answered; 1 when it failed, expired or was rejected, or no
-outcome arrived within --timeout (the reason is printed on stderr); 2 for other errors.
+Exit status: 0 when the prompt was answered; 1 when it failed, expired, was rejected or refused
+by the model, or no outcome arrived within --timeout (the reason is printed on stderr); 2 for
+other errors.
 
-Writing takes the prompt log's writer lock for a moment, so it fails while another process
-keeps that log open for writing.`,
+Everything waits within --timeout: for the logs to exist (the agent creates them), for the prompt
+log's writer lock (held by another writer for a moment), and for the outcome. With --stream (and
+"shmio agent --stream") the answer is printed as its tokens arrive.`,
 		Example: `  shmio prompt --in /dev/shm/prompts --out /dev/shm/answers "Name three prime numbers."
   echo "Summarise: $(uptime)" | shmio prompt --in /dev/shm/prompts --out /dev/shm/answers --json -`,
 		Args: requireArgs(1, "TEXT"),
@@ -62,6 +65,7 @@ keeps that log open for writing.`,
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the outcome")
 	f.StringVar(&o.metadata, "metadata", "", "JSON object echoed in the outcome (a user_id in it is sent to the API)")
 	f.BoolVar(&o.asJSON, "json", false, "print the outcome record as JSON")
+	f.BoolVar(&o.stream, "stream", false, "print the answer as it streams (needs \"shmio agent --stream\")")
 	_ = cmd.MarkFlagRequired("in")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
@@ -97,45 +101,63 @@ func runPrompt(cmd *cobra.Command, text string, o promptOptions) error {
 		}
 		p.Metadata = json.RawMessage(o.metadata)
 	}
+
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	timedOut := func(err error, what string) error {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return &exitError{1, fmt.Errorf("%s within %v", what, o.timeout)}
+		}
+		return err
+	}
+	// The agent creates the logs: wait for them, as long as --timeout allows.
+	for _, l := range []struct{ path, what, flag string }{{o.out, "response", "--out"}, {o.in, "prompt", "--in"}} {
+		if err := waitExists(ctx, l.path); err != nil {
+			return timedOut(err, fmt.Sprintf("%s: no %s log (is \"shmio agent %s %s ...\" running?)", l.path, l.what, l.flag, l.path))
+		}
+	}
+	p.TS = time.Now().UnixMilli() // the TTL counts from the write, not from the wait for the logs
 	frame, err := agent.EncodePrompt(p)
 	if err != nil {
 		return err
 	}
-
 	// Follow the response log from its current end before writing, so the outcome cannot be missed.
-	if _, err := os.Stat(o.out); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: no response log (start \"shmio agent --out %s ...\" first)", o.out, o.out)
-	}
 	it, closeOut, err := followEnd(o.out)
 	if err != nil {
 		return err
 	}
 	defer closeOut()
 
-	if err := writePrompt(o.in, frame); err != nil {
-		return err
+	if err := writePrompt(ctx, o.in, frame); err != nil {
+		return timedOut(err, fmt.Sprintf("%s: another process held the writer lock", o.in))
 	}
-
-	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
-	defer cancel()
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	oc, err := awaitOutcome(ctx, it, p.ID)
+	var w io.Writer
+	if o.stream && !o.asJSON {
+		w = cmd.OutOrStdout()
+	}
+	oc, streamed, err := awaitOutcome(ctx, it, p.ID, w)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return &exitError{1, fmt.Errorf("no outcome for prompt %s within %v (is \"shmio agent\" running on %s?)", p.ID, o.timeout, o.in)}
-		}
-		return err
+		return timedOut(err, fmt.Sprintf("no outcome for prompt %s (is \"shmio agent\" running on %s?)", p.ID, o.in))
 	}
-	w := cmd.OutOrStdout()
-	if o.asJSON {
+	out := cmd.OutOrStdout()
+	switch {
+	case o.asJSON:
 		b, _ := json.Marshal(oc)
-		fmt.Fprintf(w, "%s\n", b)
-	} else if oc.Status == agent.StatusAnswered {
-		fmt.Fprint(w, oc.Text)
-		if !strings.HasSuffix(oc.Text, "\n") {
-			fmt.Fprintln(w)
+		fmt.Fprintf(out, "%s\n", b)
+	case oc.Status == agent.StatusAnswered || oc.Status == agent.StatusRefused && oc.Text != "":
+		if !streamed {
+			fmt.Fprint(out, oc.Text)
 		}
+		if !strings.HasSuffix(oc.Text, "\n") {
+			fmt.Fprintln(out)
+		}
+	case streamed:
+		fmt.Fprintln(out)
+	}
+	if oc.Status == agent.StatusRefused {
+		return &exitError{1, fmt.Errorf("prompt %s refused by the model (stop_reason refusal)", p.ID)}
 	}
 	if oc.Status != agent.StatusAnswered {
 		return &exitError{1, fmt.Errorf("prompt %s %s: %s", p.ID, oc.Status, oc.Error)}
@@ -143,44 +165,52 @@ func runPrompt(cmd *cobra.Command, text string, o promptOptions) error {
 	return nil
 }
 
-// outcomeReader is what awaitOutcome needs of a log or queue iterator.
-type outcomeReader interface {
-	Next() ([]byte, error)
-	Wait(ctx context.Context) error
+// poll sleeps a short, growing interval (from 2ms to 100ms); false if ctx ended.
+func poll(ctx context.Context, d *time.Duration) bool {
+	*d = min(max(2*time.Millisecond, *d*2), 100*time.Millisecond)
+	t := time.NewTimer(*d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
-// followEnd opens an iterator at the committed end of the response log (or queue directory).
-func followEnd(path string) (outcomeReader, func(), error) {
-	var it interface {
-		outcomeReader
-		Seek(int64, int) (int64, error)
-		Close() error
+// waitExists waits until path exists (a log file, or a queue directory with its metadata).
+func waitExists(ctx context.Context, path string) error {
+	var d time.Duration
+	for {
+		if _, err := os.Stat(path); err == nil {
+			s, err := shmio.OpenStore(path, shmio.StoreOptions{})
+			if err == nil {
+				return s.Close()
+			}
+			if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, shmio.ErrBadHeader) {
+				return fmt.Errorf("%s: %s", path, rootCause(err))
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: %s", path, rootCause(err))
+		}
+		if !poll(ctx, &d) {
+			return ctx.Err()
+		}
 	}
-	var closeSrc func() error
-	if isDir(path) {
-		q, err := shmio.OpenQueue(shmio.QueueOptions{Dir: path})
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %s", path, rootCause(err))
-		}
-		qi, err := q.NewIterator(shmio.IteratorOptions{})
-		if err != nil {
-			q.Close()
-			return nil, nil, fmt.Errorf("%s: %s", path, rootCause(err))
-		}
-		it, closeSrc = qi, q.Close
-	} else {
-		l, err := openLog(path, false, false)
-		if err != nil {
-			return nil, nil, err
-		}
-		li, err := l.NewIterator(shmio.IteratorOptions{})
-		if err != nil {
-			l.Close()
-			return nil, nil, fmt.Errorf("%s: %s", path, rootCause(err))
-		}
-		it, closeSrc = li, l.Close
+}
+
+// followEnd opens a reader at the committed end of the response log (or queue directory).
+func followEnd(path string) (shmio.FrameIterator, func(), error) {
+	s, err := shmio.OpenStore(path, shmio.StoreOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %s", path, rootCause(err))
 	}
-	closeAll := func() { it.Close(); closeSrc() }
+	it, err := s.OpenReader(shmio.IteratorOptions{})
+	if err != nil {
+		s.Close()
+		return nil, nil, fmt.Errorf("%s: %s", path, rootCause(err))
+	}
+	closeAll := func() { it.Close(); s.Close() }
 	if _, err := it.Seek(0, io.SeekEnd); err != nil {
 		closeAll()
 		return nil, nil, fmt.Errorf("%s: %s", path, rootCause(err))
@@ -188,61 +218,69 @@ func followEnd(path string) (outcomeReader, func(), error) {
 	return it, closeAll, nil
 }
 
-// writePrompt appends one frame to the prompt log (or queue), holding its writer lock only for that.
-func writePrompt(path string, frame []byte) error {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: no prompt log (start \"shmio agent --in %s ...\" first)", path, path)
+// writePrompt appends one frame to the prompt log (or queue), holding its writer lock only for
+// that; while another process holds the lock it retries until ctx ends.
+func writePrompt(ctx context.Context, path string, frame []byte) error {
+	s, err := shmio.OpenStore(path, shmio.StoreOptions{Writable: true})
+	if err != nil {
+		return fmt.Errorf("%s: %s", path, rootCause(err))
 	}
-	var w shmio.FrameWriter
-	if isDir(path) {
-		q, err := shmio.OpenQueue(shmio.QueueOptions{Dir: path, Writable: true})
-		if err != nil {
-			return fmt.Errorf("%s: %s", path, rootCause(err))
+	defer s.Close()
+	var d time.Duration
+	for {
+		w, err := s.OpenWriter()
+		if errors.Is(err, shmio.ErrLocked) {
+			if !poll(ctx, &d) {
+				return ctx.Err()
+			}
+			continue
 		}
-		defer q.Close()
-		qw, err := q.Writer()
-		if err != nil {
-			return writerError(path, err)
-		}
-		w = qw
-	} else {
-		l, err := openLog(path, true, false)
-		if err != nil {
-			return err
-		}
-		defer l.Close()
-		lw, err := l.Writer()
 		if err != nil {
 			return writerError(path, err)
 		}
-		w = lw
+		defer w.Close()
+		if err := w.Append(frame); err != nil {
+			return fmt.Errorf("%s: write prompt: %s", path, rootCause(err))
+		}
+		if err := w.Commit(); err != nil {
+			return fmt.Errorf("%s: write prompt: %s", path, rootCause(err))
+		}
+		return nil
 	}
-	defer w.Close()
-	if err := w.Append(frame); err != nil {
-		return fmt.Errorf("%s: write prompt: %s", path, rootCause(err))
-	}
-	if err := w.Commit(); err != nil {
-		return fmt.Errorf("%s: write prompt: %s", path, rootCause(err))
-	}
-	return nil
 }
 
-// awaitOutcome follows the response log until the outcome for id arrives.
-func awaitOutcome(ctx context.Context, it outcomeReader, id string) (agent.Outcome, error) {
+// awaitOutcome follows the response log until the outcome for id arrives. With w set, the
+// streamed deltas of the prompt are printed to w as they come (streamed reports whether the
+// outcome's text was printed that way); a retried stream starts over on a new line.
+func awaitOutcome(ctx context.Context, it shmio.FrameIterator, id string, w io.Writer) (o agent.Outcome, streamed bool, err error) {
+	attempt := 0
 	for {
 		f, err := it.Next()
 		if err != nil {
-			return agent.Outcome{}, fmt.Errorf("read outcomes: %s", rootCause(err))
+			return agent.Outcome{}, false, fmt.Errorf("read outcomes: %s", rootCause(err))
 		}
 		if f == nil {
 			if err := it.Wait(ctx); err != nil {
-				return agent.Outcome{}, err
+				return agent.Outcome{}, false, err
 			}
 			continue
 		}
 		o, err := agent.ParseOutcome(f)
-		if err == nil && o.Matches(id) {
-			return o, nil
+		if err != nil || !o.Matches(id) {
+			continue
 		}
+		if o.IsFinal() {
+			return o, streamed && attempt == o.Attempts, nil
+		}
+		if w == nil {
+			continue
+		}
+		if o.Attempts != attempt {
+			if streamed {
+				fmt.Fprintln(w)
+			}
+			attempt, streamed = o.Attempts, true
+		}
+		fmt.Fprint(w, o.Text)
 	}
 }
