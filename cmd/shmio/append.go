@@ -26,8 +26,9 @@ type appendOptions struct {
 	file  string
 	flush time.Duration
 	batch int
-	quiet  bool
-	schema schemaOptions
+	quiet bool
+
+	schema schemaOptions // --schema, --type
 }
 
 func newAppendCmd() *cobra.Command {
@@ -47,7 +48,7 @@ pauses, and at least every --flush, so "shmio tail -f" sees each line promptly. 
 what was read before exiting. Only one writer may append to a log at a time.
 
 Given a queue directory (see create --queue), frames go to the queue, which rolls to a new
-segment whenever one is full, so the input may be longer than any one segment.`+schemaHelp+`
+segment whenever one is full, so the input may be longer than any one segment.` + schemaHelp + `
 With --schema, each line is one JSON object, appended encoded as --type (a union as large as
 the union). A line that does not match the type is refused with its line number: the frames
 before it are committed, nothing after it is read, and append exits non-zero.`,

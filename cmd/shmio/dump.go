@@ -36,7 +36,7 @@ A corrupt frame stops the dump with exit status 1; the raw bytes at that offset 
 
 Given a queue directory, dump walks across its segments (a "== segment N" line where each
 segment starts) and cursors are queue cursors (segment<<32 | offset; --from also takes
-SEGMENT:OFFSET).`+schemaHelp+`
+SEGMENT:OFFSET).` + schemaHelp + `
 With --schema, each frame shows its fields instead of hex: path, type, offset, size and value
 (JSON). A frame that does not decode shows the reason and its bytes; the dump goes on and exits 1.`,
 		Example: `  shmio dump /dev/shm/events -n 5

@@ -67,7 +67,7 @@ are one int64, segment<<32 | offset; --from also takes SEGMENT:OFFSET, and json 
 "segment" and "offset". --name READER reads as a named reader: it resumes where that reader
 stopped (a new reader starts at --from, default start; an explicit --from moves it), its cursor
 is kept in the queue (so retention keeps what it has not read, and stat shows its lag), and it is
-saved on exit, Ctrl-C included. --cursor-file is for log files only.`+schemaHelp+`
+saved on exit, Ctrl-C included. --cursor-file is for log files only.` + schemaHelp + `
 With --schema, text prints each event as one JSON object per line, json prints it as "value"
 beside the cursor; a frame that does not decode is reported on stderr with its cursor and the
 reason, tail goes on, and exits 1 at the end.`,
