@@ -30,7 +30,7 @@ const schemaHelp = `
 JSON array of type definitions Node's bendec (0.51.0) takes as new Bendec({ types }). In JSON,
 integers are numbers (64-bit ones exact), char arrays strings, enums variant names (numbers
 accepted on input), bitflags lists of names, and a union is the object of the member its
-discriminator picks. Bytes of a frame after the type are ignored, as bendec ignores them.`
+discriminator picks. A frame read may be longer than the type: bendec ignores the rest.`
 
 func addSchemaFlags(cmd *cobra.Command, o *schemaOptions) {
 	f := cmd.Flags()
