@@ -27,6 +27,8 @@ type appendOptions struct {
 	flush time.Duration
 	batch int
 	quiet bool
+
+	schema schemaOptions // --schema, --type
 }
 
 func newAppendCmd() *cobra.Command {
@@ -46,11 +48,15 @@ pauses, and at least every --flush, so "shmio tail -f" sees each line promptly. 
 what was read before exiting. Only one writer may append to a log at a time.
 
 Given a queue directory (see create --queue), frames go to the queue, which rolls to a new
-segment whenever one is full, so the input may be longer than any one segment.`,
+segment whenever one is full, so the input may be longer than any one segment.` + schemaHelp + `
+With --schema, each line is one JSON object, appended encoded as --type (a union as large as
+the union). A line that does not match the type is refused with its line number: the frames
+before it are committed, nothing after it is read, and append exits non-zero.`,
 		Example: `  seq 1 1000 | shmio append /dev/shm/events
   tail -F /var/log/syslog | shmio append /dev/shm/syslog --flush 50ms
   shmio append /dev/shm/events --raw --file records.bin
-  seq 1 1000000 | shmio append /dev/shm/events.q`,
+  seq 1 1000000 | shmio append /dev/shm/events.q
+  echo '{"timestamp":1,"level":"Info","message":"hi"}' | shmio append /dev/shm/events --schema types.json --type LogEvent`,
 		Args: requireArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runAppend(cmd, args[0], o)
@@ -62,6 +68,7 @@ segment whenever one is full, so the input may be longer than any one segment.`,
 	f.DurationVar(&o.flush, "flush", 10*time.Millisecond, "commit pending frames at least this often")
 	f.IntVar(&o.batch, "batch", 256, "commit after this many frames")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not print the summary line on stderr")
+	addSchemaFlags(cmd, &o.schema)
 	return cmd
 }
 
@@ -156,6 +163,10 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) (err error) {
 	if o.batch <= 0 {
 		return errors.New("--batch must be positive")
 	}
+	typ, err := o.schema.load()
+	if err != nil {
+		return err
+	}
 	in := io.Reader(os.Stdin)
 	inName := "standard input"
 	if o.file != "" {
@@ -171,11 +182,17 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) (err error) {
 		return err
 	}
 	defer t.Close()
+	maxPayload := t.s.MaxPayload()
+	var events *eventEncoder // with --schema
+	if typ != nil {
+		if events, err = newEventEncoder(typ, o.raw, maxPayload); err != nil {
+			return err
+		}
+	}
 	w, err := t.s.OpenWriter()
 	if err != nil {
 		return t.lockedWriterError(err)
 	}
-	maxPayload := t.s.MaxPayload()
 	a := &appender{w: w, t: t}
 	unit := "line"
 	if o.raw {
@@ -233,6 +250,12 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) (err error) {
 			a.skipped++
 			a.mu.Unlock()
 			return nil
+		}
+		if events != nil {
+			var err error
+			if p, err = events.encode(path, inName, p, n); err != nil {
+				return err
+			}
 		}
 		pending, err := a.append(p)
 		if err != nil {

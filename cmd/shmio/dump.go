@@ -18,6 +18,7 @@ type dumpOptions struct {
 	from     string
 	n        int64
 	maxBytes int
+	schema   schemaOptions
 }
 
 func newDumpCmd() *cobra.Command {
@@ -35,10 +36,13 @@ A corrupt frame stops the dump with exit status 1; the raw bytes at that offset 
 
 Given a queue directory, dump walks across its segments (a "== segment N" line where each
 segment starts) and cursors are queue cursors (segment<<32 | offset; --from also takes
-SEGMENT:OFFSET).`,
+SEGMENT:OFFSET).` + schemaHelp + `
+With --schema, each frame shows its fields instead of hex: path, type, offset, size and value
+(JSON). A frame that does not decode shows the reason and its bytes; the dump goes on and exits 1.`,
 		Example: `  shmio dump /dev/shm/events -n 5
   shmio dump /dev/shm/events --reverse -n 3
-  shmio dump /dev/shm/events --from 0 -n 1 --max-bytes 0`,
+  shmio dump /dev/shm/events --from 0 -n 1 --max-bytes 0
+  shmio dump /dev/shm/events -n 2 --schema types.json --type LogEvent`,
 		Args: requireArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error { return runDump(cmd, args[0], o) },
 	}
@@ -47,12 +51,17 @@ SEGMENT:OFFSET).`,
 	f.StringVar(&o.from, "from", "", "cursor to start at (default: 0, or the committed end with --reverse)")
 	f.Int64VarP(&o.n, "frames", "n", -1, "show at most this many frames (default: all)")
 	f.IntVar(&o.maxBytes, "max-bytes", 256, "payload bytes to show per frame (0: all)")
+	addSchemaFlags(cmd, &o.schema)
 	return cmd
 }
 
 func runDump(cmd *cobra.Command, path string, o dumpOptions) error {
 	if o.maxBytes < 0 {
 		return fmt.Errorf("invalid --max-bytes %d: want 0 (all) or more", o.maxBytes)
+	}
+	typ, err := o.schema.load()
+	if err != nil {
+		return err
 	}
 	t, err := openTarget(path, false)
 	if err != nil {
@@ -85,7 +94,7 @@ func runDump(cmd *cobra.Command, path string, o dumpOptions) error {
 
 	out := bufio.NewWriterSize(cmd.OutOrStdout(), 64<<10)
 	defer out.Flush()
-	var shown int64
+	var shown, bad int64
 	curSeg, boundaries := int64(-1), 0
 	for o.n < 0 || shown < o.n {
 		var f shmio.Frame
@@ -119,7 +128,11 @@ func runDump(cmd *cobra.Command, path string, o dumpOptions) error {
 		} else {
 			fmt.Fprintf(out, "cursor %d  file offset %d  length %d (frame %d bytes)\n", f.Cursor, t.log.Header().DataOffset+f.Cursor, len(f.Data), f.End-f.Cursor)
 		}
-		hexView(out, f.Data, o.maxBytes)
+		if typ == nil {
+			hexView(out, f.Data, o.maxBytes)
+		} else if !dumpEvent(out, typ, f.Data, o.maxBytes) {
+			bad++
+		}
 		shown++
 	}
 	dir := "forward"
@@ -136,6 +149,12 @@ func runDump(cmd *cobra.Command, path string, o dumpOptions) error {
 	} else {
 		fmt.Fprintf(out, "-- %d %s shown (%s from cursor %d); committed end at cursor %d (file offset %d)\n",
 			shown, plural(shown, "frame"), dir, start, end, t.log.Header().DataOffset+end)
+	}
+	if bad > 0 {
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("writing output: %w", err)
+		}
+		return &exitError{1, fmt.Errorf("%s: %d of the %d %s shown did not decode as %s", path, bad, shown, plural(shown, "frame"), typ.Name())}
 	}
 	return out.Flush()
 }

@@ -178,8 +178,15 @@ func TestDumpHelpExamples(t *testing.T) {
 	if len(examples) < 2 {
 		t.Fatalf("dump --help has no examples:\n%s", help)
 	}
+	events := createLog(t, "1MiB") // for the --schema example: LogEvents
+	fx := loadFixtures(t)
+	appendRaw(t, events, fx[0].Frame, fx[1].Frame)
 	for _, m := range examples {
-		args := strings.Fields(strings.ReplaceAll(m[1], "/dev/shm/events", path))
+		log := path
+		if strings.Contains(m[1], "--schema types.json") {
+			log = events
+		}
+		args := strings.Fields(strings.NewReplacer("/dev/shm/events", log, "types.json", schemaFile).Replace(m[1]))
 		if r := runShmio(t, args); r.code != 0 {
 			t.Errorf("shmio %s: %+v", m[1], r)
 		}

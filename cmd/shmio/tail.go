@@ -32,6 +32,7 @@ type tailOptions struct {
 	raw        bool
 	lines      int
 	name       string
+	schema     schemaOptions
 }
 
 func newTailCmd() *cobra.Command {
@@ -66,12 +67,16 @@ are one int64, segment<<32 | offset; --from also takes SEGMENT:OFFSET, and json 
 "segment" and "offset". --name READER reads as a named reader: it resumes where that reader
 stopped (a new reader starts at --from, default start; an explicit --from moves it), its cursor
 is kept in the queue (so retention keeps what it has not read, and stat shows its lag), and it is
-saved on exit, Ctrl-C included. --cursor-file is for log files only.`,
+saved on exit, Ctrl-C included. --cursor-file is for log files only.` + schemaHelp + `
+With --schema, text prints each event as one JSON object per line, json prints it as "value"
+beside the cursor; a frame that does not decode is reported on stderr with its cursor and the
+reason, tail goes on, and exits 1 at the end.`,
 		Example: `  shmio tail /dev/shm/events
   shmio tail -f /dev/shm/events
   shmio tail /dev/shm/events --from start -n 100 --format json
   shmio tail -f /dev/shm/events --cursor-file ~/.events.cursor
-  shmio tail -f /dev/shm/events.q --name billing`,
+  shmio tail -f /dev/shm/events.q --name billing
+  shmio tail -f /dev/shm/events --schema types.json --type LogEvent`,
 		Args: requireArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error { return runTail(cmd, args[0], o) },
 	}
@@ -83,6 +88,7 @@ saved on exit, Ctrl-C included. --cursor-file is for log files only.`,
 	f.BoolVar(&o.raw, "raw", false, "with --format text: print payloads as they are, control bytes included")
 	f.IntVarP(&o.lines, "lines", "n", 10, "number of frames (see above)")
 	f.StringVar(&o.name, "name", "", "with a queue: read as this named reader, resuming where it stopped")
+	addSchemaFlags(cmd, &o.schema)
 	return cmd
 }
 
@@ -117,23 +123,28 @@ func formatterFor(name string, raw, queue bool) (frameFormatter, error) {
 		// Built by hand rather than with encoding/json: reflection made it the slowest format
 		// by a factor of ten. jsonFrame documents the shape; the test decodes it with it.
 		return func(buf []byte, f shmio.Frame) []byte {
-			buf = append(buf, `{"cursor":`...)
-			buf = strconv.AppendInt(buf, f.Cursor, 10)
-			if queue {
-				seg, off := shmio.SplitQueueCursor(f.Cursor)
-				buf = append(buf, `,"segment":`...)
-				buf = strconv.AppendInt(buf, seg, 10)
-				buf = append(buf, `,"offset":`...)
-				buf = strconv.AppendInt(buf, off, 10)
-			}
-			buf = append(buf, `,"length":`...)
-			buf = strconv.AppendInt(buf, int64(len(f.Data)), 10)
-			buf = append(buf, `,"next":`...)
-			buf = strconv.AppendInt(buf, f.End, 10)
-			return appendJSONPayload(buf, f.Data)
+			return appendJSONPayload(appendFrameHead(buf, f, queue), f.Data)
 		}, nil
 	}
 	return nil, fmt.Errorf("invalid --format %q: want text, hex, json or base64", name)
+}
+
+// appendFrameHead starts a --format json line: the cursor (a queue's split too), the length
+// and the next cursor.
+func appendFrameHead(buf []byte, f shmio.Frame, queue bool) []byte {
+	buf = append(buf, `{"cursor":`...)
+	buf = strconv.AppendInt(buf, f.Cursor, 10)
+	if queue {
+		seg, off := shmio.SplitQueueCursor(f.Cursor)
+		buf = append(buf, `,"segment":`...)
+		buf = strconv.AppendInt(buf, seg, 10)
+		buf = append(buf, `,"offset":`...)
+		buf = strconv.AppendInt(buf, off, 10)
+	}
+	buf = append(buf, `,"length":`...)
+	buf = strconv.AppendInt(buf, int64(len(f.Data)), 10)
+	buf = append(buf, `,"next":`...)
+	return strconv.AppendInt(buf, f.End, 10)
 }
 
 // appendEscaped appends p with control bytes shown as cat -v shows them: ^@ to ^_ and ^? (a tab
@@ -207,12 +218,23 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 			return fmt.Errorf("--cursor-file %s: directory %s does not exist", o.cursorFile, filepath.Dir(o.cursorFile))
 		}
 	}
+	typ, err := o.schema.load()
+	if err != nil {
+		return err
+	}
 	t, err := openTarget(path, false)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
 	format, err := formatterFor(o.format, o.raw, t.q != nil)
+	var events *eventPrinter // with --schema
+	if typ != nil {
+		events, err = newEventPrinter(typ, t, o.format, o.raw)
+		if events != nil {
+			format = events.format
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -330,6 +352,9 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 				}
 				return fmt.Errorf("writing output: %w", werr)
 			}
+			if events != nil {
+				events.flushBad(cmd.ErrOrStderr())
+			}
 			printed += int64(len(batch))
 		}
 		if err != nil {
@@ -361,6 +386,9 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("%s: %s", path, rootCause(err))
+	}
+	if walkErr == nil {
+		walkErr = events.err()
 	}
 	return walkErr
 }
