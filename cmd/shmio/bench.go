@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -60,7 +61,7 @@ The VS SOCKET column is the ratio to the Unix socket (for latency: socket p50 / 
 	f.IntVar(&o.Fanout, "fanout", 3, "readers in the fan-out runs")
 	f.IntVar(&o.Runs, "runs", 1, "measure everything this many times and report the median run of each row")
 	f.IntVar(&o.Pings, "pings", 0, "measured round trips per latency run (default 50000; 2000 with --quick)")
-	f.StringSliceVar(&o.Transports, "transports", bench.DefaultTransports, "throughput transports to run")
+	f.StringSliceVar(&o.Transports, "transports", slices.Clone(bench.DefaultTransports), "throughput transports to run")
 	f.DurationVar(&o.Spin, "spin", 0, "shmio consumers' Wait spin before sleeping, negative to sleep at once (default: the library's when every process has a CPU, else sleep at once)")
 	f.StringVar(&o.Dir, "dir", "", "directory for the benchmark logs (default /dev/shm, else the temp dir)")
 	return cmd
@@ -94,7 +95,8 @@ func runBench(ctx context.Context, stdout io.Writer, o *benchOptions) error {
 	}
 	for _, t := range o.Transports {
 		if !bench.KnownTransport(t) {
-			return fmt.Errorf("invalid --transports %q: want shmio, unix, pipe or tcp", t)
+			known := bench.DefaultTransports
+			return fmt.Errorf("invalid --transports %q: want %s or %s", t, strings.Join(known[:len(known)-1], ", "), known[len(known)-1])
 		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
