@@ -176,12 +176,3 @@ func printBenchTable(w io.Writer, rep *bench.Report, o *benchOptions) {
 		}
 	}
 }
-
-// The report's units, shared with the package's own descriptions of failures and goals.
-var (
-	fmtNanos     = bench.FormatNanos
-	fmtRate      = bench.FormatRate
-	fmtBytesRate = bench.FormatBytesRate
-	fmtCount     = bench.FormatCount
-	fmtSize      = bench.FormatSize
-)

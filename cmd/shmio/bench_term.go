@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/shmio/shmio/internal/bench"
 	"golang.org/x/term"
 )
 
@@ -59,3 +60,13 @@ func benchPad(s string, n int) string {
 	}
 	return s
 }
+
+// Units of the bench, demo and top output, the same as internal/bench's descriptions of failures
+// and goals use.
+var (
+	fmtNanos     = bench.FormatNanos
+	fmtRate      = bench.FormatRate
+	fmtBytesRate = bench.FormatBytesRate
+	fmtCount     = bench.FormatCount
+	fmtSize      = bench.FormatSize
+)
