@@ -61,8 +61,8 @@ func benchPad(s string, n int) string {
 	return s
 }
 
-// Units of the bench, demo and top output, the same as internal/bench's descriptions of failures
-// and goals use.
+// Units of the command's rates, counts and latencies: the ones internal/bench uses in its
+// descriptions of failures and goals.
 var (
 	fmtNanos     = bench.FormatNanos
 	fmtRate      = bench.FormatRate
