@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/shmio/shmio/internal/bench"
 	"golang.org/x/term"
 )
 
@@ -53,27 +53,6 @@ func (s *statusLine) clear() {
 	}
 }
 
-// defaultLogDir is where demo and bench put their logs: /dev/shm (memory, the intended home of a log)
-// when it exists and has room for need bytes, else the temporary directory.
-func defaultLogDir(need int64) string {
-	const shm = "/dev/shm"
-	if st, err := os.Stat(shm); err == nil && st.IsDir() {
-		if free, ok := freeBytes(shm); !ok || free >= need+need/8 {
-			if f, err := os.CreateTemp(shm, ".shmio-probe-*"); err == nil {
-				f.Close()
-				os.Remove(f.Name())
-				return shm
-			}
-		}
-	}
-	return os.TempDir()
-}
-
-// tempLogPath names a fresh log file in dir for this process.
-func tempLogPath(dir, kind string, n int) string {
-	return filepath.Join(dir, fmt.Sprintf("shmio-%s-%d-%d", kind, os.Getpid(), n))
-}
-
 // benchPad is for aligned plain-text columns with multi-byte characters (µ).
 func benchPad(s string, n int) string {
 	if k := utf8.RuneCountInString(s); k < n {
@@ -81,3 +60,13 @@ func benchPad(s string, n int) string {
 	}
 	return s
 }
+
+// Units of the command's rates, counts and latencies: the ones internal/bench uses in its
+// descriptions of failures and goals.
+var (
+	fmtNanos     = bench.FormatNanos
+	fmtRate      = bench.FormatRate
+	fmtBytesRate = bench.FormatBytesRate
+	fmtCount     = bench.FormatCount
+	fmtSize      = bench.FormatSize
+)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shmio/shmio/internal/bench"
 )
 
 // demoLogPath extracts the log path from the demo's first line.
@@ -140,7 +142,7 @@ func demoChildren(t *testing.T, path string) int {
 	n := 0
 	for _, f := range procs {
 		b, err := os.ReadFile(f)
-		if err != nil || !strings.Contains(string(b), childCmdName) || !strings.Contains(string(b), path) {
+		if err != nil || !strings.Contains(string(b), bench.ChildArg) || !strings.Contains(string(b), path) {
 			continue
 		}
 		// A zombie has an empty cmdline, so anything that matched is alive.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/shmio/shmio/internal/bench"
 	"github.com/spf13/cobra"
 )
 
@@ -36,7 +37,13 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	// demo and bench run their workloads in this binary, re-executed as a child process.
+	if code, ok := bench.ChildMain(os.Args[1:]); ok {
+		os.Exit(code)
+	}
+	os.Exit(run(os.Args[1:]))
+}
 
 // run executes the command line and returns the process exit code; errors are one line on stderr.
 func run(args []string) int {

@@ -1,11 +1,11 @@
-package main
+package bench
 
-// Process orchestration shared by "shmio demo" and "shmio bench": every measured party runs in its own
-// process (the command re-executes itself with the hidden "__child" subcommand), so what is measured is
-// really cross-process. A child gets its role and a JSON config on the command line, inherited file
-// descriptors for sockets and pipes (fd 3 onwards), and talks back with JSON lines on its stdout:
-// {"event":"ready"}, any number of {"event":"stats",...}, then {"event":"result",...} or
-// {"event":"error","error":"..."}. stderr is kept for error messages.
+// Process orchestration shared by Demo and Run: every measured party runs in its own process (the
+// running binary re-executes itself as "<exe> __child ROLE CONFIG", which its main hands to
+// ChildMain), so what is measured is really cross-process. A child gets its role and a JSON config
+// on the command line, inherited file descriptors for sockets and pipes (fd 3 onwards), and talks
+// back with JSON lines on its stdout: {"event":"ready"}, any number of {"event":"stats",...}, then
+// {"event":"result",...} or {"event":"error","error":"..."}. stderr is kept for error messages.
 
 import (
 	"bufio"
@@ -23,38 +23,47 @@ import (
 	"time"
 
 	"github.com/shmio/shmio"
-	"github.com/spf13/cobra"
 )
 
-const childCmdName = "__child"
+// ChildArg is the first argument of a re-executed child process; see ChildMain.
+const ChildArg = "__child"
 
-func init() { register(newChildCmd()) }
-
-// childRoles maps a role name to its implementation; demo_*.go and bench_*.go fill it from init.
+// childRoles maps a role name to its implementation; the workload files fill it from init.
 var childRoles = map[string]func(ctx context.Context, cfg json.RawMessage, out *childOut) error{}
 
-func newChildCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:    childCmdName + " ROLE CONFIG",
-		Short:  "internal: a writer/reader process started by demo and bench",
-		Hidden: true,
-		Args:   cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			role, ok := childRoles[args[0]]
-			if !ok {
-				return fmt.Errorf("unknown child role %q", args[0])
-			}
-			out := &childOut{w: bufio.NewWriter(os.Stdout)}
-			// Ctrl-C on a terminal signals the whole process group: leave it to the parent, which
-			// stops every child and removes its files (and the kernel kills us if the parent dies).
-			signal.Ignore(os.Interrupt)
-			err := role(cmd.Context(), json.RawMessage(args[1]), out)
-			if err != nil {
-				out.send(childMsg{Event: "error", Error: err.Error()})
-			}
-			return err
-		},
+// ChildMain runs a benchmark or demo child when args (the process's arguments after the program
+// name) start with ChildArg, and returns its exit code with handled true; otherwise it returns
+// handled false at once. A binary that calls Run or Demo must call ChildMain first thing in main:
+// the children are that binary, re-executed. A failing child prints "shmio: error" on stderr and
+// exits 2.
+func ChildMain(args []string) (code int, handled bool) {
+	if len(args) == 0 || args[0] != ChildArg {
+		return 0, false
 	}
+	if err := runChild(args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "shmio: %v\n", err)
+		return 2, true
+	}
+	return 0, true
+}
+
+func runChild(args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("%s wants ROLE CONFIG, got %d arguments", ChildArg, len(args))
+	}
+	role, ok := childRoles[args[0]]
+	if !ok {
+		return fmt.Errorf("unknown child role %q", args[0])
+	}
+	out := &childOut{w: bufio.NewWriter(os.Stdout)}
+	// Ctrl-C on a terminal signals the whole process group: leave it to the parent, which stops
+	// every child and removes its files (and the kernel kills us if the parent dies).
+	signal.Ignore(os.Interrupt)
+	err := role(context.Background(), json.RawMessage(args[1]), out)
+	if err != nil {
+		out.send(childMsg{Event: "error", Error: err.Error()})
+	}
+	return err
 }
 
 // childMsg is one line of the child protocol. Result and stats payloads are role-specific JSON.
@@ -111,7 +120,7 @@ func startChild(ctx context.Context, name, role string, cfg any, files ...*os.Fi
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, childCmdName, role, string(b))
+	cmd := exec.CommandContext(ctx, exe, ChildArg, role, string(b))
 	cmd.ExtraFiles = files
 	cmd.Stdin = nil
 	cmd.WaitDelay = 2 * time.Second

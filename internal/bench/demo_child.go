@@ -1,4 +1,4 @@
-package main
+package bench
 
 // The demo's writer and reader processes. Every event is a 64-byte frame:
 //
@@ -23,10 +23,13 @@ import (
 )
 
 const (
-	demoPayload  = 64
+	demoPayload  = DemoPayload
 	demoKindData = 0
 	demoKindEnd  = 1
 )
+
+// DemoPayload is the size of every demo event.
+const DemoPayload = 64
 
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
@@ -55,13 +58,15 @@ type demoStats struct {
 	P99    int64 `json:"p99_ns,omitempty"`
 }
 
-type demoWriterResult struct {
+// DemoWriterResult is what the demo's writer reports.
+type DemoWriterResult struct {
 	Events  int64   `json:"events"`
 	Seconds float64 `json:"seconds"`
 	Full    bool    `json:"full"` // stopped early because the log ran out of room
 }
 
-type demoReaderResult struct {
+// DemoReaderResult is what each of the demo's readers reports.
+type DemoReaderResult struct {
 	Events      int64 `json:"events"`
 	LastSeq     int64 `json:"last_seq"` // -1 when no event arrived
 	OutOfOrder  int64 `json:"out_of_order"`
@@ -150,7 +155,7 @@ func runDemoWriter(ctx context.Context, raw json.RawMessage, out *childOut) erro
 		return fmt.Errorf("commit: %w", err)
 	}
 	out.emit("stats", demoStats{Events: sent, AtNs: nowNanos()})
-	out.emit("result", demoWriterResult{Events: sent, Seconds: time.Since(start).Seconds(), Full: full})
+	out.emit("result", DemoWriterResult{Events: sent, Seconds: time.Since(start).Seconds(), Full: full})
 	return nil
 }
 
@@ -167,7 +172,7 @@ func runDemoReader(ctx context.Context, raw json.RawMessage, out *childOut) erro
 	out.ready()
 
 	var (
-		res        = demoReaderResult{LastSeq: -1}
+		res        = DemoReaderResult{LastSeq: -1}
 		total      latHist // whole run
 		window     latHist // since the last stats line
 		next       uint64  // expected sequence number

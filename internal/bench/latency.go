@@ -1,4 +1,4 @@
-package main
+package bench
 
 // One-way latency by ping-pong between two processes: the pinger sends frame i and waits for the ponger
 // to send it back; one-way latency is half the round trip, timed in the pinger alone (one clock). shmio
@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/shmio/shmio"
@@ -217,4 +219,78 @@ func runPong(ctx context.Context, raw json.RawMessage, out *childOut) error {
 	}
 	out.emit("result", pongResult{Frames: chk.frames, Gaps: chk.gaps, Bad: chk.bad})
 	return nil
+}
+
+func (r *runner) latency(ctx context.Context, mode string, size int) Result {
+	count, warmup := r.cfg.PingCounts()
+	res := Result{Kind: "latency", Transport: mode, Size: size, Readers: 1, Frames: int64(count)}
+	r.report(fmt.Sprintf("latency %s, %s frames", mode, FormatSize(size)))
+	limit := 30*time.Second + time.Duration(count)*200*time.Microsecond
+	ctx, cancel := context.WithTimeoutCause(ctx, limit, fmt.Errorf("gave up after %v", limit))
+	defer cancel()
+	var children []*childProc
+	defer func() { killAll(children) }()
+
+	cfg := pingConfig{Size: size, Count: count, Warmup: warmup}
+	var pingFiles, pongFiles []*os.File
+	switch mode {
+	case "shmio-spin", "shmio-futex":
+		cfg.Mode = strings.TrimPrefix(mode, "shmio-")
+		capacity := logCapacity(int64(count+warmup), size)
+		var err error
+		if cfg.PathAB, err = r.newLog(capacity); err != nil {
+			return res.fail(err)
+		}
+		defer os.Remove(cfg.PathAB)
+		if cfg.PathBA, err = r.newLog(capacity); err != nil {
+			return res.fail(err)
+		}
+		defer os.Remove(cfg.PathBA)
+	default:
+		cfg.Mode = "unix"
+		var err error
+		if pingFiles, pongFiles, err = streamPairs("unix", 1, r.sockDir); err != nil {
+			return res.fail(err)
+		}
+		defer func() {
+			for _, f := range append(pingFiles, pongFiles...) {
+				f.Close()
+			}
+		}()
+	}
+	pong, err := startChild(ctx, mode+" pong", "pong", cfg, pongFiles...)
+	if err != nil {
+		return res.fail(err)
+	}
+	children = append(children, pong)
+	if err := pong.waitReady(ctx); err != nil {
+		return res.fail(err)
+	}
+	ping, err := startChild(ctx, mode+" ping", "ping", cfg, pingFiles...)
+	if err != nil {
+		return res.fail(err)
+	}
+	children = append(children, ping)
+	var pr pingResult
+	if err := ping.waitReady(ctx); err != nil {
+		return res.fail(err)
+	}
+	if err := ping.result(ctx, &pr, nil); err != nil {
+		return res.fail(err)
+	}
+	var po pongResult
+	if err := pong.result(ctx, &po, nil); err != nil {
+		return res.fail(err)
+	}
+	total := int64(count + warmup)
+	pingOK := pr.Gaps == 0 && pr.Bad == 0 && pr.Samples == count
+	pongOK := po.Frames == total && po.Gaps == 0 && po.Bad == 0
+	res.Consumers = []ConsumerReport{
+		{Frames: total, Gaps: pr.Gaps, Bad: pr.Bad, Verified: pingOK},
+		{Frames: po.Frames, Gaps: po.Gaps, Bad: po.Bad, Verified: pongOK},
+	}
+	res.Verified = pingOK && pongOK
+	res.CPUSeconds = childrenCPU(children)
+	res.P50, res.P99, res.P999, res.Max = pr.P50, pr.P99, pr.P999, pr.Max
+	return res
 }

@@ -1,8 +1,8 @@
-package main
+package bench
 
 // The baselines: the same frames over a Unix domain socket, a pipe and loopback TCP. Frames are
 // length-prefixed ([u32 len][payload]) and go through a 64 KiB bufio.Writer flushed every
-// --commit-every frames (the socket equivalent of a commit) and whenever it fills. The consumer uses a
+// Config.CommitEvery frames (the socket equivalent of a commit) and whenever it fills. The consumer uses a
 // 64 KiB bufio.Reader and parses every complete frame already buffered before reading again, so the
 // baseline is as strong as plain buffered stream code gets without copying tricks.
 

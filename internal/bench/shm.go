@@ -1,7 +1,7 @@
-package main
+package bench
 
 // shmio's side of the throughput benchmark: a producer child fills a log under /dev/shm through
-// Allocate (the zero-copy path) and commits every --commit-every frames; each consumer child reads the
+// Allocate (the zero-copy path) and commits every Config.CommitEvery frames; each consumer child reads the
 // same log with NextBatch into a reused slice (no allocation per frame) and checks every frame.
 
 import (
