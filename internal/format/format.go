@@ -168,3 +168,15 @@ func QueueID(s string) uint64 {
 
 // FormatQueueID formats an identity for QueueMeta.ID.
 func FormatQueueID(id uint64) string { return fmt.Sprintf("%016x", id) }
+
+// Log header: the shared-writer words (FORMAT.md, "Shared writers"), after the words above.
+const (
+	OffShareLock     = 144 // u64 append lock: 0 free, else holder pid<<32 | holder token
+	OffShareSleepers = 152 // u32 1 when a shared writer may sleep on the lock word's low half
+	OffShareSteals   = 156 // u32 locks taken over from dead holders (informational)
+
+	// ShareTokenBase is the file offset of the byte each shared writer keeps an exclusive
+	// open-file-description lock on while it lives: ShareTokenBase + token. It lies beyond any
+	// mapped size, so it never meets the byte-0 locks of queue segments.
+	ShareTokenBase = 1 << 40
+)
