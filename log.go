@@ -47,8 +47,9 @@ type Log struct {
 
 	writable bool
 	closed   atomic.Bool
-	mu       sync.Mutex // guards writer and Close
+	mu       sync.Mutex // guards writer, shared and Close
 	writer   *Writer
+	shared   *sharedLog // state of this Log's SharedWriters, nil when none is open
 }
 
 // Open opens the log at opts.Path, creating it when opts.Writable is set and the file does not
@@ -337,6 +338,7 @@ func (l *Log) Close() error {
 	if l.writer != nil {
 		l.writer.closeLocked()
 	}
+	l.closeShared()
 	l.closed.Store(true)
 	var errs []error
 	if l.hdrRW != nil {

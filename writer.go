@@ -51,7 +51,7 @@ func (l *Log) Writer() (*Writer, error) {
 	}
 	switch err := flock.TryLock(int(l.file.Fd())); {
 	case errors.Is(err, flock.ErrWouldBlock):
-		return nil, newError("writer", l.path, -1, ErrLocked)
+		return nil, l.lockedError("writer")
 	case err != nil:
 		return nil, newError("writer", l.path, -1, fmt.Errorf("flock: %w", err))
 	}

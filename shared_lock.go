@@ -1,0 +1,173 @@
+package shmio
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmio/shmio/internal/flock"
+	"github.com/shmio/shmio/internal/format"
+	"github.com/shmio/shmio/internal/futex"
+	"golang.org/x/sys/unix"
+)
+
+// The append lock of shared writers: a u64 word in the header (FORMAT.md, "Shared writers").
+// This file holds the lock protocol; shared_writer.go the writer built on it.
+
+var (
+	// shareSpin is how long a contended lock is polled before the waiter yields and then sleeps:
+	// a holder keeps the lock for one copy and one store, well under it.
+	shareSpin = 20 * time.Microsecond
+	// shareCheck is how long a waiter lets one owner keep the lock before it checks that the
+	// owner is alive: the recovery bound is a few of these, not 100 ms.
+	shareCheck = time.Millisecond
+	// shareStuck is how long a waiter lets one live owner keep the lock before it gives up with
+	// ErrLocked: no commit takes that long, so the word is damaged in a way liveness cannot see
+	// (a live process's token copied into it, or no OFD locks on this system and a reused pid).
+	shareStuck = 5 * time.Second
+)
+
+// shareLock is one process's (one Log's) handle on the lock word.
+type shareLock struct {
+	word     *atomic.Uint64
+	low      *atomic.Uint32 // the word's low half (the holder's token), the futex waiters sleep on
+	sleepers *atomic.Uint32
+	steals   *atomic.Uint32
+	fd       *os.File // this Log's own descriptor: the shared flock and the token's OFD lock
+	owner    uint64   // pid<<32 | token
+	token    uint32
+}
+
+// newShareLock picks a token no live writer holds and locks its byte on fd.
+func newShareLock(mem []byte, fd *os.File) (*shareLock, error) {
+	s := &shareLock{
+		word:     u64at(mem, format.OffShareLock),
+		low:      u32at(mem, format.OffShareLock), // little-endian: the low half comes first
+		sleepers: u32at(mem, format.OffShareSleepers),
+		steals:   u32at(mem, format.OffShareSteals),
+		fd:       fd,
+	}
+	pid := uint64(os.Getpid())
+	for range 64 {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		tok := binary.LittleEndian.Uint32(b[:])
+		if tok == 0 {
+			continue
+		}
+		ok, err := flock.TryExclusiveOFDAt(fd.Fd(), format.ShareTokenBase+int64(tok))
+		if err != nil {
+			return nil, fmt.Errorf("token lock: %w", err)
+		}
+		if ok {
+			s.token, s.owner = tok, pid<<32|uint64(tok)
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("no free shared-writer token after 64 tries")
+}
+
+// close releases the token; a word still naming it (impossible after unlock) would be stolen.
+func (s *shareLock) close() {
+	flock.UnlockOFDAt(s.fd.Fd(), format.ShareTokenBase+int64(s.token))
+}
+
+// lock takes the word. It returns stolen true when it took the word over from a dead holder, so
+// that the caller repairs what that holder may have left half done. Faults (a truncated file)
+// panic; the caller recovers them.
+func (s *shareLock) lock() (stolen bool, err error) {
+	if s.word.CompareAndSwap(0, s.owner) {
+		return false, nil
+	}
+	return s.lockSlow()
+}
+
+func (s *shareLock) lockSlow() (stolen bool, err error) {
+	start := time.Now()
+	var seen uint64     // the owner being waited for
+	var since time.Time // when seen was first seen
+	checked := start    // last liveness check
+	for i := 0; ; i++ {
+		cur := s.word.Load()
+		if cur == 0 {
+			if s.word.CompareAndSwap(0, s.owner) {
+				return false, nil
+			}
+			continue
+		}
+		if i&15 != 15 {
+			continue // cheap polls between clock reads
+		}
+		now := time.Now()
+		if cur != seen {
+			seen, since = cur, now
+		}
+		if now.Sub(checked) >= shareCheck {
+			checked = now
+			if s.dead(cur) {
+				if s.word.CompareAndSwap(cur, s.owner) {
+					s.steals.Add(1)
+					return true, nil
+				}
+				continue
+			}
+			if now.Sub(since) >= shareStuck {
+				return false, fmt.Errorf("%w: the shared-writer lock word has named pid %d (token %#x) for %v though nothing commits that long; the header may be damaged", ErrLocked, cur>>32, uint32(cur), shareStuck)
+			}
+		}
+		switch waited := now.Sub(start); {
+		case waited < shareSpin:
+		case waited < 4*shareSpin:
+			futex.Yield() // let a preempted holder run on this core
+		default:
+			s.sleep(cur)
+		}
+	}
+}
+
+// sleep waits on the word's low half until a release (or a slice of shareCheck): set the flag,
+// look once more, sleep. The releaser clears the flag and wakes everyone (see unlock).
+func (s *shareLock) sleep(cur uint64) {
+	if !futex.Supported {
+		time.Sleep(50 * time.Microsecond)
+		return
+	}
+	s.sleepers.Store(1)
+	if s.word.Load() != cur {
+		return
+	}
+	futex.Wait(s.low, uint32(cur), shareCheck)
+}
+
+// unlock releases the word if this process still holds it (a waiter that judged us dead may
+// have taken it: then we are not told, but nothing of ours was published after that point
+// either, see SharedWriter.Commit) and wakes sleeping waiters.
+func (s *shareLock) unlock() {
+	s.word.CompareAndSwap(s.owner, 0)
+	if s.sleepers.Load() != 0 {
+		s.sleepers.Store(0)
+		futex.Wake(s.low)
+	}
+}
+
+// dead reports whether the owner named by w cannot be holding the lock: its token's byte is
+// unlocked (its descriptor is closed, so its process is gone or its log closed), or its pid is
+// not a process. A token locked by our own descriptor is ours: we are waiting, so not holding.
+func (s *shareLock) dead(w uint64) bool {
+	pid := int(w >> 32)
+	tok := uint32(w)
+	if pid <= 0 || pid > 1<<22 || tok == 0 {
+		return true // no process: a damaged word
+	}
+	if w == s.owner {
+		return true // ours from before (we hold the process mutex, so not now)
+	}
+	if held, ok := flock.HeldOFDAt(s.fd.Fd(), format.ShareTokenBase+int64(tok)); ok {
+		// Exact, and blind to pid namespaces and reused pids: trust it alone.
+		return !held
+	}
+	return unix.Kill(pid, 0) == unix.ESRCH
+}
