@@ -1,0 +1,415 @@
+package shmio
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shmio/shmio/internal/format"
+)
+
+// Shared-writer test frames: [writer u32][seq u64][body][crc32 u32], 16 to 79 bytes, the body a
+// window of xpPattern and the size a function of (writer, seq), so a reader checks that a frame
+// is exactly the one it expected next from that writer, whole.
+func shSize(w uint32, seq uint64) int { return 16 + int(xpMix(uint64(w)<<40^seq)%64) }
+
+func shFill(p []byte, w uint32, seq uint64) {
+	le.PutUint32(p, w)
+	le.PutUint64(p[4:], seq)
+	n := len(p) - 4
+	copy(p[12:n], xpPattern[seq%256:])
+	le.PutUint32(p[n:], crc32.ChecksumIEEE(p[:n]))
+}
+
+// shCheck decodes and verifies a frame: its writer and sequence, or why it is not whole.
+func shCheck(p []byte) (w uint32, seq uint64, err error) {
+	if len(p) < 16 {
+		return 0, 0, fmt.Errorf("frame of %d bytes, too short", len(p))
+	}
+	n := len(p) - 4
+	if got, sum := le.Uint32(p[n:]), crc32.ChecksumIEEE(p[:n]); got != sum {
+		return 0, 0, fmt.Errorf("torn frame (%d bytes): crc %#x, computed %#x", len(p), got, sum)
+	}
+	w, seq = le.Uint32(p), le.Uint64(p[4:])
+	if len(p) != shSize(w, seq) {
+		return w, seq, fmt.Errorf("writer %d frame %d: %d bytes, want %d", w, seq, len(p), shSize(w, seq))
+	}
+	return w, seq, nil
+}
+
+// shTracker checks that each writer's frames arrive once and in order.
+type shTracker map[uint32]uint64
+
+func (tr shTracker) add(p []byte) error {
+	w, seq, err := shCheck(p)
+	if err != nil {
+		return err
+	}
+	if seq != tr[w] {
+		return fmt.Errorf("writer %d: frame %d, want %d", w, seq, tr[w])
+	}
+	tr[w]++
+	return nil
+}
+
+func shWriter(t testing.TB, l *Log) *SharedWriter {
+	t.Helper()
+	w, err := l.SharedWriter()
+	if err != nil {
+		t.Fatalf("SharedWriter: %v", err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// shAppend appends frames seq..seq+n-1 of writer id and commits them.
+func shAppend(t testing.TB, w *SharedWriter, id uint32, seq uint64, n int) {
+	t.Helper()
+	for i := range n {
+		p, err := w.Allocate(shSize(id, seq+uint64(i)))
+		if err != nil {
+			t.Fatalf("Allocate: %v", err)
+		}
+		shFill(p, id, seq+uint64(i))
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+}
+
+// shReadAll checks every committed frame of the log and returns the tracker.
+func shReadAll(t testing.TB, l *Log) shTracker {
+	t.Helper()
+	it := utIter(t, l)
+	defer it.Close()
+	tr := shTracker{}
+	for {
+		p, err := it.Next()
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if p == nil {
+			return tr
+		}
+		if err := tr.add(p); err != nil {
+			t.Fatalf("at cursor %d: %v", it.Cursor(), err)
+		}
+	}
+}
+
+// TestSharedWriterModes: shared writers and the exclusive writer exclude each other, in one
+// Log, across Logs and with a clear error naming the mode; shared writers need a writable
+// shmio-go file.
+func TestSharedWriterModes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path})
+	other := utReopen(t, path, true, false)
+	a := shWriter(t, l)
+	b := shWriter(t, other)
+	shAppend(t, a, 1, 0, 3)
+	shAppend(t, b, 2, 0, 2)
+	shAppend(t, a, 1, 3, 1)
+	for _, x := range []*Log{l, other} {
+		_, err := x.Writer()
+		e := utIs(t, err, ErrLocked, "Writer beside shared writers")
+		if x == other && !errorsContain(e, "shared writers hold it") {
+			t.Fatalf("error does not name the mode: %v", e)
+		}
+	}
+	if tr := shReadAll(t, l); tr[1] != 4 || tr[2] != 2 {
+		t.Fatalf("frames per writer %v, want 1:4 2:2", tr)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	utIs(t, a.Close(), ErrClosed, "second Close")
+	utIs(t, a.Append([]byte("x")), ErrClosed, "Append after Close")
+	utIs(t, a.Commit(), ErrClosed, "Commit after Close")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w := utWriter(t, l)
+	_, err := other.SharedWriter()
+	if e := utIs(t, err, ErrLocked, "SharedWriter beside the writer"); !errorsContain(e, "exclusive writer holds it") {
+		t.Fatalf("error does not name the mode: %v", e)
+	}
+	_, err = l.SharedWriter()
+	utIs(t, err, ErrLocked, "SharedWriter on the Log with the writer")
+	w.Close()
+	shWriter(t, other) // the exclusive writer's lock is gone
+
+	ro := utReopen(t, path, false, false)
+	_, err = ro.SharedWriter()
+	utIs(t, err, ErrReadOnly, "SharedWriter on a reader")
+
+	node := utGoldenCopy(t)
+	nl := utReopen(t, node, true, false)
+	if _, err := nl.SharedWriter(); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("SharedWriter on a Node-made file: %v, want ErrUnsupported", err)
+	}
+}
+
+func errorsContain(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }
+
+// TestSharedWriterLogClose: closing the Log closes its shared writers and releases the locks.
+func TestSharedWriterLogClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l, err := Open(Options{Path: path, Capacity: 64 << 10, Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := l.SharedWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shAppend(t, w, 1, 0, 2)
+	if err := w.Append([]byte("pending")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	utIs(t, w.Commit(), ErrClosed, "Commit after Log.Close")
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close after Log.Close: %v", err)
+	}
+	l2 := utReopen(t, path, true, false)
+	utWriter(t, l2).Close() // no lock left behind
+	if tr := shReadAll(t, l2); tr[1] != 2 || len(tr) != 1 {
+		t.Fatalf("frames %v, want the two committed ones", tr)
+	}
+}
+
+// TestSharedWriterFullAndTags: ErrFull without a change; commit tags as Writer.CommitTagged;
+// frames larger than a chunk and commits spanning chunks.
+func TestSharedWriterFullAndTags(t *testing.T) {
+	l := utOpen(t, Options{Capacity: 300 << 10})
+	w := shWriter(t, l)
+	if _, err := w.Allocate(0); !errors.Is(err, ErrEmptyFrame) {
+		t.Fatalf("Allocate(0): %v", err)
+	}
+	if _, err := w.Allocate(MaxPayload + 1); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("Allocate(max+1): %v", err)
+	}
+	big := utPayload(7, MaxPayload)
+	for range 3 { // 3 chunk-sized frames and small ones between: one commit over 4 chunks
+		if err := w.Append(big); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Append([]byte("small")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.CommitTagged(42); err != nil {
+		t.Fatal(err)
+	}
+	if tag, ok, err := l.CommitTag(); err != nil || !ok || tag != 42 {
+		t.Fatalf("CommitTag = %d %v %v, want 42", tag, ok, err)
+	}
+	if err := w.CommitTagged(43); err != nil { // nothing pending: retags the end
+		t.Fatal(err)
+	}
+	if tag, ok, _ := l.CommitTag(); !ok || tag != 43 {
+		t.Fatalf("CommitTag = %d %v, want 43", tag, ok)
+	}
+	end := l.Header().Size
+	if err := w.Append(big); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.Allocate(MaxPayload)
+	utIs(t, err, ErrFull, "Allocate past the end")
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	it := utIter(t, l)
+	frames := utReadAll(t, it)
+	if len(frames) != 7 || string(frames[1]) != "small" || len(frames[6]) != MaxPayload || l.Header().Size != end+MaxPayload+4 {
+		t.Fatalf("%d frames, size %d", len(frames), l.Header().Size)
+	}
+	if _, err := l.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSharedWriterFullRace: a commit that another writer's frames no longer leave room for is
+// refused with ErrFull and discarded; the log stays whole.
+func TestSharedWriterFullRace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path, Capacity: 4096})
+	a := shWriter(t, l)
+	b := shWriter(t, utReopen(t, path, true, false))
+	room := 4096 - 192
+	if err := a.Append(make([]byte, room/2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Append(make([]byte, room/2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	utIs(t, b.Commit(), ErrFull, "Commit into a log filled meanwhile")
+	if err := b.Commit(); err != nil { // discarded: nothing pending
+		t.Fatal(err)
+	}
+	if n := len(utReadAll(t, utIter(t, l))); n != 1 {
+		t.Fatalf("%d frames, want 1", n)
+	}
+}
+
+// TestSharedWriterGoroutines: writers in goroutines of one process, on one Log and on a second
+// Log of the same file (two lock holders in one process), each commit contiguous and every
+// writer's frames once and in order.
+func TestSharedWriterGoroutines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	const writers, per = 8, 3000
+	l := utOpen(t, Options{Path: path, Capacity: 4 << 20})
+	l2 := utReopen(t, path, true, false)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for id := range uint32(writers) {
+		x := l
+		if id%2 == 1 {
+			x = l2
+		}
+		w := shWriter(t, x)
+		wg.Go(func() {
+			for seq := uint64(0); seq < per; {
+				n := min(1+int(xpMix(seq^uint64(id))%17), per-int(seq))
+				for i := range n {
+					p, err := w.Allocate(shSize(id, seq+uint64(i)))
+					if err != nil {
+						errs <- err
+						return
+					}
+					shFill(p, id, seq+uint64(i))
+				}
+				if err := w.Commit(); err != nil {
+					errs <- err
+					return
+				}
+				seq += uint64(n)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	tr := shReadAll(t, l)
+	for id := range uint32(writers) {
+		if tr[id] != per {
+			t.Fatalf("writer %d: %d frames, want %d", id, tr[id], per)
+		}
+	}
+}
+
+// TestShareLockDamaged is the model test of the lock word: whatever a damaged or stale word
+// holds, a commit either recovers it (the word names no live holder) or reports ErrLocked
+// (a live holder's token under another pid), within a bound, and never hangs.
+func TestShareLockDamaged(t *testing.T) {
+	defer func(s time.Duration) { shareStuck = s }(shareStuck)
+	shareStuck = 100 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path})
+	w := shWriter(t, l)
+	shAppend(t, w, 1, 0, 1)
+	own := l.shared.lock
+	live := shWriter(t, utReopen(t, path, true, false)) // another live holder's token
+	liveTok := uint64(live.sh.lock.token)
+	me := uint64(os.Getpid())
+	word := u64at(l.mem, format.OffShareLock)
+	cases := []struct {
+		name    string
+		w       uint64
+		recover bool
+	}{
+		{"garbage pid", 0x7fff_fff0<<32 | 0x1234, true},
+		{"pid 0", 0x55, true},
+		{"token 0", me << 32, true},
+		{"all ones", ^uint64(0), true},
+		{"live unrelated pid", 1<<32 | 0x9999, true},
+		{"own pid, earlier incarnation", me<<32 | uint64(own.token^0x5a5a), true},
+		{"own owner value", own.owner, true},
+		{"live token, unrelated pid", 1<<32 | liveTok, false},
+	}
+	seq := uint64(1)
+	for _, c := range cases {
+		word.Store(c.w)
+		// A tag slot beyond the end, as a holder that died inside CommitTagged leaves it.
+		u64at(l.mem, offTag1End).Store(uint64(l.Header().Size) + 1000)
+		u64at(l.mem, offTag1Tag).Store(99)
+		steals := u32at(l.mem, format.OffShareSteals).Load()
+		done := make(chan error, 1)
+		go func() {
+			if err := w.Append(make([]byte, shSize(1, seq))); err != nil {
+				done <- err
+				return
+			}
+			done <- w.Commit()
+		}()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: Commit hangs on lock word %#x", c.name, c.w)
+		}
+		if c.recover {
+			if err != nil {
+				t.Fatalf("%s: Commit: %v", c.name, err)
+			}
+			if got := u32at(l.mem, format.OffShareSteals).Load(); got != steals+1 {
+				t.Fatalf("%s: steals %d -> %d, want one more", c.name, steals, got)
+			}
+			if u64at(l.mem, offTag1End).Load() > uint64(l.Header().Size) {
+				t.Fatalf("%s: stale tag slot survived the recovery", c.name)
+			}
+			if word.Load() != 0 {
+				t.Fatalf("%s: lock word %#x after the commit, want free", c.name, word.Load())
+			}
+			seq++
+		} else {
+			utIs(t, err, ErrLocked, c.name)
+			word.Store(0)
+		}
+	}
+}
+
+// FuzzShareLockWord: any lock word is recovered or reported, never hung on, and a recovered log
+// takes the commit whole.
+func FuzzShareLockWord(f *testing.F) {
+	for _, s := range []uint64{0, 1, ^uint64(0), uint64(os.Getpid()) << 32, 1 << 32, 0x7fffffff_00000001} {
+		f.Add(s)
+	}
+	defer func(s time.Duration) { shareStuck = s }(shareStuck)
+	shareStuck = 20 * time.Millisecond
+	path := filepath.Join(f.TempDir(), "log")
+	l := utOpen(f, Options{Path: path, Capacity: 16 << 20})
+	w := shWriter(f, l)
+	f.Fuzz(func(t *testing.T, v uint64) {
+		word := u64at(l.mem, format.OffShareLock)
+		word.Store(v)
+		before := l.Header().Size
+		if err := w.Append([]byte("fuzz")); err != nil {
+			t.Skip(err) // full
+		}
+		err := w.Commit()
+		switch {
+		case err == nil:
+			if l.Header().Size != before+8 || word.Load() != 0 {
+				t.Fatalf("word %#x: size %d -> %d, word after %#x", v, before, l.Header().Size, word.Load())
+			}
+		case errors.Is(err, ErrLocked):
+			word.Store(0)
+		default:
+			t.Fatalf("word %#x: %v", v, err)
+		}
+	})
+}
