@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"unsafe"
 
 	"github.com/shmio/shmio/internal/flock"
 	"github.com/shmio/shmio/internal/mmap"
@@ -33,10 +34,13 @@ const sharedChunk = 64 << 10
 type SharedWriter struct {
 	log      *Log
 	sh       *sharedLog
-	chunks   [][]byte // the pending commit's encoded frames: chunks[0..cur], filled in order
-	cur      int
-	pending  int // bytes of encoded frames pending
-	seen     int // committed end as last seen: it only grows, so Allocate checks room against it
+	buf      []byte   // the chunk being filled: the pending commit's last frames
+	full     [][]byte // the pending commit's earlier chunks, in order
+	fullLen  int      // bytes in full
+	spare    [][]byte // empty standard chunks for the next commits
+	room     int      // bytes the log can take beyond the pending frames, as last seen
+	seen     int      // committed end as last seen: it only grows, so room only shrinks meanwhile
+	fastMax  int      // maxLen when Allocate's fast path (place) applies, else 0
 	capacity int
 	lenSize  int
 	overhead int
@@ -90,10 +94,14 @@ func (l *Log) SharedWriter() (*SharedWriter, error) {
 	if l.lo.wide {
 		maxLen = MaxWidePayload
 	}
-	return &SharedWriter{
-		log: l, sh: sh, chunks: [][]byte{make([]byte, 0, sharedChunk)},
+	sw := &SharedWriter{
+		log: l, sh: sh, buf: make([]byte, 0, sharedChunk),
 		capacity: len(l.mem), lenSize: l.lo.lenSize, overhead: l.lo.overhead(), maxLen: maxLen, wide: l.lo.wide,
-	}, nil
+	}
+	if !sw.wide {
+		sw.fastMax = maxLen
+	}
+	return sw, nil
 }
 
 // openShared opens the log's file again for this Log's shared-writer locks: a flock on the Log's
@@ -173,21 +181,47 @@ func (l *Log) closeShared() {
 // payload to fill before Commit. The slice is the writer's private buffer (Commit copies it into
 // the log) and stays the caller's until Commit. Errors are Writer.Allocate's: ErrEmptyFrame,
 // ErrFrameTooLarge, and ErrFull when the log, as last seen, cannot hold the pending frames.
+// Like Writer.Allocate, it is small enough to inline: the common case is place.
 func (sw *SharedWriter) Allocate(n int) ([]byte, error) {
+	if p := sw.place(n); p != nil {
+		return p, nil
+	}
+	return sw.allocateSlow(n)
+}
+
+// place is Allocate's fast path (u16 lengths, room in the chunk and, as last seen, in the log):
+// it encodes the frame's lengths and returns its payload, or returns nil changing nothing.
+func (sw *SharedWriter) place(n int) []byte {
+	start := len(sw.buf)
+	flen := n + 4
+	if uint(n-1) >= uint(sw.fastMax) || flen > sw.room || flen > cap(sw.buf)-start {
+		return nil
+	}
+	sw.room -= flen
+	sw.buf = sw.buf[:start+flen]
+	// The checks above prove start+flen <= cap(buf): skip the bounds checks, as Writer.place.
+	f := unsafe.Add(unsafe.Pointer(unsafe.SliceData(sw.buf)), start)
+	*(*uint16)(f) = uint16(flen)
+	*(*uint16)(unsafe.Add(f, flen-2)) = uint16(flen)
+	return unsafe.Slice((*byte)(unsafe.Add(f, 2)), n)
+}
+
+// allocateSlow allocates wide frames, starts new chunks, and explains refusals.
+func (sw *SharedWriter) allocateSlow(n int) ([]byte, error) {
 	flen := n + sw.overhead
-	if uint(n-1) >= uint(sw.maxLen) || sw.closed || flen > sw.capacity-sw.seen-sw.pending {
+	if uint(n-1) >= uint(sw.maxLen) || sw.closed || flen > sw.room {
 		if err := sw.allocCheck(n); err != nil {
 			return nil, err
 		}
 	}
-	c := sw.chunks[sw.cur]
-	if flen > cap(c)-len(c) {
-		c = sw.nextChunk(flen)
+	if flen > cap(sw.buf)-len(sw.buf) {
+		sw.nextChunk(flen)
 	}
+	c := sw.buf
 	start := len(c)
 	c = c[:start+flen]
-	sw.chunks[sw.cur] = c
-	sw.pending += flen
+	sw.buf = c
+	sw.room -= flen
 	p := start + sw.lenSize
 	if sw.wide {
 		le.PutUint32(c[start:], uint32(flen))
@@ -199,8 +233,11 @@ func (sw *SharedWriter) Allocate(n int) ([]byte, error) {
 	return c[p : p+n : p+n], nil
 }
 
+// pending is the bytes of encoded frames waiting for Commit.
+func (sw *SharedWriter) pending() int { return sw.fullLen + len(sw.buf) }
+
 // allocCheck explains a refusal, after looking at the committed end again (other writers moved
-// it; the frame may fit no longer, never better).
+// it: the frame may fit no longer, never better).
 func (sw *SharedWriter) allocCheck(n int) (err error) {
 	l := sw.log
 	switch {
@@ -215,39 +252,42 @@ func (sw *SharedWriter) allocCheck(n int) (err error) {
 	}
 	defer recoverFault(debug.SetPanicOnFault(true), "allocate", l.path, -1, &err)
 	sw.seen = max(sw.seen, int(l.size.Load()))
-	if left := sw.capacity - sw.seen - sw.pending; n+sw.overhead > left {
-		return errorf("allocate", l.path, int64(sw.seen), ErrFull, "while allocating frame of %d bytes (%d bytes left of %d after %d pending)", n, max(left, 0), sw.capacity, sw.pending)
+	sw.room = sw.capacity - sw.seen - sw.pending()
+	if n+sw.overhead > sw.room {
+		return errorf("allocate", l.path, int64(sw.seen), ErrFull, "while allocating frame of %d bytes (%d bytes left of %d after %d pending)", n, max(sw.room, 0), sw.capacity, sw.pending())
 	}
 	return nil
 }
 
-// nextChunk moves to a chunk with room for flen bytes and returns it, empty.
-func (sw *SharedWriter) nextChunk(flen int) []byte {
-	sw.cur++
-	if sw.cur == len(sw.chunks) {
-		sw.chunks = append(sw.chunks, nil)
+// nextChunk files the current chunk and starts one with room for flen bytes.
+func (sw *SharedWriter) nextChunk(flen int) {
+	if len(sw.buf) > 0 {
+		sw.full = append(sw.full, sw.buf)
+		sw.fullLen += len(sw.buf)
+	} else if cap(sw.buf) == sharedChunk {
+		sw.spare = append(sw.spare, sw.buf)
 	}
-	if cap(sw.chunks[sw.cur]) < flen {
-		sw.chunks[sw.cur] = make([]byte, 0, max(sharedChunk, flen))
+	if k := len(sw.spare) - 1; k >= 0 && flen <= sharedChunk {
+		sw.buf, sw.spare = sw.spare[k], sw.spare[:k]
+		return
 	}
-	sw.chunks[sw.cur] = sw.chunks[sw.cur][:0]
-	return sw.chunks[sw.cur]
+	sw.buf = make([]byte, 0, max(sharedChunk, flen))
 }
 
-// reset empties the pending commit, keeping a few standard chunks for the next one.
+// reset empties the pending commit, keeping up to 16 standard chunks for the next ones.
 func (sw *SharedWriter) reset() {
-	keep := sw.chunks[:0]
-	for i, c := range sw.chunks {
-		if (i == 0 || cap(c) == sharedChunk) && len(keep) < 16 {
-			keep = append(keep, c[:0])
+	for _, c := range sw.full {
+		if cap(c) == sharedChunk && len(sw.spare) < 16 {
+			sw.spare = append(sw.spare, c[:0])
 		}
 	}
-	clear(sw.chunks[len(keep):])
-	sw.chunks = keep
-	if len(sw.chunks) == 0 || cap(sw.chunks[0]) > 4*sharedChunk {
-		sw.chunks = append(sw.chunks[:0], make([]byte, 0, sharedChunk))
+	clear(sw.full)
+	sw.full, sw.fullLen = sw.full[:0], 0
+	if cap(sw.buf) != sharedChunk {
+		sw.buf = make([]byte, 0, sharedChunk) // a large frame's chunk is not kept
 	}
-	sw.cur, sw.pending = 0, 0
+	sw.buf = sw.buf[:0]
+	sw.room = sw.capacity - sw.seen
 }
 
 // Append allocates a frame of len(p) bytes and copies p into it.
@@ -267,7 +307,7 @@ func (sw *SharedWriter) Append(p []byte) error {
 // meanwhile, ErrLocked when the lock word stays held by a live owner far beyond any commit's
 // time (a damaged header), ErrMappingGone when the file was truncated.
 func (sw *SharedWriter) Commit() error {
-	if sw.pending == 0 && !sw.closed {
+	if len(sw.buf) == 0 && sw.fullLen == 0 && !sw.closed {
 		return nil
 	}
 	return sw.commit(false, 0)
@@ -303,15 +343,16 @@ func (sw *SharedWriter) commit(tagged bool, tag uint64) (err error) {
 		sh.repair(end)
 	}
 	sw.seen = end
-	if end+sw.pending > len(l.mem) {
-		return errorf("commit", l.path, int64(end), ErrFull, "%d bytes of frames pending, %d left: the commit is discarded", sw.pending, len(l.mem)-end)
+	if end+sw.pending() > len(l.mem) {
+		return errorf("commit", l.path, int64(end), ErrFull, "%d bytes of frames pending, %d left: the commit is discarded", sw.pending(), len(l.mem)-end)
 	}
 	// Frames go past the committed end, where no reader looks, and become visible at the
 	// store in Writer.Commit: a writer killed before it has published nothing (FORMAT.md).
 	off := end
-	for _, c := range sw.chunks[:sw.cur+1] {
+	for _, c := range sw.full {
 		off += copy(l.mem[off:], c)
 	}
+	off += copy(l.mem[off:], sw.buf)
 	w := &sh.w
 	w.end, w.committed, w.last = off, end, -1
 	if tagged {
@@ -357,8 +398,8 @@ func (sw *SharedWriter) Close() error {
 	if sw.closed {
 		return newError("close writer", l.path, -1, ErrClosed)
 	}
-	sw.closed = true
-	sw.chunks = nil
+	sw.closed, sw.fastMax = true, 0
+	sw.buf, sw.full, sw.spare = nil, nil, nil
 	sh := sw.sh
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

@@ -1,0 +1,145 @@
+package shmio
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/shmio/shmio/internal/testproc"
+)
+
+func init() { xpRoles["shbench"] = shBenchChild }
+
+// BenchmarkSharedWrite measures shared writers beside the exclusive Writer in one run, with
+// 32-byte frames (issue 15's goals):
+//
+//	exclusive/commit=C   one Writer, a commit every C frames (the reference)
+//	shared/commit=C      one SharedWriter alone
+//	procs=P/commit=C     P writer processes, each with a SharedWriter; frames/s is their total
+//
+//	go test -run '^$' -bench BenchmarkSharedWrite -count 5 .
+func BenchmarkSharedWrite(b *testing.B) {
+	for _, commit := range []int{1000, 100, 1} {
+		b.Run(fmt.Sprintf("exclusive/commit=%d", commit), func(b *testing.B) {
+			benchShared(b, commit, func(l *Log) (FrameWriter, error) { return l.Writer() })
+		})
+		b.Run(fmt.Sprintf("shared/commit=%d", commit), func(b *testing.B) {
+			benchShared(b, commit, func(l *Log) (FrameWriter, error) { return l.SharedWriter() })
+		})
+	}
+	for _, commit := range []int{100, 1} {
+		b.Run(fmt.Sprintf("procs=4/commit=%d", commit), func(b *testing.B) { benchSharedProcs(b, 4, commit) })
+	}
+}
+
+func benchSharedLog(b *testing.B, frames int) string {
+	path := filepath.Join(benchDir(b), "log")
+	l, err := Open(Options{Path: path, Capacity: int64(frames)*(benchPayload+4) + 1<<20, Writable: true, Prefault: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l.Close()
+	return path
+}
+
+func benchShared(b *testing.B, commit int, open func(*Log) (FrameWriter, error)) {
+	l, err := Open(Options{Path: benchSharedLog(b, b.N), Writable: true, Prefault: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	w, err := open(l)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	payload := make([]byte, benchPayload)
+	b.SetBytes(benchPayload)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p, err := w.Allocate(benchPayload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		copy(p, payload)
+		if i%commit == commit-1 {
+			if err := w.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := w.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer() // not the unmapping
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// benchSharedProcs starts procs writer processes, lets them all go at once and reports their
+// total frames/s from the first start to the last end.
+func benchSharedProcs(b *testing.B, procs, commit int) {
+	path := benchSharedLog(b, b.N)
+	per := (b.N + procs - 1) / procs
+	var cs []*testproc.Child
+	for range procs {
+		c := testproc.Start(b, "shbench", "PATH="+path, fmt.Sprint("N=", per), fmt.Sprint("COMMIT=", commit))
+		c.WaitLine(time.Minute, "ready", func(s string) bool { return s == "ready" })
+		cs = append(cs, c)
+	}
+	b.ResetTimer()
+	for _, c := range cs {
+		c.Stdin().Write([]byte("go\n"))
+	}
+	var first, last int64
+	for _, c := range cs {
+		var r struct{ Start, End int64 }
+		c.Finish(5*time.Minute, &r)
+		if first == 0 || r.Start < first {
+			first = r.Start
+		}
+		last = max(last, r.End)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(per*procs)/time.Duration(last-first).Seconds(), "frames/s")
+}
+
+// shBenchChild writes N 32-byte frames through a SharedWriter, a commit every COMMIT frames,
+// once the parent says go, and reports when it started and ended (Unix nanoseconds).
+func shBenchChild() error {
+	l, err := Open(Options{Path: testproc.Param("PATH"), Writable: true})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	w, err := l.SharedWriter()
+	if err != nil {
+		return err
+	}
+	n := int(testproc.ParamInt("N", 1))
+	commit := int(testproc.ParamInt("COMMIT", 1))
+	payload := make([]byte, benchPayload)
+	fmt.Println("ready")
+	var go_ [3]byte
+	os.Stdin.Read(go_[:])
+	start := time.Now()
+	for i := range n {
+		p, err := w.Allocate(benchPayload)
+		if err != nil {
+			return err
+		}
+		copy(p, payload)
+		if i%commit == commit-1 {
+			if err := w.Commit(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := w.Commit(); err != nil {
+		return err
+	}
+	testproc.Report(map[string]int64{"Start": start.UnixNano(), "End": time.Now().UnixNano()})
+	return w.Close()
+}
