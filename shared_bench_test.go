@@ -30,7 +30,9 @@ func BenchmarkSharedWrite(b *testing.B) {
 		})
 	}
 	for _, commit := range []int{100, 1} {
-		b.Run(fmt.Sprintf("procs=4/commit=%d", commit), func(b *testing.B) { benchSharedProcs(b, 4, commit) })
+		for _, procs := range []int{1, 4} {
+			b.Run(fmt.Sprintf("procs=%d/commit=%d", procs, commit), func(b *testing.B) { benchSharedProcs(b, procs, commit) })
+		}
 	}
 }
 
@@ -85,7 +87,7 @@ func benchSharedProcs(b *testing.B, procs, commit int) {
 	per := (b.N + procs - 1) / procs
 	var cs []*testproc.Child
 	for range procs {
-		c := testproc.Start(b, "shbench", "PATH="+path, fmt.Sprint("N=", per), fmt.Sprint("COMMIT=", commit))
+		c := testproc.Start(b, "shbench", "PATH="+path, fmt.Sprint("N=", per), fmt.Sprint("COMMIT=", commit), "SPIN_NS="+os.Getenv("SHMIO_BENCH_SPIN_NS"))
 		c.WaitLine(time.Minute, "ready", func(s string) bool { return s == "ready" })
 		cs = append(cs, c)
 	}
@@ -109,7 +111,7 @@ func benchSharedProcs(b *testing.B, procs, commit int) {
 // shBenchChild writes N 32-byte frames through a SharedWriter, a commit every COMMIT frames,
 // once the parent says go, and reports when it started and ended (Unix nanoseconds).
 func shBenchChild() error {
-	l, err := Open(Options{Path: testproc.Param("PATH"), Writable: true})
+	l, err := Open(Options{Path: testproc.Param("PATH"), Writable: true, Prefault: true}) // as the parent's writers
 	if err != nil {
 		return err
 	}
@@ -117,6 +119,9 @@ func shBenchChild() error {
 	w, err := l.SharedWriter()
 	if err != nil {
 		return err
+	}
+	if v := testproc.ParamInt("SPIN_NS", -1); v >= 0 {
+		shareSpin = time.Duration(v)
 	}
 	n := int(testproc.ParamInt("N", 1))
 	commit := int(testproc.ParamInt("COMMIT", 1))
