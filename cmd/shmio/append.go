@@ -27,6 +27,7 @@ type appendOptions struct {
 	flush time.Duration
 	batch int
 	quiet bool
+	share bool // --shared
 
 	schema schemaOptions // --schema, --type
 }
@@ -45,7 +46,8 @@ that many payload bytes (records of length 0 are skipped like empty lines).
 
 Frames are committed (made visible to readers) in batches of --batch, whenever the input
 pauses, and at least every --flush, so "shmio tail -f" sees each line promptly. Ctrl-C commits
-what was read before exiting. Only one writer may append to a log at a time.
+what was read before exiting. Only one writer may append to a log at a time, unless every
+writer uses --shared: then any number append together, each commit (batch) contiguous.
 
 Given a queue directory (see create --queue), frames go to the queue, which rolls to a new
 segment whenever one is full, so the input may be longer than any one segment.` + schemaHelp + `
@@ -68,6 +70,7 @@ before it are committed, nothing after it is read, and append exits non-zero.`,
 	f.DurationVar(&o.flush, "flush", 10*time.Millisecond, "commit pending frames at least this often")
 	f.IntVar(&o.batch, "batch", 256, "commit after this many frames")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not print the summary line on stderr")
+	f.BoolVar(&o.share, "shared", false, "append beside other shared writers of the log (each commit stays contiguous); not with an exclusive writer")
 	addSchemaFlags(cmd, &o.schema)
 	return cmd
 }
@@ -189,7 +192,12 @@ func runAppend(cmd *cobra.Command, path string, o appendOptions) (err error) {
 			return err
 		}
 	}
-	w, err := t.s.OpenWriter()
+	var w shmio.FrameWriter
+	if o.share {
+		w, err = openSharedWriter(t.s)
+	} else {
+		w, err = t.s.OpenWriter()
+	}
 	if err != nil {
 		return t.lockedWriterError(err)
 	}
@@ -395,4 +403,13 @@ func readRecords(br *bufio.Reader, inName string, maxPayload int, frame func(p [
 			return err
 		}
 	}
+}
+
+// openSharedWriter opens a shared writer on a log (Log.SharedWriter); a queue has none yet and
+// gets its single writer.
+func openSharedWriter(s shmio.Store) (shmio.FrameWriter, error) {
+	if l, ok := s.(*shmio.Log); ok {
+		return l.SharedWriter()
+	}
+	return s.OpenWriter()
 }

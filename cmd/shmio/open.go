@@ -236,6 +236,8 @@ func (t *target) lockedWriterError(err error) error {
 		what = "queue"
 	}
 	switch {
+	case errors.Is(err, shmio.ErrLocked) && strings.Contains(err.Error(), "shared writers hold it"):
+		return fmt.Errorf("%s: shared writers hold the %s; append with --shared to write beside them", t.path, what)
 	case errors.Is(err, shmio.ErrLocked):
 		if held, pid, _ := t.s.WriterStatus(); held && pid != 0 {
 			return fmt.Errorf("%s: another writer (pid %d) holds the %s; only one writer may append at a time", t.path, pid, what)

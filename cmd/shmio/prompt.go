@@ -218,8 +218,9 @@ func followEnd(path string) (shmio.FrameIterator, func(), error) {
 	return it, closeAll, nil
 }
 
-// writePrompt appends one frame to the prompt log (or queue), holding its writer lock only for
-// that; while another process holds the lock it retries until ctx ends.
+// writePrompt appends one frame to the prompt log (or queue). On a log it is a shared writer, so
+// concurrent prompts append side by side; a queue's writer lock is held only for that frame.
+// While the lock is held the other way (an exclusive writer), it retries until ctx ends.
 func writePrompt(ctx context.Context, path string, frame []byte) error {
 	s, err := shmio.OpenStore(path, shmio.StoreOptions{Writable: true})
 	if err != nil {
@@ -228,7 +229,7 @@ func writePrompt(ctx context.Context, path string, frame []byte) error {
 	defer s.Close()
 	var d time.Duration
 	for {
-		w, err := s.OpenWriter()
+		w, err := openSharedWriter(s)
 		if errors.Is(err, shmio.ErrLocked) {
 			if !poll(ctx, &d) {
 				return ctx.Err()
