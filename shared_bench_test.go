@@ -19,7 +19,9 @@ func init() { xpRoles["shbench"] = shBenchChild }
 //	shared/commit=C      one SharedWriter alone
 //	procs=P/commit=C     P writer processes, each with a SharedWriter; frames/s is their total
 //
-//	go test -run '^$' -bench BenchmarkSharedWrite -count 5 .
+// Each run writes a fresh log in /dev/shm of b.N frames, so give the count:
+//
+//	go test -run '^$' -bench BenchmarkSharedWrite -benchtime 20000000x -count 5 .
 func BenchmarkSharedWrite(b *testing.B) {
 	for _, commit := range []int{1000, 100, 1} {
 		b.Run(fmt.Sprintf("exclusive/commit=%d", commit), func(b *testing.B) {
@@ -37,6 +39,9 @@ func BenchmarkSharedWrite(b *testing.B) {
 }
 
 func benchSharedLog(b *testing.B, frames int) string {
+	if frames > 1<<26 {
+		b.Fatalf("%d frames need a %d MiB log: run with -benchtime 20000000x", frames, frames*(benchPayload+4)>>20)
+	}
 	path := filepath.Join(benchDir(b), "log")
 	l, err := Open(Options{Path: path, Capacity: int64(frames)*(benchPayload+4) + 1<<20, Writable: true, Prefault: true})
 	if err != nil {
