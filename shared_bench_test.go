@@ -25,10 +25,10 @@ func init() { xpRoles["shbench"] = shBenchChild }
 func BenchmarkSharedWrite(b *testing.B) {
 	for _, commit := range []int{1000, 100, 1} {
 		b.Run(fmt.Sprintf("exclusive/commit=%d", commit), func(b *testing.B) {
-			benchShared(b, commit, func(l *Log) (FrameWriter, error) { return l.Writer() })
+			benchShared(b, commit, false)
 		})
 		b.Run(fmt.Sprintf("shared/commit=%d", commit), func(b *testing.B) {
-			benchShared(b, commit, func(l *Log) (FrameWriter, error) { return l.SharedWriter() })
+			benchShared(b, commit, true)
 		})
 	}
 	for _, commit := range []int{100, 1} {
@@ -51,38 +51,72 @@ func benchSharedLog(b *testing.B, frames int) string {
 	return path
 }
 
-func benchShared(b *testing.B, commit int, open func(*Log) (FrameWriter, error)) {
+func benchShared(b *testing.B, commit int, shared bool) {
 	l, err := Open(Options{Path: benchSharedLog(b, b.N), Writable: true, Prefault: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	w, err := open(l)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Close()
-	payload := make([]byte, benchPayload)
 	b.SetBytes(benchPayload)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		p, err := w.Allocate(benchPayload)
+	// Concrete types, not FrameWriter: Allocate inlines, as in an application's loop.
+	if shared {
+		w, err := l.SharedWriter()
 		if err != nil {
 			b.Fatal(err)
 		}
-		copy(p, payload)
-		if i%commit == commit-1 {
-			if err := w.Commit(); err != nil {
-				b.Fatal(err)
-			}
+		defer w.Close()
+		err = benchLoopShared(w, b.N, commit)
+	} else {
+		w, err := l.Writer()
+		if err != nil {
+			b.Fatal(err)
 		}
+		defer w.Close()
+		err = benchLoop(w, b.N, commit)
 	}
-	if err := w.Commit(); err != nil {
+	if err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer() // not the unmapping
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// benchLoop and benchLoopShared write n 32-byte frames, a commit every commit frames. Two
+// copies, because a generic one would call Allocate through a dictionary.
+func benchLoop(w *Writer, n, commit int) error {
+	var payload [benchPayload]byte
+	for i := 0; i < n; i++ {
+		p, err := w.Allocate(benchPayload)
+		if err != nil {
+			return err
+		}
+		copy(p, payload[:])
+		if i%commit == commit-1 {
+			if err := w.Commit(); err != nil {
+				return err
+			}
+		}
+	}
+	return w.Commit()
+}
+
+func benchLoopShared(w *SharedWriter, n, commit int) error {
+	var payload [benchPayload]byte
+	for i := 0; i < n; i++ {
+		p, err := w.Allocate(benchPayload)
+		if err != nil {
+			return err
+		}
+		copy(p, payload[:])
+		if i%commit == commit-1 {
+			if err := w.Commit(); err != nil {
+				return err
+			}
+		}
+	}
+	return w.Commit()
 }
 
 // benchSharedProcs starts procs writer processes, lets them all go at once and reports their
@@ -130,24 +164,11 @@ func shBenchChild() error {
 	}
 	n := int(testproc.ParamInt("N", 1))
 	commit := int(testproc.ParamInt("COMMIT", 1))
-	payload := make([]byte, benchPayload)
 	fmt.Println("ready")
 	var go_ [3]byte
 	os.Stdin.Read(go_[:])
 	start := time.Now()
-	for i := range n {
-		p, err := w.Allocate(benchPayload)
-		if err != nil {
-			return err
-		}
-		copy(p, payload)
-		if i%commit == commit-1 {
-			if err := w.Commit(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := w.Commit(); err != nil {
+	if err := benchLoopShared(w, n, commit); err != nil {
 		return err
 	}
 	testproc.Report(map[string]int64{"Start": start.UnixNano(), "End": time.Now().UnixNano()})
