@@ -208,12 +208,12 @@ type storeState struct {
 	id       uint64
 	segs     map[int64]segSnap // queues: sealed segments (immutable), kept while needed
 
-	end        pos   // committed end at the last sample
-	bytesTotal int64 // bytes from the origin to end
-	walked     pos   // frames counted exactly up to here
-	walkBytes  int64 // bytes from the origin to walked
-	walkFrames int64 // frames from the origin to walked (estimated over skipped segments)
-	exact      bool  // no segment was skipped unwalked
+	end        pos       // committed end at the last sample
+	bytesTotal int64     // bytes from the origin to end
+	walked     pos       // frames counted exactly up to here
+	walkBytes  int64     // bytes from the origin to walked
+	walkFrames int64     // frames from the origin to walked (estimated over skipped segments)
+	exact      bool      // no segment was skipped unwalked
 	at         time.Time // last sample
 	lastFrames int64     // FramesTotal at the last sample
 	lastBytes  int64     // BytesTotal at the last sample

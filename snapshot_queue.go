@@ -307,4 +307,3 @@ func readReaderFile(path string) (cursor int64, caughtUp, created time.Time, dev
 	}
 	return int64(u64at(mem, rdOffCursor).Load()), caughtUp, created, uint64(st.Dev), uint64(st.Ino), nil
 }
-
