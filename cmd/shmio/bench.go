@@ -45,6 +45,8 @@ func newBenchCmd() *cobra.Command {
   throughput  producer -> consumer frames/s and bytes/s for shmio, a Unix domain socket, a pipe
               and loopback TCP, with 1 reader and with --fanout readers (every reader gets every frame);
               shmio commits, the others flush a 64 KiB buffered writer, every --commit-every frames
+  ceiling     the same frames and checks done by a bare loop over a raw shared mapping, without
+              the library: what this machine allows; VS CEILING is each row's ratio to it
   latency     one-way latency (half a ping-pong round trip), p50/p99/p99.9, for shmio with spinning
               readers, shmio with readers sleeping on a futex, and the Unix socket
 
@@ -74,7 +76,7 @@ The VS SOCKET column is the ratio to the Unix socket (for latency: socket p50 / 
 	f.IntVar(&o.fanout, "fanout", 3, "readers in the fan-out runs")
 	f.IntVar(&o.runs, "runs", 1, "measure everything this many times and report the median run of each row")
 	f.IntVar(&o.pings, "pings", 0, "measured round trips per latency run (default 50000; 2000 with --quick)")
-	f.StringSliceVar(&o.transports, "transports", []string{"shmio", "unix", "pipe", "tcp"}, "throughput transports to run")
+	f.StringSliceVar(&o.transports, "transports", []string{"shmio", "ceiling", "unix", "pipe", "tcp"}, "throughput transports to run (ceiling: a bare loop over a raw mapping, see bench_ceiling.go)")
 	f.DurationVar(&o.spin, "spin", 0, "shmio consumers' Wait spin before sleeping, negative to sleep at once (default: the library's when every process has a CPU, else sleep at once)")
 	f.StringVar(&o.dir, "dir", "", "directory for the benchmark logs (default /dev/shm, else the temp dir)")
 	return cmd
@@ -122,6 +124,7 @@ type benchResult struct {
 	ConsumerSpin time.Duration `json:"consumer_spin_ns,omitempty"`
 	// VsSocket: throughput / Unix socket throughput, or socket p50 / this p50; 0 when unknown.
 	VsSocket  float64          `json:"vs_socket"`
+	VsCeiling float64          `json:"vs_ceiling"` // throughput / the ceiling row's (bench_ceiling.go); 0 when unknown
 	Verified  bool             `json:"verified"`
 	Consumers []consumerReport `json:"consumers"`
 	Error     string           `json:"error,omitempty"`
@@ -151,7 +154,8 @@ type benchReport struct {
 	CommitEvery int           `json:"commit_every"`
 	LogDir      string        `json:"log_dir"`
 	Results     []benchResult `json:"results"`
-	Verified    bool          `json:"verified"` // every consumer of every run verified its data
+	Verified    bool          `json:"verified"`               // every consumer of every run verified its data
+	LoadAverage float64       `json:"load_average,omitempty"` // 1-minute load average at the start
 }
 
 func benchMachine() machineInfo {
@@ -210,8 +214,8 @@ func runBench(ctx context.Context, stdout io.Writer, o *benchOptions, sizes []in
 		return errors.New("invalid --frames/--pings: want a positive count")
 	}
 	for _, t := range o.transports {
-		if !slices.Contains([]string{"shmio", "unix", "pipe", "tcp"}, t) {
-			return fmt.Errorf("invalid --transports %q: want shmio, unix, pipe or tcp", t)
+		if !slices.Contains([]string{"shmio", "ceiling", "unix", "pipe", "tcp"}, t) {
+			return fmt.Errorf("invalid --transports %q: want shmio, ceiling, unix, pipe or tcp", t)
 		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -239,6 +243,7 @@ func runBench(ctx context.Context, stdout io.Writer, o *benchOptions, sizes []in
 	}
 	b.steps = len(sizes) * (len(readerCounts)*len(o.transports) + 3) * o.runs
 	rep := benchReport{Machine: benchMachine(), Quick: o.quick, CommitEvery: o.commitEvery, LogDir: b.dir}
+	rep.LoadAverage, _ = machineLoad()
 	for _, size := range sizes {
 		for _, readers := range readerCounts {
 			for _, t := range o.transports {
@@ -259,6 +264,7 @@ func runBench(ctx context.Context, stdout io.Writer, o *benchOptions, sizes []in
 	}
 	b.status.clear()
 	fillRatios(rep.Results)
+	fillCeilingRatios(rep.Results)
 	failed := benchFailures(rep.Results)
 	rep.Verified = len(failed) == 0
 	if o.json {
@@ -345,6 +351,7 @@ func (b *bencher) pings() (count, warmup int) {
 func (b *bencher) progress(what string) {
 	b.step++
 	b.status.update("bench [%d/%d] %s ...", b.step, b.steps, what)
+	progressLine(os.Stderr, b.status.tty, b.step, b.steps, what)
 }
 
 // runTimeout bounds one run so a wedged child cannot hang the command (or the test suite).
@@ -391,6 +398,13 @@ func (b *bencher) throughput(ctx context.Context, transport string, size, reader
 		res.ConsumerSpin = b.consumerSpin(readers)
 		cfg := shmConfig{Path: path, Frames: n, Size: size, CommitEvery: b.o.commitEvery, Spin: res.ConsumerSpin, Batch: 256}
 		prodRole, consRole, prodCfg, consCfg = "shm-producer", "shm-consumer", cfg, cfg
+	} else if transport == "ceiling" {
+		path, cfg, err := b.ceilingSetup(n, size, readers)
+		if err != nil {
+			return res.fail(err)
+		}
+		defer os.Remove(path)
+		prodRole, consRole, prodCfg, consCfg = "ceiling-producer", "ceiling-consumer", cfg, cfg
 	} else {
 		var err error
 		prodFiles, consFiles, err = streamPairs(transport, readers, b.sockDir)
@@ -599,6 +613,7 @@ func printBenchTable(w io.Writer, rep *benchReport, sizes []int, b *bencher) {
 	if cpu == "" {
 		cpu = m.Arch
 	}
+	fmt.Fprint(w, loadNote(rep.LoadAverage, m.CPUs))
 	fmt.Fprintf(w, "shmio bench: %d CPUs (%s), %s/%s, %s; logs in %s\n", m.CPUs, cpu, m.OS, m.Arch, m.Go, rep.LogDir)
 	var counts []string
 	for _, s := range sizes {
@@ -613,7 +628,7 @@ func printBenchTable(w io.Writer, rep *benchReport, sizes []int, b *bencher) {
 	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TEST\tSIZE\tREADERS\tFRAMES/S\tBYTES/S\tP50\tP99\tP99.9\tVS SOCKET\tCHECK")
+	fmt.Fprintln(tw, "TEST\tSIZE\tREADERS\tFRAMES/S\tBYTES/S\tP50\tP99\tP99.9\tVS SOCKET\tVS CEILING\tCHECK")
 	dash := "-"
 	for _, r := range rep.Results {
 		rate, bytes, p50, p99, p999 := dash, dash, dash, dash, dash
@@ -631,8 +646,8 @@ func printBenchTable(w io.Writer, rep *benchReport, sizes []int, b *bencher) {
 		if !r.Verified {
 			check = "FAILED: " + r.failure()
 		}
-		fmt.Fprintf(tw, "%s %s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kind, r.Transport, benchSize(r.Size),
-			r.Readers, rate, bytes, p50, p99, p999, ratio, check)
+		fmt.Fprintf(tw, "%s %s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kind, r.Transport, benchSize(r.Size),
+			r.Readers, rate, bytes, p50, p99, p999, ratio, fmtRatio(r.VsCeiling), check)
 	}
 	tw.Flush()
 	if goals := benchGoals(rep.Results, b.o.fanout); len(goals) > 0 {
@@ -666,19 +681,19 @@ func benchGoals(rs []benchResult, fanout int) []string {
 		if ok {
 			return "met"
 		}
-		return "missed"
+		return "below goal"
 	}
-	var out []string
+	out := ceilingGoals(rs, fanout)
 	if r := find("throughput", "shmio", 32, 1); r != nil && r.VsSocket > 0 {
-		out = append(out, fmt.Sprintf("32 B, 1 reader: %.2fx the socket's frames/s (goal >= 3x): %s", r.VsSocket, mark(r.VsSocket >= 3)))
+		out = append(out, fmt.Sprintf("32 B, 1 reader: %.2fx the socket's frames/s (goal >= 3x): %s", r.VsSocket, socketGoal(rs, r, 3)))
 	}
 	if fanout == 3 {
 		if r := find("throughput", "shmio", 32, 3); r != nil && r.VsSocket > 0 {
-			out = append(out, fmt.Sprintf("32 B, 3 readers: %.2fx the socket's frames/s (goal >= 6x): %s", r.VsSocket, mark(r.VsSocket >= 6)))
+			out = append(out, fmt.Sprintf("32 B, 3 readers: %.2fx the socket's frames/s (goal >= 6x): %s", r.VsSocket, socketGoal(rs, r, 6)))
 		}
 	}
 	if r := find("throughput", "shmio", 1024, 1); r != nil && r.VsSocket > 0 {
-		out = append(out, fmt.Sprintf("1 KiB, 1 reader: %.2fx the socket's bytes/s (goal >= 3x): %s", r.VsSocket, mark(r.VsSocket >= 3)))
+		out = append(out, fmt.Sprintf("1 KiB, 1 reader: %.2fx the socket's bytes/s (goal >= 3x): %s", r.VsSocket, socketGoal(rs, r, 3)))
 	}
 	if r := find("latency", "shmio-spin", 32, 1); r != nil {
 		out = append(out, fmt.Sprintf("32 B spinning one-way p50 %s (goal < 1µs): %s", fmtNanos(r.P50), mark(r.P50 < 1000)))

@@ -37,9 +37,9 @@ func TestBenchQuick(t *testing.T) {
 	if !rep.Verified {
 		t.Fatalf("report not verified: %s", r.stdout)
 	}
-	// 2 sizes x (2 reader counts x 4 transports + 3 latency modes)
-	if len(rep.Results) != 22 {
-		t.Fatalf("got %d results, want 22", len(rep.Results))
+	// 2 sizes x (2 reader counts x 5 transports (ceiling included) + 3 latency modes)
+	if len(rep.Results) != 26 {
+		t.Fatalf("got %d results, want 26", len(rep.Results))
 	}
 	seen := map[string]bool{}
 	for _, res := range rep.Results {
@@ -152,7 +152,7 @@ func TestBenchErrors(t *testing.T) {
 		{[]string{"bench", "--size", "4"}, "shmio: invalid --size 4 B: want 8 to 65531 bytes"},
 		{[]string{"bench", "--size", "64KiB"}, "shmio: invalid --size 64 KiB: want 8 to 65531 bytes"},
 		{[]string{"bench", "--size", "lots"}, `invalid argument "lots" for "--size" flag`},
-		{[]string{"bench", "--transports", "carrier-pigeon"}, `shmio: invalid --transports "carrier-pigeon": want shmio, unix, pipe or tcp`},
+		{[]string{"bench", "--transports", "carrier-pigeon"}, `shmio: invalid --transports "carrier-pigeon": want shmio, ceiling, unix, pipe or tcp`},
 		{[]string{"bench", "--commit-every", "0"}, "shmio: invalid --commit-every 0: want at least 1"},
 		{[]string{"bench", "--runs", "0"}, "shmio: invalid --runs 0: want at least 1"},
 		{[]string{"bench", "extra"}, `unknown command "extra"`},
@@ -376,9 +376,9 @@ func TestBenchHelpers(t *testing.T) {
 	goals := strings.Join(benchGoals(rs, 3), "\n")
 	for _, want := range []string{
 		"32 B, 1 reader: 3.00x the socket's frames/s (goal >= 3x): met",
-		"32 B, 3 readers: 5.00x the socket's frames/s (goal >= 6x): missed",
+		"32 B, 3 readers: 5.00x the socket's frames/s (goal >= 6x): below goal",
 		"spinning one-way p50 200ns (goal < 1µs): met",
-		"futex one-way p50 20µs vs socket 10µs (goal: no worse): missed",
+		"futex one-way p50 20µs vs socket 10µs (goal: no worse): below goal",
 	} {
 		if !strings.Contains(goals, want) {
 			t.Errorf("goals lack %q:\n%s", want, goals)
