@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"strings"
 	"testing"
 )
 
@@ -56,4 +57,50 @@ func BenchmarkCeilingScan(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/frame")
+}
+
+func TestCeilingRatiosAndGoals(t *testing.T) {
+	rs := []benchResult{
+		{Kind: "throughput", Transport: "shmio", Size: 32, Readers: 1, FramesPerSec: 90e6, Verified: true},
+		{Kind: "throughput", Transport: "ceiling", Size: 32, Readers: 1, FramesPerSec: 100e6, Verified: true},
+		{Kind: "throughput", Transport: "unix", Size: 32, Readers: 1, FramesPerSec: 30e6, Verified: true},
+		{Kind: "throughput", Transport: "shmio", Size: 32, Readers: 3, FramesPerSec: 35e6, Verified: true},
+		{Kind: "throughput", Transport: "ceiling", Size: 32, Readers: 3, FramesPerSec: 50e6, Verified: true},
+		{Kind: "throughput", Transport: "unix", Size: 32, Readers: 3, FramesPerSec: 10e6, Verified: true},
+		{Kind: "latency", Transport: "unix", Size: 32, Readers: 1, P50: 10_000, Verified: true},
+	}
+	fillRatios(rs)
+	fillCeilingRatios(rs)
+	for i, want := range []float64{0.9, 1, 0.3, 0.7, 1, 0.2, 0} {
+		if d := rs[i].VsCeiling - want; d > 1e-9 || d < -1e-9 {
+			t.Errorf("row %d: vs ceiling %v, want %v", i, rs[i].VsCeiling, want)
+		}
+	}
+	goals := strings.Join(benchGoals(rs, 3), "\n")
+	for _, want := range []string{
+		"32 B, 1 reader(s): 0.90x the bare-loop ceiling (goal >= 0.8x): at goal",
+		"32 B, 3 reader(s): 0.70x the bare-loop ceiling (goal >= 0.8x): below goal",
+		"32 B, 1 reader: 3.00x the socket's frames/s (goal >= 3x): met",
+		// The ceiling itself does 5x the socket with 3 readers: the 6x goal is the machine's limit.
+		"32 B, 3 readers: 3.50x the socket's frames/s (goal >= 6x): out of reach here: the bare-loop ceiling itself does 5.00x",
+	} {
+		if !strings.Contains(goals, want) {
+			t.Errorf("goals lack %q:\n%s", want, goals)
+		}
+	}
+	if strings.Contains(goals, "missed") {
+		t.Errorf("goals say missed:\n%s", goals)
+	}
+	if n := loadNote(1.5, 2); n != "" {
+		t.Errorf("quiet machine: %q", n)
+	}
+	if n := loadNote(7.25, 2); !strings.HasPrefix(n, "note: the machine is loaded (load average 7.2 > 2 CPUs)") {
+		t.Errorf("loaded machine: %q", n)
+	}
+	var b strings.Builder
+	progressLine(&b, false, 2, 9, "throughput ceiling, 32 B frames, 1 reader(s)")
+	progressLine(&b, true, 3, 9, "drawn by the status line instead")
+	if b.String() != "bench [2/9] throughput ceiling, 32 B frames, 1 reader(s)\n" {
+		t.Errorf("progress lines %q", b.String())
+	}
 }

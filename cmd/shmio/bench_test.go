@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,8 +82,11 @@ func TestBenchQuick(t *testing.T) {
 		if res.Transport == "unix" && res.VsSocket != 1 {
 			t.Errorf("%s: ratio to itself %v", name, res.VsSocket)
 		}
+		if res.Kind == "throughput" && (res.VsCeiling <= 0 || res.Transport == "ceiling" && res.VsCeiling != 1) {
+			t.Errorf("%s: ratio to the ceiling %v", name, res.VsCeiling)
+		}
 	}
-	for _, want := range []string{"throughput shmio 32 B+", "throughput shmio 32 B+++", "throughput unix 1 KiB+++",
+	for _, want := range []string{"throughput shmio 32 B+", "throughput shmio 32 B+++", "throughput unix 1 KiB+++", "throughput ceiling 32 B+", "throughput ceiling 1 KiB+++",
 		"throughput pipe 32 B+", "throughput tcp 1 KiB+", "latency shmio-spin 32 B", "latency shmio-futex 1 KiB", "latency unix 32 B"} {
 		if !seen[want] {
 			t.Errorf("no %q run", want)
@@ -97,17 +101,20 @@ func TestBenchQuick(t *testing.T) {
 func TestBenchTable(t *testing.T) {
 	benchNoRaceExitSleep(t)
 	r := runShmio(t, []string{"bench", "--quick", "--size", "48", "--frames", "5000", "--pings", "300",
-		"--transports", "shmio,unix", "--fanout", "2", "--commit-every", "64", "--runs", "2"})
+		"--transports", "shmio,ceiling,unix", "--fanout", "2", "--commit-every", "64", "--runs", "2"})
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
 	}
-	if r.stderr != "" {
-		t.Errorf("stderr not empty when not a terminal: %q", r.stderr)
+	// Not a terminal: one progress line per step (2 runs of 6 throughput and 3 latency rows).
+	progress := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	if len(progress) != 18 || progress[0] != "bench [1/18] throughput shmio, 48 B frames, 1 reader(s)" ||
+		progress[17] != "bench [18/18] latency unix, 48 B frames" {
+		t.Errorf("stderr progress:\n%s", r.stderr)
 	}
 	for _, want := range []string{
 		"throughput: 5,000 frames of 48 B, commit/flush every 64 frames; latency: 300 round trips",
 		"each row: the median of 2 runs",
-		"TEST", "FRAMES/S", "VS SOCKET",
+		"TEST", "FRAMES/S", "VS SOCKET", "VS CEILING",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
@@ -120,7 +127,8 @@ func TestBenchTable(t *testing.T) {
 		}
 	}
 	wantPrefixes := []string{
-		"throughput shmio 48 B 1 ", "throughput unix 48 B 1 ", "throughput shmio 48 B 2 ", "throughput unix 48 B 2 ",
+		"throughput shmio 48 B 1 ", "throughput ceiling 48 B 1 ", "throughput unix 48 B 1 ",
+		"throughput shmio 48 B 2 ", "throughput ceiling 48 B 2 ", "throughput unix 48 B 2 ",
 		"latency shmio-spin 48 B 1 - - ", "latency shmio-futex 48 B 1 - - ", "latency unix 48 B 1 - - ",
 	}
 	if len(rows) != len(wantPrefixes) {
@@ -131,8 +139,15 @@ func TestBenchTable(t *testing.T) {
 			t.Errorf("row %d = %q, want prefix %q and check ok", i, row, wantPrefixes[i])
 		}
 	}
-	if !strings.Contains(rows[1], " 1.00x ok") || !strings.Contains(rows[6], " 1.00x ok") {
-		t.Errorf("socket rows should have ratio 1.00x: %q %q", rows[1], rows[6])
+	if !strings.Contains(rows[2], " 1.00x ") || !strings.HasSuffix(rows[8], " 1.00x - ok") {
+		t.Errorf("socket rows should have ratio 1.00x: %q %q", rows[2], rows[8])
+	}
+	// VS CEILING: the ceiling rows 1.00x, the others a ratio; latency rows none.
+	ratio := regexp.MustCompile(` \d+\.\d\dx \d+\.\d\dx ok$`)
+	for _, i := range []int{0, 1, 2, 3, 4, 5} {
+		if !ratio.MatchString(rows[i]) || (i == 1 || i == 4) && !strings.HasSuffix(rows[i], " 1.00x ok") {
+			t.Errorf("row %q: want VS SOCKET and VS CEILING ratios (1.00x for the ceiling)", rows[i])
+		}
 	}
 }
 
