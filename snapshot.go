@@ -122,6 +122,9 @@ func NewInspector(o InspectOptions) *Inspector {
 
 // Inspect returns one snapshot of the log file or queue directory at path (no rates).
 func Inspect(path string) (Snapshot, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() && !isQueueDir(path) {
+		return Snapshot{}, errorf("inspect", path, -1, ErrBadHeader, "a directory that is not a queue (use InspectDir)")
+	}
 	ss, err := NewInspector(InspectOptions{}).Sample(path)
 	if err != nil {
 		return Snapshot{}, err

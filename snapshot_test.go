@@ -289,6 +289,9 @@ func TestInspectDirSkipsOtherFilesAndForgetsGoneLogs(t *testing.T) {
 	if _, err := Inspect(filepath.Join(dir, "junk")); !errors.Is(err, ErrBadHeader) {
 		t.Fatalf("junk: %v", err)
 	}
+	if _, err := Inspect(dir); !errors.Is(err, ErrBadHeader) { // a directory, not a queue
+		t.Fatalf("dir: %v", err)
+	}
 	if _, err := Inspect(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing: %v", err)
 	}
