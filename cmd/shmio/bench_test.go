@@ -427,7 +427,8 @@ func TestBenchInterrupt(t *testing.T) {
 	if code := p.wait(t, 20*time.Second); code != 130 {
 		t.Errorf("exit code %d, want 130; stderr %q", code, p.stderr.String())
 	}
-	if got := p.stderr.String(); got != "shmio: interrupted; children stopped and logs removed\n" {
+	// Not a terminal: the progress line of the step it was in, then the message.
+	if got := p.stderr.String(); got != "bench [1/5] throughput shmio, 32 B frames, 1 reader(s)\nshmio: interrupted; children stopped and logs removed\n" {
 		t.Errorf("stderr %q", got)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
