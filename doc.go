@@ -32,7 +32,7 @@
 //	 96    8 segment      queue segments only: segment number (0 in plain logs)
 //	104    8 prevID       queue segments only: id of the previous segment
 //	112    8 sealedAt     queue segments only: when the segment was sealed, Unix nanoseconds
-//	120    8 (reserved, zero)
+//	120    8 prevEnd      queue segments only: final committed size of the previous segment
 //	128    4 wake         futex word: bumped by the writer to wake sleeping readers
 //	132    4 waiters      number of readers asleep on wake (informational)
 //	136    4 sleepers     1 when a reader may be asleep on wake; the writer clears it as it wakes

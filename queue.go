@@ -95,6 +95,7 @@ const (
 	offSegNum      = 96  // u64 segment number (0: not yet stamped)
 	offSegPrevID   = 104 // u64 ID of the previous segment (0 for the first)
 	offSegSealedAt = 112 // u64 Unix nanoseconds when sealed
+	offSegPrevEnd  = 120 // u64 final committed size of the previous segment (0: unknown)
 )
 
 const (
@@ -361,6 +362,7 @@ type segHeader struct {
 	segNum    int64
 	prevID    uint64
 	sealedAt  int64
+	prevEnd   int64
 }
 
 func readSegHeader(path string) (segHeader, error) {
@@ -398,6 +400,7 @@ func readSegHeader(path string) (segHeader, error) {
 	h.segNum = int64(le.Uint64(buf[offSegNum:]))
 	h.prevID = le.Uint64(buf[offSegPrevID:])
 	h.sealedAt = int64(le.Uint64(buf[offSegSealedAt:]))
+	h.prevEnd = int64(le.Uint64(buf[offSegPrevEnd:]))
 	return h, nil
 }
 

@@ -185,7 +185,23 @@ func (qi *QueueIterator) seekTo(c int64, op string) error {
 			return errorf(op, qi.q.dir, -1, ErrCursor, "cursor %d is beyond the committed end (segment %d is not sealed)", c, seg-1)
 		}
 	}
-	return qi.moveTo(op, seg, off)
+	err := qi.moveTo(op, seg, off)
+	if err != nil && off > 0 && errors.Is(err, ErrCursor) && qi.endOfGone(seg, off) {
+		// The end of a sealed segment is the start of the next one: a reader that stopped
+		// there before the seal stored (seg, end), and retention may have removed seg since.
+		return qi.moveTo(op, seg+1, 0)
+	}
+	return err
+}
+
+// endOfGone reports whether off is the final size of segment seg, which no longer exists, as
+// recorded in the next segment's header (see offSegPrevEnd).
+func (qi *QueueIterator) endOfGone(seg, off int64) bool {
+	if _, err := qi.q.segHeader(seg); !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	h, err := qi.q.segHeader(seg + 1)
+	return err == nil && h.prevEnd == off
 }
 
 // advance moves to the next segment if the current one is sealed and read to its end. It

@@ -176,6 +176,7 @@ func (w *QueueWriter) recover() error {
 	}
 	head := int64(-1)
 	var prevID uint64
+	var prevEnd int64
 	for i, n := range nums {
 		h, err := q.segHeader(n)
 		if err != nil {
@@ -202,7 +203,7 @@ func (w *QueueWriter) recover() error {
 			head = n
 			continue
 		}
-		prevID = h.id
+		prevID, prevEnd = h.id, h.committed
 		h.num = n
 		w.sealed = append(w.sealed, h)
 	}
@@ -220,6 +221,7 @@ func (w *QueueWriter) recover() error {
 			return err
 		}
 		u64at(s.log.mem, offSegPrevID).Store(prevID)
+		u64at(s.log.mem, offSegPrevEnd).Store(uint64(prevEnd))
 		w.setCur(s)
 		return nil
 	}
@@ -238,6 +240,7 @@ func (w *QueueWriter) recover() error {
 		if head > 1 {
 			if ph, err := q.segHeader(head - 1); err == nil {
 				u64at(l.mem, offSegPrevID).Store(ph.id)
+				u64at(l.mem, offSegPrevEnd).Store(uint64(ph.committed))
 			}
 		}
 		u64at(l.mem, offSegNum).Store(uint64(head))
@@ -457,6 +460,9 @@ func (w *QueueWriter) roll() error {
 	testHook("roll-got-next")
 	old := w.cur
 	u64at(next.log.mem, offSegPrevID).Store(old.id)
+	// Every frame of old is allocated now: its final size, for cursors stored at its end (see
+	// seekTo) once it is gone.
+	u64at(next.log.mem, offSegPrevEnd).Store(uint64(int64(old.w.end) - old.log.lo.dataOffset))
 	if old.w.end != old.w.committed {
 		w.pending = append(w.pending, old)
 	} else if err := w.seal(old); err != nil {
