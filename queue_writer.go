@@ -463,6 +463,7 @@ func (w *QueueWriter) roll() error {
 	// Every frame of old is allocated now: its final size, for cursors stored at its end (see
 	// seekTo) once it is gone.
 	u64at(next.log.mem, offSegPrevEnd).Store(uint64(int64(old.w.end) - old.log.lo.dataOffset))
+	carryTag(old, next)
 	if old.w.end != old.w.committed {
 		w.pending = append(w.pending, old)
 	} else if err := w.seal(old); err != nil {
@@ -490,6 +491,9 @@ func (w *QueueWriter) roll() error {
 
 // seal dates, seals and retires a segment whose frames are all allocated.
 func (w *QueueWriter) seal(s *wseg) error {
+	if err := s.commitKeepingTag(); err != nil {
+		return err
+	}
 	u64at(s.log.mem, offSegSealedAt).Store(uint64(time.Now().UnixNano()))
 	testHook("seal-before")
 	if err := s.w.Seal(); err != nil {
@@ -789,20 +793,45 @@ func (w *QueueWriter) Commit() error {
 }
 
 // CommitTagged commits like Commit and stores tag with the new end, as Writer.CommitTagged;
-// Queue.CommitTag reads it back. Segments sealed by this commit carry the tag too.
+// Queue.CommitTag reads it back. A tag names the batch's last frame, so it is stored only with
+// the commit that makes that frame visible, in the current segment: the final commits of
+// earlier segments the batch straddles keep the tag their end had before (see carryTag), and a
+// kill between the commits leaves a tag that claims less than what is committed, never more.
 func (w *QueueWriter) CommitTagged(tag uint64) error {
 	if w.closed {
 		return newError("commit", w.q.dir, -1, ErrClosed)
 	}
-	for _, s := range w.pending {
-		if err := s.w.CommitTagged(tag); err != nil {
+	if len(w.pending) > 0 {
+		if err := w.sealPending(); err != nil {
 			return err
 		}
-	}
-	if err := w.sealPending(); err != nil {
-		return err
+		testHook("commit-between")
 	}
 	return w.sw.CommitTagged(tag)
+}
+
+// commitKeepingTag publishes a segment's allocated frames with the tag its committed end has
+// now, if it has one: the frames of a batch that straddles a roll must not claim its tag.
+func (s *wseg) commitKeepingTag() error {
+	if s.w.end == s.w.committed {
+		return nil
+	}
+	if tag, ok := s.log.CommitTag(); ok {
+		return s.w.CommitTagged(tag)
+	}
+	return s.w.Commit()
+}
+
+// carryTag gives the empty segment next the tag of old's committed end (which old's final
+// commit keeps), so that Queue.CommitTag finds it in the head once old is sealed, whether or not
+// retention keeps old. Written before next is published, tag before end, as a commit does.
+func carryTag(old, next *wseg) {
+	tag, ok := old.log.CommitTag()
+	if !ok || next.w.committed != next.w.end || int64(next.w.committed) != next.log.lo.dataOffset {
+		return
+	}
+	u64at(next.log.mem, offTag0Tag).Store(tag)
+	u64at(next.log.mem, offTag0End).Store(uint64(next.w.committed))
 }
 
 // Sync flushes committed frames to storage (msync of the current and pending segments).
@@ -874,27 +903,39 @@ func (w *QueueWriter) closeSegs() {
 }
 
 // CommitTag returns the tag stored by the last QueueWriter.CommitTagged, with ok only when it
-// belongs to the current committed end (see Log.CommitTag). After a roll with nothing yet
-// committed in the new segment, the previous segment's tag answers.
+// belongs to the current committed end (see Log.CommitTag). The head segment answers; while it
+// has nothing committed it holds the tag carried from the previous segment, and for queues
+// written before tags were carried the previous segment answers.
 func (q *Queue) CommitTag() (tag uint64, ok bool, err error) {
-	head, err := q.findHead(1)
-	if err != nil {
-		return 0, false, err
-	}
-	for n := head; n >= max(head-1, 1); n-- {
-		l, err := q.openSegment(n, q.debug)
-		if errors.Is(err, fs.ErrNotExist) {
-			break
-		}
+	for tries := 0; ; tries++ {
+		head, err := q.findHead(1)
 		if err != nil {
 			return 0, false, err
 		}
+		tag, ok, done, err := q.commitTagFrom(head)
+		if done || err != nil || tries == 10 {
+			return tag, ok, err
+		}
+		// The head was sealed and removed under us: look again.
+	}
+}
+
+// commitTagFrom reads the tag at the head segment head; done is false if the head vanished.
+func (q *Queue) commitTagFrom(head int64) (tag uint64, ok, done bool, err error) {
+	for n := head; n >= max(head-1, 1); n-- {
+		l, err := q.openSegment(n, q.debug)
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, false, n != head, nil
+		}
+		if err != nil {
+			return 0, false, true, err
+		}
 		tag, ok = l.CommitTag()
-		empty := l.Header().Size == l.Header().DataOffset
+		h := l.Header()
 		l.Close()
-		if ok || !empty {
-			return tag, ok, nil
+		if ok || h.Size != h.DataOffset {
+			return tag, ok, true, nil
 		}
 	}
-	return 0, false, nil
+	return 0, false, true, nil
 }
