@@ -1,12 +1,18 @@
 package shmio
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -17,6 +23,174 @@ import (
 
 func init() {
 	xpRoles["queue-tagger"] = hqTaggerChild
+	xpRoles["queue-other-reader"] = hqOtherReaderChild
+}
+
+// hqOtherReaderChild reads every frame of the queue in DIR (checking each) and its metadata,
+// as whichever user the parent started it as, and reports the frame count.
+func hqOtherReaderChild() error {
+	q, err := OpenQueue(QueueOptions{Dir: xpEnv("DIR")})
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	if _, err := q.Info(); err != nil {
+		return err
+	}
+	if rs, err := q.Readers(); err != nil || len(rs) != 1 || rs[0].Err != nil {
+		return fmt.Errorf("Readers: %+v, %v", rs, err)
+	}
+	it, err := q.NewIterator(IteratorOptions{})
+	if err != nil {
+		return err
+	}
+	n := uint64(0)
+	for f, err := range it.All() {
+		if err != nil {
+			return err
+		}
+		if err := xpCheck(f, n); err != nil {
+			return err
+		}
+		n++
+	}
+	xpReport(map[string]uint64{"frames": n, "uid": uint64(os.Getuid())})
+	return nil
+}
+
+// hqStartAs starts the test binary (a copy that user uid may execute) as child role under
+// uid and gid with no supplementary groups.
+func hqStartAs(t *testing.T, bin string, uid, gid uint32, role string, params ...string) *exec.Cmd {
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), xpEnvRole+"="+role)
+	for _, p := range params {
+		cmd.Env = append(cmd.Env, "SHMIO_TEST_"+p)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}}
+	return cmd
+}
+
+// TestQueueModeKeptAcrossRollsAndRestarts (issue 11 point 4): a queue created with mode 0640
+// under a umask of 077 keeps that mode in every file and directory it gets later (segments of
+// many rolls, by a first writer and by a restarted one that gives no mode, queue.json, the
+// writer lock, readers/ and a reader file), and a process of another user in the file's group
+// reads the whole queue, while one outside it cannot.
+func TestQueueModeKeptAcrossRollsAndRestarts(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a child as another user")
+	}
+	base := xpDir(t)
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(base, "shmio.test")
+	exe, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "q")
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	seq := uint64(0)
+	write := func(mode os.FileMode, frames int) {
+		t.Helper()
+		q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: 4096, Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+		w, err := q.Writer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range frames {
+			p, err := w.Allocate(xpSize(seq))
+			if err != nil {
+				t.Fatal(err)
+			}
+			xpFill(p, seq)
+			seq++
+			if seq%7 == 0 {
+				if err := w.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0o640, 300)
+	write(0, 300) // a restarted writer that gives no mode (as `shmio append` does)
+	q, err := OpenQueue(QueueOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := q.NewIterator(IteratorOptions{Name: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.Close()
+	q.Close()
+	syscall.Umask(old)
+	segs, files := 0, 0
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o640)
+		if fi.IsDir() {
+			want = 0o750 | fs.ModeDir
+		} else {
+			files++
+		}
+		if strings.HasSuffix(path, segSuffix) {
+			segs++
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if segs < 6 || files < segs+3 {
+		t.Fatalf("%d segments, %d files: want several rolls, queue.json, writer.lock and a reader", segs, files)
+	}
+	// uid 65534 in group 0 (the files' group) reads everything the mode lets the group read.
+	cmd := hqStartAs(t, bin, 65534, 0, "queue-other-reader", "DIR="+dir)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("reader as uid 65534, gid 0: %v; stderr:\n%s", err, cmdStderr(err))
+	}
+	var res map[string]uint64
+	if err := json.Unmarshal(bytes.TrimSpace(out), &res); err != nil || res["frames"] != seq || res["uid"] != 65534 {
+		t.Fatalf("reader as uid 65534 read %s (%v), want %d frames", out, err, seq)
+	}
+	// Outside the group: the mode says no, and so does the system.
+	cmd = hqStartAs(t, bin, 65534, 65534, "queue-other-reader", "DIR="+dir)
+	if out, err := cmd.Output(); err == nil || !strings.Contains(cmdStderr(err), "permission denied") {
+		t.Fatalf("reader as uid 65534 outside the group: %s, %v; want permission denied", out, err)
+	}
+}
+
+func cmdStderr(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(ee.Stderr)
+	}
+	return ""
 }
 
 // hqTaggerChild is a writer to be killed that commits every batch with CommitTagged, the tag

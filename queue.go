@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shmio/shmio/internal/flock"
+	"golang.org/x/sys/unix"
 )
 
 // A Queue is a directory of segments: ordinary log files named by a zero-padded sequence number
@@ -68,7 +69,10 @@ type QueueOptions struct {
 	SegmentSize int64
 	Writable    bool        // this handle may open the (single) writer and apply retention
 	DebugChecks bool        // integrity checks in every segment (see Options.DebugChecks)
-	Mode        os.FileMode // permission bits of new files; 0 means 0o600 (the directory adds x where r)
+	// Mode is the permission bits of the queue's files when OpenQueue creates it (0 means 0o600;
+	// directories add x where r). A queue records its mode, and every file and directory made
+	// in it later gets the recorded one, whatever Mode later handles give and whatever the umask.
+	Mode os.FileMode
 	// Prefault populates reader mappings of segments when they are opened. The writer always
 	// prefaults the segments it prepares ahead, in the background.
 	Prefault bool
@@ -146,6 +150,9 @@ type queueMeta struct {
 	// ID is the queue's identity, 16 hex digits (a string: JSON numbers lose 64-bit precision in
 	// most other languages). Absent in queues made before it existed.
 	ID string `json:"id,omitempty"`
+	// Mode is the permission bits of the queue's files, in octal ("0640"). Absent in queues made
+	// before it existed: their first segment's mode is the queue's.
+	Mode string `json:"mode,omitempty"`
 }
 
 func (m queueMeta) id() uint64 {
@@ -175,7 +182,10 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 	case err == nil && !fi.IsDir():
 		return nil, errorf("open queue", dir, -1, ErrBadHeader, "not a directory")
 	case errors.Is(err, fs.ErrNotExist) && opts.Writable:
-		if err := os.MkdirAll(dir, dirMode(opts.Mode)); err != nil {
+		if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), dirMode(opts.Mode)); err != nil {
+			return nil, newError("open queue", dir, -1, err)
+		}
+		if _, err := mkdirMode(dir, opts.Mode, true); err != nil {
 			return nil, newError("open queue", dir, -1, err)
 		}
 	case err != nil:
@@ -200,12 +210,13 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
+	q.opts.Mode = q.recordedMode(meta, nums)
 	if len(nums) == 0 {
 		if !opts.Writable {
 			return nil, newError("open queue", dir, -1, fmt.Errorf("no segments: not a queue: %w", fs.ErrNotExist))
 		}
 		// Open's create is atomic (link into place), so racing creators share one segment 1.
-		l, err := Open(Options{Path: q.segPath(1), Capacity: q.segSize, Writable: true, Mode: opts.Mode})
+		l, err := Open(Options{Path: q.segPath(1), Capacity: q.segSize, Writable: true, Mode: q.opts.Mode})
 		if err != nil {
 			return nil, err
 		}
@@ -215,7 +226,7 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 	if err := q.loadID(meta); err != nil {
 		return nil, err
 	}
-	if opts.Writable && (meta.Format == "" || meta.id() == 0) {
+	if opts.Writable && (meta.Format == "" || meta.id() == 0 || meta.Mode == "") {
 		if err := q.writeMeta(); err != nil {
 			return nil, err
 		}
@@ -231,9 +242,23 @@ func dirMode(m os.FileMode) os.FileMode {
 	return m | (m&0o444)>>2 // x wherever r: a directory one may read but not enter is useless
 }
 
+// recordedMode returns the queue's mode: recorded in queue.json, else that of its first segment
+// (queues made before queue.json recorded it), else opts.Mode for a new queue.
+func (q *Queue) recordedMode(meta queueMeta, nums []int64) os.FileMode {
+	if m := parseFileMode(meta.Mode); m != 0 {
+		return m
+	}
+	if len(nums) > 0 {
+		if fi, err := os.Lstat(q.segPath(nums[0])); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() != 0 {
+			return fi.Mode().Perm()
+		}
+	}
+	return permOr600(q.opts.Mode)
+}
+
 func (q *Queue) readMeta() (queueMeta, error) {
 	var m queueMeta
-	b, err := os.ReadFile(filepath.Join(q.dir, metaFile))
+	b, err := readQueueFile("open queue", filepath.Join(q.dir, metaFile))
 	if err != nil {
 		return m, err
 	}
@@ -299,23 +324,8 @@ func (q *Queue) writeMeta() error {
 		q.id.Store(m.id())
 	}
 	b, _ := json.MarshalIndent(queueMeta{Format: "shmio-queue", Version: 1, SegmentSize: q.segSize, Retention: q.opts.Retention,
-		ID: fmt.Sprintf("%016x", q.id.Load())}, "", "  ")
-	return writeFileAtomic(filepath.Join(q.dir, metaFile), append(b, '\n'), q.opts.Mode)
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if mode = mode.Perm(); mode == 0 {
-		mode = 0o600
-	}
-	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return newError("write", path, -1, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return newError("write", path, -1, err)
-	}
-	return nil
+		ID: fmt.Sprintf("%016x", q.id.Load()), Mode: fileModeString(q.opts.Mode)}, "", "  ")
+	return writeFileAtomic(q.dir, metaFile, append(b, '\n'), q.opts.Mode)
 }
 
 // Dir returns the queue's directory.
@@ -367,7 +377,7 @@ type segHeader struct {
 
 func readSegHeader(path string) (segHeader, error) {
 	var h segHeader
-	f, err := os.Open(path)
+	f, err := openQueueFile("read header", path, unix.O_RDONLY)
 	if err != nil {
 		return h, err
 	}

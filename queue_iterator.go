@@ -52,7 +52,7 @@ func (q *Queue) NewIterator(opts IteratorOptions) (*QueueIterator, error) {
 	}
 	start := opts.StartCursor
 	if opts.Name != "" {
-		rd, created, err := openNamedReader(q.dir, opts.Name, q.opts.Mode)
+		rd, created, err := q.openNamedReader(opts.Name)
 		if err != nil {
 			return nil, err
 		}

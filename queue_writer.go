@@ -112,10 +112,9 @@ func (q *Queue) Writer() (*QueueWriter, error) {
 	if q.writer != nil {
 		return nil, errorf("writer", q.dir, -1, ErrLocked, "this Queue already has an open writer")
 	}
-	lockPath := filepath.Join(q.dir, lockFile)
-	lf, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, permOr600(q.opts.Mode))
+	lf, err := q.openLockFile()
 	if err != nil {
-		return nil, newError("writer", q.dir, -1, err)
+		return nil, err
 	}
 	switch err := flock.TryLock(int(lf.Fd())); {
 	case errors.Is(err, flock.ErrWouldBlock):
