@@ -67,8 +67,8 @@ type QueueOptions struct {
 	// SegmentSize is the file size of each new segment, at most MaxSegmentSize. 0 means the size
 	// recorded in the queue, or DefaultSegmentSize for a new queue. Existing segments keep theirs.
 	SegmentSize int64
-	Writable    bool        // this handle may open the (single) writer and apply retention
-	DebugChecks bool        // integrity checks in every segment (see Options.DebugChecks)
+	Writable    bool // this handle may open the (single) writer and apply retention
+	DebugChecks bool // integrity checks in every segment (see Options.DebugChecks)
 	// Mode is the permission bits of the queue's files when OpenQueue creates it (0 means 0o600;
 	// directories add x where r). A queue records its mode, and every file and directory made
 	// in it later gets the recorded one, whatever Mode later handles give and whatever the umask.
