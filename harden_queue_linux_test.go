@@ -327,3 +327,65 @@ func TestQueueCommitTagNeverAheadOfFrames(t *testing.T) {
 	}
 	t.Logf("%d kills (%v), %d frames, writer reached segment %d", kills, perStage, checked, check.Segment())
 }
+
+// hqTmpfs mounts a tmpfs of size bytes for the test, or skips it.
+func hqTmpfs(t *testing.T, size int) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.Itoa(size)); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v): skipping", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+// TestQueueRollOnFullFilesystemNamesCause (issue 11 point 15): when a roll cannot make the next
+// segment because the filesystem is full, Allocate's error wraps ErrFull and the real cause,
+// ENOSPC, and says "no space left on device"; the committed frames stay readable.
+func TestQueueRollOnFullFilesystemNamesCause(t *testing.T) {
+	dir := filepath.Join(hqTmpfs(t, 256<<10), "q")
+	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	w, err := q.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte{'x'}, 1000)
+	n := 0
+	for ; n < 10_000; n++ {
+		if err = w.Append(payload); err != nil {
+			break
+		}
+		if err = w.Commit(); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		t.Fatalf("%d frames of 1000 bytes fit in a 256 KiB filesystem", n)
+	}
+	if !errors.Is(err, ErrFull) || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("after %d frames: %v; want ErrFull wrapping ENOSPC", n, err)
+	}
+	full := err
+	it, err := q.NewIterator(IteratorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := 0
+	for f, err := range it.All() {
+		if err != nil || !bytes.Equal(f, payload) {
+			t.Fatalf("frame %d: %d bytes, %v", read, len(f), err)
+		}
+		read++
+	}
+	if read != n {
+		t.Fatalf("read %d frames, committed %d", read, n)
+	}
+	t.Logf("full after %d frames: %v", n, full)
+}
