@@ -203,9 +203,10 @@ func (it *Iterator) dropAhead() {
 // returns the frames before it along with the error. Passing the previous batch as dst[:0]
 // makes reading allocation-free.
 func (it *Iterator) NextBatch(dst [][]byte, o BatchOptions) (batch [][]byte, err error) {
-	if it.closed || it.log.closed.Load() {
+	if it.closed || !it.log.enter() {
 		return dst, it.checkOpen("next batch")
 	}
+	defer it.log.leave()
 	it.dropAhead()
 	defer it.guard("next batch", debug.SetPanicOnFault(true), &err)
 	maxMsgs, maxBytes := o.MaxMessages, o.MaxBytes
@@ -267,9 +268,10 @@ func (it *Iterator) NextBatch(dst [][]byte, o BatchOptions) (batch [][]byte, err
 // Prev returns the frame before the cursor and moves the cursor back to its start, or nil, nil
 // at the start of the log.
 func (it *Iterator) Prev() (frame []byte, err error) {
-	if err := it.checkOpen("prev"); err != nil {
-		return nil, err
+	if it.closed || !it.log.enter() {
+		return nil, it.checkOpen("prev")
 	}
+	defer it.log.leave()
 	it.dropAhead()
 	defer it.guard("prev", debug.SetPanicOnFault(true), &err)
 	pos := it.pos
@@ -298,9 +300,10 @@ func (it *Iterator) Cursor() int64 { return int64(it.pos - it.base) }
 // On a closed iterator, or a file truncated under it, it returns the last size it loaded.
 func (it *Iterator) CommittedSize() (size int64) {
 	size = int64(it.end - it.base)
-	if it.closed || it.log.closed.Load() {
+	if it.closed || !it.log.enter() {
 		return size
 	}
+	defer it.log.leave()
 	var err error
 	defer recoverFault(debug.SetPanicOnFault(true), "committed size", it.log.path, -1, &err)
 	return int64(it.log.size.Load()) - int64(it.base)
@@ -312,9 +315,10 @@ func (it *Iterator) CommittedSize() (size int64) {
 // its lengths: the frame there and the one before it must each have matching leading and trailing
 // lengths. With DebugChecks the frame chain is also walked from the start to prove it.
 func (it *Iterator) Seek(offset int64, whence int) (cur int64, err error) {
-	if err := it.checkOpen("seek"); err != nil {
-		return it.Cursor(), err
+	if it.closed || !it.log.enter() {
+		return it.Cursor(), it.checkOpen("seek")
 	}
+	defer it.log.leave()
 	it.dropAhead()
 	defer it.guard("seek", debug.SetPanicOnFault(true), &err)
 	if err := it.refresh("seek"); err != nil {

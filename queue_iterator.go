@@ -7,6 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,7 +30,13 @@ type QueueIterator struct {
 	prev  *Log // previous segment, kept mapped so that its frames stay valid a while
 	prevN int64
 	rd    *namedReader
-	state bool // closed
+
+	// Close from another goroutine: stop is set first, then users (methods in flight, see
+	// Log.enter) drains before the segments are unmapped. segMu guards log and prev against
+	// Close while moveTo swaps them.
+	stop  atomic.Bool
+	users atomic.Int64
+	segMu sync.Mutex
 }
 
 // NewIterator returns an iterator positioned at opts.StartCursor (0: the first frame still
@@ -79,7 +88,28 @@ func (q *Queue) NewIterator(opts IteratorOptions) (*QueueIterator, error) {
 // storeCursor publishes a named reader's cursor.
 func (qi *QueueIterator) storeCursor() {
 	if qi.rd != nil {
-		qi.rd.cursor.Store(uint64(qi.Cursor()))
+		qi.rd.cursor.Store(uint64(qi.cursor()))
+	}
+}
+
+// enter counts a method in flight, as Log.enter does; false means the iterator is closed.
+func (qi *QueueIterator) enter() bool {
+	qi.users.Add(1)
+	if qi.stop.Load() || qi.q.closed.Load() {
+		qi.users.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (qi *QueueIterator) leave() { qi.users.Add(-1) }
+
+// guard turns a fault on a segment's mapping (truncated by another process) into
+// ErrMappingGone; deferred by every method that reads a mapping.
+func (qi *QueueIterator) guard(op string, old bool, err *error) {
+	debug.SetPanicOnFault(old)
+	if r := recover(); r != nil {
+		*err = faultError(r, op, qi.log.path, -1)
 	}
 }
 
@@ -91,7 +121,7 @@ func (qi *QueueIterator) caughtUp() {
 }
 
 func (qi *QueueIterator) checkOpen(op string) error {
-	if qi.state || qi.q.closed.Load() {
+	if qi.stop.Load() || qi.q.closed.Load() {
 		return newError(op, qi.q.dir, -1, ErrClosed)
 	}
 	return nil
@@ -99,11 +129,26 @@ func (qi *QueueIterator) checkOpen(op string) error {
 
 // Cursor returns the cursor of the next frame Next would return. At the end of a sealed segment
 // that is the start of the next segment.
-func (qi *QueueIterator) Cursor() int64 {
+func (qi *QueueIterator) Cursor() (c int64) {
 	if qi.it == nil {
 		return 0
 	}
-	if it := qi.it; it.pos == it.end && it.pos != it.base && !qi.state && qi.log.Sealed() && int(qi.log.size.Load()) == it.pos {
+	if !qi.enter() {
+		return QueueCursor(qi.seg, qi.it.Cursor())
+	}
+	defer qi.leave()
+	c = QueueCursor(qi.seg, qi.it.Cursor())
+	var err error
+	defer qi.guard("cursor", debug.SetPanicOnFault(true), &err)
+	return qi.cursor()
+}
+
+// cursor is Cursor for methods already in flight.
+func (qi *QueueIterator) cursor() int64 {
+	if qi.it == nil {
+		return 0
+	}
+	if it := qi.it; it.pos == it.end && it.pos != it.base && qi.log.sealedNow() && int(qi.log.size.Load()) == it.pos {
 		return QueueCursor(qi.seg+1, 0)
 	}
 	return QueueCursor(qi.seg, qi.it.Cursor())
@@ -122,7 +167,9 @@ func (qi *QueueIterator) moveTo(op string, seg, off int64) error {
 	}
 	var l *Log
 	if seg == qi.prevN && qi.prev != nil {
+		qi.segMu.Lock()
 		l, qi.prev = qi.prev, nil // going back to the segment we just left
+		qi.segMu.Unlock()
 	} else {
 		var err error
 		if l, err = qi.q.openSegment(seg, qi.q.debug); err != nil {
@@ -146,6 +193,13 @@ func (qi *QueueIterator) moveTo(op string, seg, off int64) error {
 			return newError(op, qi.q.dir, -1, fmt.Errorf("segment %d: %w", seg, err))
 		}
 		return err
+	}
+	qi.segMu.Lock()
+	defer qi.segMu.Unlock()
+	if qi.stop.Load() {
+		// Close is waiting for this method to return: it must not find l.
+		l.Close()
+		return qi.checkOpen(op)
 	}
 	if qi.prev != nil {
 		qi.prev.Close()
@@ -222,10 +276,12 @@ func (qi *QueueIterator) advance(op string) (bool, error) {
 
 // Next returns the next committed frame, moving across segments, or nil, nil when nothing more
 // is committed. A frame in a segment that retention removed gives ErrCursor.
-func (qi *QueueIterator) Next() ([]byte, error) {
-	if qi.state {
+func (qi *QueueIterator) Next() (_ []byte, err error) {
+	if !qi.enter() {
 		return nil, qi.checkOpen("next")
 	}
+	defer qi.leave()
+	defer qi.guard("next", debug.SetPanicOnFault(true), &err)
 	qi.storeCursor()
 	for {
 		f, err := qi.it.Next()
@@ -245,10 +301,12 @@ func (qi *QueueIterator) Next() ([]byte, error) {
 
 // NextBatch appends committed frames to dst as Iterator.NextBatch does. A batch holds frames of
 // one segment.
-func (qi *QueueIterator) NextBatch(dst [][]byte, o BatchOptions) ([][]byte, error) {
-	if qi.state {
+func (qi *QueueIterator) NextBatch(dst [][]byte, o BatchOptions) (_ [][]byte, err error) {
+	if !qi.enter() {
 		return dst, qi.checkOpen("next batch")
 	}
+	defer qi.leave()
+	defer qi.guard("next batch", debug.SetPanicOnFault(true), &err)
 	qi.storeCursor()
 	for {
 		n := len(dst)
@@ -269,10 +327,12 @@ func (qi *QueueIterator) NextBatch(dst [][]byte, o BatchOptions) ([][]byte, erro
 
 // Prev returns the frame before the cursor and moves back to its start, crossing into earlier
 // segments; nil, nil at the first frame still available.
-func (qi *QueueIterator) Prev() ([]byte, error) {
-	if err := qi.checkOpen("prev"); err != nil {
-		return nil, err
+func (qi *QueueIterator) Prev() (_ []byte, err error) {
+	if !qi.enter() {
+		return nil, qi.checkOpen("prev")
 	}
+	defer qi.leave()
+	defer qi.guard("prev", debug.SetPanicOnFault(true), &err)
 	defer qi.storeCursor()
 	for {
 		f, err := qi.it.Prev()
@@ -298,16 +358,20 @@ func (qi *QueueIterator) Prev() ([]byte, error) {
 // CommittedSize returns the queue cursor of the committed end: Cursor() < CommittedSize() means
 // frames wait to be read. (Differences of queue cursors are not byte counts across segments; see
 // Queue.Lag.)
-func (qi *QueueIterator) CommittedSize() int64 {
-	if qi.state || qi.q.closed.Load() {
+func (qi *QueueIterator) CommittedSize() (c int64) {
+	if !qi.enter() {
 		return qi.Cursor()
 	}
+	defer qi.leave()
+	c = QueueCursor(qi.seg, qi.it.Cursor())
+	var err error
+	defer qi.guard("committed size", debug.SetPanicOnFault(true), &err)
 	if !qi.log.Sealed() {
 		return QueueCursor(qi.seg, qi.it.CommittedSize())
 	}
-	c, err := qi.q.endCursor(qi.seg)
+	c, err = qi.q.endCursor(qi.seg)
 	if err != nil {
-		return qi.Cursor()
+		return qi.cursor()
 	}
 	return c
 }
@@ -334,39 +398,43 @@ func (q *Queue) endCursor(from int64) (int64, error) {
 // cursor, both by adding to the packed value, so relative seeks make sense within one segment
 // only. The target must be 0, the committed end, or a frame start in an available segment;
 // otherwise ErrCursor and the cursor stays.
-func (qi *QueueIterator) Seek(offset int64, whence int) (int64, error) {
-	if err := qi.checkOpen("seek"); err != nil {
-		return qi.Cursor(), err
+func (qi *QueueIterator) Seek(offset int64, whence int) (_ int64, err error) {
+	if !qi.enter() {
+		return qi.Cursor(), qi.checkOpen("seek")
 	}
+	defer qi.leave()
+	defer qi.guard("seek", debug.SetPanicOnFault(true), &err)
 	var target int64
 	switch whence {
 	case io.SeekStart:
 		target = offset
 	case io.SeekCurrent:
-		target = qi.Cursor() + offset
+		target = qi.cursor() + offset
 	case io.SeekEnd:
 		end, err := qi.q.endCursor(qi.seg)
 		if err != nil {
-			return qi.Cursor(), err
+			return qi.cursor(), err
 		}
 		target = end + offset
 	default:
-		return qi.Cursor(), errorf("seek", qi.q.dir, -1, ErrCursor, "bad whence %d", whence)
+		return qi.cursor(), errorf("seek", qi.q.dir, -1, ErrCursor, "bad whence %d", whence)
 	}
 	if err := qi.seekTo(target, "seek"); err != nil {
-		return qi.Cursor(), err
+		return qi.cursor(), err
 	}
 	qi.storeCursor()
-	return qi.Cursor(), nil
+	return qi.cursor(), nil
 }
 
 // Wait returns nil as soon as a frame beyond the cursor is committed, or ctx.Err() once ctx is
 // done. A reader asleep at the end of a segment is woken by its seal and moves on to the next
 // segment (so the cursor may change to the next segment's start), where it waits again.
-func (qi *QueueIterator) Wait(ctx context.Context) error {
-	if err := qi.checkOpen("wait"); err != nil {
-		return err
+func (qi *QueueIterator) Wait(ctx context.Context) (err error) {
+	if !qi.enter() {
+		return qi.checkOpen("wait")
 	}
+	defer qi.leave()
+	defer qi.guard("wait", debug.SetPanicOnFault(true), &err)
 	qi.storeCursor()
 	var deadline time.Time
 	for spun := false; ; {
@@ -440,15 +508,29 @@ func (qi *QueueIterator) Name() string {
 func (qi *QueueIterator) Close() error {
 	qi.q.mu.Lock()
 	defer qi.q.mu.Unlock()
-	if qi.state || qi.q.closed.Load() {
+	if qi.stop.Load() || qi.q.closed.Load() {
 		return newError("close iterator", qi.q.dir, -1, ErrClosed)
 	}
 	return qi.closeLocked()
 }
 
+// closeLocked closes the iterator; methods in flight in other goroutines return ErrClosed, and
+// the segments are unmapped once they have.
 func (qi *QueueIterator) closeLocked() error {
-	qi.storeCursor()
-	qi.state = true
+	qi.stop.Store(true)
+	qi.segMu.Lock()
+	for _, l := range [2]*Log{qi.log, qi.prev} {
+		if l != nil {
+			l.interrupt() // fails their methods and wakes a Wait
+		}
+	}
+	qi.segMu.Unlock()
+	drainUsers(qi.users.Load)
+	func() {
+		var err error
+		defer qi.guard("close iterator", debug.SetPanicOnFault(true), &err)
+		qi.storeCursor()
+	}()
 	delete(qi.q.iters, qi)
 	var errs []error
 	if qi.rd != nil {
