@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -252,6 +253,9 @@ func TestCloseDuringWaitAndReadLoops(t *testing.T) {
 	for _, sc := range []string{"log-close-wait", "log-close-loop", "log-truncate-wait",
 		"queue-close-wait", "queue-iterator-close-wait", "queue-close-loop", "queue-iterator-close-loop", "queue-truncate-wait"} {
 		t.Run(sc, func(t *testing.T) {
+			if hqRace && strings.Contains(sc, "truncate") {
+				t.Skip("a fault inside the race detector's atomics cannot be recovered")
+			}
 			c := xpStart(t, "close-race", "DIR="+xpDir(t), "SCENARIO="+sc)
 			c.finish(3*time.Minute, nil)
 		})
