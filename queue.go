@@ -43,9 +43,12 @@ import (
 // on byte 0) on each segment it maps, which recycling respects. A tool that maps a segment file
 // of a live queue directly, with Open, takes no such lock: use the queue's iterators instead.
 //
-// Files in the directory besides the segments: queue.json (identity, segment size and the writer's
-// retention policy, for tools), writer.lock (flocked by the single writer), and
-// readers/NAME.reader per named reader (its cursor, see Queue.NewIterator).
+// Files in the directory besides the segments: queue.json (identity, segment size, mode and the
+// writer's retention policy, for tools), writer.lock (flocked by the single writer), and
+// readers/NAME.reader per named reader (its cursor, see Queue.NewIterator). Every file and
+// directory the queue makes gets the mode recorded at its creation (QueueOptions.Mode), whatever
+// the umask, and none is opened through a symbolic link: a link in their place is an error
+// (ErrBadHeader), never followed.
 type Queue struct {
 	dir     string
 	opts    QueueOptions
@@ -514,8 +517,9 @@ func (q *Queue) goneError(op string, seg int64, cursor int64) error {
 }
 
 // Close closes the writer (uncommitted frames are discarded) and every iterator of this Queue.
-// Frames returned by them are invalid afterwards. As with Log.Close, no other goroutine may be
-// inside a method of the queue's writer or iterators meanwhile.
+// Frames returned by them are invalid afterwards. Iterator methods running in other goroutines
+// (Wait included, which Close wakes) return ErrClosed, and the segments are unmapped once they
+// have returned. As with Log.Close, no other goroutine may be inside a writer method meanwhile.
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()

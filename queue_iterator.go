@@ -504,7 +504,8 @@ func (qi *QueueIterator) Name() string {
 }
 
 // Close stores a named reader's cursor, releases the name and unmaps the iterator's segments.
-// Frames it returned are invalid afterwards.
+// Frames it returned are invalid afterwards. A method of the iterator running in another
+// goroutine (Wait included, which Close wakes) returns ErrClosed; the unmapping waits for it.
 func (qi *QueueIterator) Close() error {
 	qi.q.mu.Lock()
 	defer qi.q.mu.Unlock()
