@@ -4,14 +4,17 @@ import (
 	"runtime"
 	"runtime/debug"
 	"time"
+	"unsafe"
 
 	"github.com/shmio/shmio/internal/futex"
+	"github.com/shmio/shmio/internal/mmap"
+	"golang.org/x/sys/unix"
 )
 
-// Closing a Log while other goroutines are inside its methods: every method that reads the
-// mapping counts itself in l.users for its duration (enter/leave: two atomic additions per
-// call, never per frame), and Close, having set l.closed, waits for the count to reach zero
-// before it unmaps. enter adds, then loads closed; Close stores closed, then loads the count:
+// Closing a Log while other goroutines are inside its methods: the methods that read the
+// mapping, NextBatch and Prev excepted (see unmapData), count themselves in l.users for their
+// duration (enter/leave: two atomic additions per call), and Close, having set l.closed, waits
+// for the count to reach zero before it unmaps. enter adds, then loads closed; Close stores closed, then loads the count:
 // with sequentially consistent atomics either enter sees closed (and backs out) or Close sees
 // the caller counted (and waits). Readers asleep in Wait are woken by Close (see startClose).
 
@@ -71,4 +74,22 @@ func (l *Log) interrupt() {
 // also after startClose.
 func (l *Log) sealedNow() bool {
 	return !l.lo.nodeFormat && u32at(l.mem, offFlags).Load()&flagSealed != 0
+}
+
+// unmapData releases the data mapping at Close. NextBatch and Prev do not count themselves in
+// users (see NextBatch), so one of them may still read the mapping: it is replaced, at the same
+// address and in one system call, by an inaccessible one, where such a read faults into the
+// iterator's guard instead of reading memory mapped anew for something else. The placeholder
+// (address space only, no memory) is unmapped once the Log is unreachable, that is, once no
+// method can be running on it. A queue's own segments (private) are unmapped at once.
+func (l *Log) unmapData() error {
+	if l.private {
+		return mmap.Unmap(l.mem)
+	}
+	_, err := unix.MmapPtr(-1, 0, unsafe.Pointer(unsafe.SliceData(l.mem)), uintptr(len(l.mem)), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_FIXED)
+	if err != nil {
+		return mmap.Unmap(l.mem)
+	}
+	runtime.AddCleanup(l, func(b []byte) { mmap.Unmap(b) }, l.mem)
+	return nil
 }

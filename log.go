@@ -51,6 +51,7 @@ type Log struct {
 	closing  chan struct{} // closed by Close, to wake pollers
 	mu       sync.Mutex    // guards writer and Close
 	unmapped bool          // Close finished (under mu)
+	private  bool          // opened by a queue for itself: no method of it can race with Close
 	writer   *Writer
 }
 
@@ -344,7 +345,7 @@ func (l *Log) Close() error {
 	if l.hdrRW != nil {
 		errs = append(errs, mmap.Unmap(l.hdrRW))
 	}
-	errs = append(errs, mmap.Unmap(l.mem), l.file.Close())
+	errs = append(errs, l.unmapData(), l.file.Close())
 	if err := errors.Join(errs...); err != nil {
 		return newError("close", l.path, -1, err)
 	}

@@ -221,6 +221,7 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 		if err != nil {
 			return nil, err
 		}
+		l.private = true // only this queue uses it: Close unmaps at once
 		u64at(l.mem, offSegNum).CompareAndSwap(0, 1)
 		l.Close()
 	}
@@ -414,6 +415,7 @@ func (q *Queue) openSegment(n int64, debug bool) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.private = true // only this queue uses it: Close unmaps at once
 	if !segReadLock(l.file) {
 		l.Close()
 		return nil, &fs.PathError{Op: "open", Path: q.segPath(n), Err: fs.ErrNotExist}

@@ -227,6 +227,7 @@ func (w *QueueWriter) recover() error {
 	if err != nil {
 		return err
 	}
+	l.private = true // only this queue uses it: Close unmaps at once
 	sw, err := l.Writer()
 	if err != nil {
 		l.Close()
@@ -264,6 +265,7 @@ func (q *Queue) prepareSegment(num int64) (*wseg, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.private = true // only this queue uses it: Close unmaps at once
 	testHook("prepare-created")
 	h := l.Header()
 	if h.Size != h.DataOffset || h.Sealed || h.NodeFormat {
