@@ -74,7 +74,10 @@ func (q *Queue) NewIterator(opts IteratorOptions) (*QueueIterator, error) {
 		qi.rd.close()
 		return nil, err
 	}
-	qi.storeCursor()
+	if err := qi.storeCursorGuarded(); err != nil {
+		qi.release()
+		return nil, err
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed.Load() {
@@ -90,6 +93,13 @@ func (qi *QueueIterator) storeCursor() {
 	if qi.rd != nil {
 		qi.rd.cursor.Store(uint64(qi.cursor()))
 	}
+}
+
+// storeCursorGuarded is storeCursor outside the iterator's methods.
+func (qi *QueueIterator) storeCursorGuarded() (err error) {
+	defer qi.guard("iterator", debug.SetPanicOnFault(true), &err)
+	qi.storeCursor()
+	return nil
 }
 
 // enter counts a method in flight, as Log.enter does; false means the iterator is closed.
@@ -527,12 +537,14 @@ func (qi *QueueIterator) closeLocked() error {
 	}
 	qi.segMu.Unlock()
 	drainUsers(qi.users.Load)
-	func() {
-		var err error
-		defer qi.guard("close iterator", debug.SetPanicOnFault(true), &err)
-		qi.storeCursor()
-	}()
+	qi.storeCursorGuarded()
 	delete(qi.q.iters, qi)
+	return qi.release()
+}
+
+// release unmaps the iterator's segments and releases its name.
+func (qi *QueueIterator) release() error {
+	qi.stop.Store(true)
 	var errs []error
 	if qi.rd != nil {
 		errs = append(errs, qi.rd.close())

@@ -162,8 +162,11 @@ type ReaderInfo struct {
 // (cost proportional to the lag).
 func (q *Queue) Readers() ([]ReaderInfo, error) {
 	d, names, err := q.readerNames()
-	if err != nil || d == nil {
+	if err != nil {
 		return nil, err
+	}
+	if d == nil {
+		return []ReaderInfo{}, nil
 	}
 	defer d.Close()
 	now := time.Now()
