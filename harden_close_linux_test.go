@@ -172,7 +172,8 @@ func hqCloseRaceChild() error {
 			if err := hqWant(round, scenario, err, want); err != nil {
 				return err
 			}
-		case "queue-close-wait", "queue-iterator-close-wait", "queue-truncate-wait", "queue-close-loop", "queue-iterator-close-loop":
+		case "queue-close-wait", "queue-iterator-close-wait", "queue-truncate-wait", "queue-close-loop", "queue-iterator-close-loop",
+			"queue-named-close-wait", "queue-named-close-loop":
 			if err := hqFillQueue(path, 3000); err != nil { // several segments
 				return err
 			}
@@ -180,12 +181,16 @@ func hqCloseRaceChild() error {
 			if err != nil {
 				return err
 			}
-			it, err := q.NewIterator(IteratorOptions{})
+			opts := IteratorOptions{}
+			if strings.Contains(scenario, "named") {
+				opts.Name = "r" // counted in flight, unlike an anonymous iterator's fast paths
+			}
+			it, err := q.NewIterator(opts)
 			if err != nil {
 				return err
 			}
 			errc := make(chan error, 1)
-			loop := scenario == "queue-close-loop" || scenario == "queue-iterator-close-loop"
+			loop := strings.HasSuffix(scenario, "-loop")
 			if loop {
 				go func() {
 					batch := make([][]byte, 0, 64)
@@ -251,7 +256,8 @@ func hqCloseRaceChild() error {
 // a file truncated under a sleeping Wait gives ErrMappingGone.
 func TestCloseDuringWaitAndReadLoops(t *testing.T) {
 	for _, sc := range []string{"log-close-wait", "log-close-loop", "log-truncate-wait",
-		"queue-close-wait", "queue-iterator-close-wait", "queue-close-loop", "queue-iterator-close-loop", "queue-truncate-wait"} {
+		"queue-close-wait", "queue-iterator-close-wait", "queue-close-loop", "queue-iterator-close-loop", "queue-truncate-wait",
+		"queue-named-close-wait", "queue-named-close-loop"} {
 		t.Run(sc, func(t *testing.T) {
 			if hqRace && strings.Contains(sc, "truncate") {
 				t.Skip("a fault inside the race detector's atomics cannot be recovered")

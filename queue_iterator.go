@@ -286,10 +286,27 @@ func (qi *QueueIterator) advance(op string) (bool, error) {
 
 // Next returns the next committed frame, moving across segments, or nil, nil when nothing more
 // is committed. A frame in a segment that retention removed gives ErrCursor.
-func (qi *QueueIterator) Next() (_ []byte, err error) {
+func (qi *QueueIterator) Next() ([]byte, error) {
+	if it := qi.it; qi.rd == nil && it.aheadi < len(it.ahead) && !qi.stop.Load() {
+		// An anonymous iterator handing out a frame read ahead touches no mapping and nothing
+		// Close reads or frees: no need to count itself in flight.
+		return it.Next()
+	}
 	if !qi.enter() {
 		return nil, qi.checkOpen("next")
 	}
+	if it := qi.it; it.aheadi < len(it.ahead) {
+		// A frame read ahead by the segment's iterator: neither the cursor (below the committed
+		// end) nor the frame needs the mapping, so no fault guard.
+		qi.storeCursor()
+		f, err := it.Next()
+		qi.leave()
+		return f, err
+	}
+	return qi.nextSlow()
+}
+
+func (qi *QueueIterator) nextSlow() (_ []byte, err error) {
 	defer qi.leave()
 	defer qi.guard("next", debug.SetPanicOnFault(true), &err)
 	qi.storeCursor()
@@ -311,10 +328,33 @@ func (qi *QueueIterator) Next() (_ []byte, err error) {
 
 // NextBatch appends committed frames to dst as Iterator.NextBatch does. A batch holds frames of
 // one segment.
-func (qi *QueueIterator) NextBatch(dst [][]byte, o BatchOptions) (_ [][]byte, err error) {
+func (qi *QueueIterator) NextBatch(dst [][]byte, o BatchOptions) ([][]byte, error) {
+	if it := qi.it; qi.rd == nil && it.pos < it.end && !qi.stop.Load() {
+		// An anonymous iterator with frames known committed past its cursor reads only the
+		// segment's mapping, which Close leaves inaccessible rather than unmapped (see
+		// release): a racing read faults into the segment iterator's guard (ErrClosed).
+		n := len(dst)
+		if dst, err := it.NextBatch(dst, o); len(dst) > n || err != nil {
+			return dst, err
+		}
+	}
 	if !qi.enter() {
 		return dst, qi.checkOpen("next batch")
 	}
+	if it := qi.it; it.pos < it.end {
+		// Frames known to be committed past the cursor: the cursor needs no mapping, and the
+		// segment's NextBatch guards its own reads.
+		qi.storeCursor()
+		n := len(dst)
+		if dst, err := it.NextBatch(dst, o); len(dst) > n || err != nil {
+			qi.leave()
+			return dst, err
+		}
+	}
+	return qi.nextBatchSlow(dst, o)
+}
+
+func (qi *QueueIterator) nextBatchSlow(dst [][]byte, o BatchOptions) (_ [][]byte, err error) {
 	defer qi.leave()
 	defer qi.guard("next batch", debug.SetPanicOnFault(true), &err)
 	qi.storeCursor()
@@ -549,11 +589,15 @@ func (qi *QueueIterator) release() error {
 	if qi.rd != nil {
 		errs = append(errs, qi.rd.close())
 	}
+	// Anonymous iterators read without counting themselves in flight (see NextBatch): their
+	// segments get Log.Close's inaccessible placeholder instead of an immediate unmap.
 	if qi.prev != nil {
+		qi.prev.private = qi.rd != nil
 		errs = append(errs, qi.prev.Close())
 		qi.prev = nil
 	}
 	if qi.log != nil {
+		qi.log.private = qi.rd != nil
 		errs = append(errs, qi.log.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
