@@ -353,7 +353,7 @@ func (l *Log) Close() error {
 }
 
 // Sealed reports whether the writer sealed the log (see Writer.Seal): every frame it will ever
-// hold is committed. It is one atomic load.
+// hold is committed. It is one atomic load, plus the close guard (see Close).
 func (l *Log) Sealed() (sealed bool) {
 	if l.lo.nodeFormat || !l.enter() {
 		return false
