@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -112,10 +111,9 @@ func (q *Queue) Writer() (*QueueWriter, error) {
 	if q.writer != nil {
 		return nil, errorf("writer", q.dir, -1, ErrLocked, "this Queue already has an open writer")
 	}
-	lockPath := filepath.Join(q.dir, lockFile)
-	lf, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, permOr600(q.opts.Mode))
+	lf, err := q.openLockFile()
 	if err != nil {
-		return nil, newError("writer", q.dir, -1, err)
+		return nil, err
 	}
 	switch err := flock.TryLock(int(lf.Fd())); {
 	case errors.Is(err, flock.ErrWouldBlock):
@@ -176,6 +174,7 @@ func (w *QueueWriter) recover() error {
 	}
 	head := int64(-1)
 	var prevID uint64
+	var prevEnd int64
 	for i, n := range nums {
 		h, err := q.segHeader(n)
 		if err != nil {
@@ -202,7 +201,7 @@ func (w *QueueWriter) recover() error {
 			head = n
 			continue
 		}
-		prevID = h.id
+		prevID, prevEnd = h.id, h.committed
 		h.num = n
 		w.sealed = append(w.sealed, h)
 	}
@@ -220,6 +219,7 @@ func (w *QueueWriter) recover() error {
 			return err
 		}
 		u64at(s.log.mem, offSegPrevID).Store(prevID)
+		u64at(s.log.mem, offSegPrevEnd).Store(uint64(prevEnd))
 		w.setCur(s)
 		return nil
 	}
@@ -227,6 +227,7 @@ func (w *QueueWriter) recover() error {
 	if err != nil {
 		return err
 	}
+	l.private = true // only this queue uses it: Close unmaps at once
 	sw, err := l.Writer()
 	if err != nil {
 		l.Close()
@@ -238,6 +239,7 @@ func (w *QueueWriter) recover() error {
 		if head > 1 {
 			if ph, err := q.segHeader(head - 1); err == nil {
 				u64at(l.mem, offSegPrevID).Store(ph.id)
+				u64at(l.mem, offSegPrevEnd).Store(uint64(ph.committed))
 			}
 		}
 		u64at(l.mem, offSegNum).Store(uint64(head))
@@ -263,6 +265,7 @@ func (q *Queue) prepareSegment(num int64) (*wseg, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.private = true // only this queue uses it: Close unmaps at once
 	testHook("prepare-created")
 	h := l.Header()
 	if h.Size != h.DataOffset || h.Sealed || h.NodeFormat {
@@ -457,6 +460,10 @@ func (w *QueueWriter) roll() error {
 	testHook("roll-got-next")
 	old := w.cur
 	u64at(next.log.mem, offSegPrevID).Store(old.id)
+	// Every frame of old is allocated now: its final size, for cursors stored at its end (see
+	// seekTo) once it is gone.
+	u64at(next.log.mem, offSegPrevEnd).Store(uint64(int64(old.w.end) - old.log.lo.dataOffset))
+	carryTag(old, next)
 	if old.w.end != old.w.committed {
 		w.pending = append(w.pending, old)
 	} else if err := w.seal(old); err != nil {
@@ -484,6 +491,9 @@ func (w *QueueWriter) roll() error {
 
 // seal dates, seals and retires a segment whose frames are all allocated.
 func (w *QueueWriter) seal(s *wseg) error {
+	if err := s.commitKeepingTag(); err != nil {
+		return err
+	}
 	u64at(s.log.mem, offSegSealedAt).Store(uint64(time.Now().UnixNano()))
 	testHook("seal-before")
 	if err := s.w.Seal(); err != nil {
@@ -783,18 +793,19 @@ func (w *QueueWriter) Commit() error {
 }
 
 // CommitTagged commits like Commit and stores tag with the new end, as Writer.CommitTagged;
-// Queue.CommitTag reads it back. Segments sealed by this commit carry the tag too.
+// Queue.CommitTag reads it back. A tag names the batch's last frame, so it is stored only with
+// the commit that makes that frame visible, in the current segment: the final commits of
+// earlier segments the batch straddles keep the tag their end had before (see carryTag), and a
+// kill between the commits leaves a tag that claims less than what is committed, never more.
 func (w *QueueWriter) CommitTagged(tag uint64) error {
 	if w.closed {
 		return newError("commit", w.q.dir, -1, ErrClosed)
 	}
-	for _, s := range w.pending {
-		if err := s.w.CommitTagged(tag); err != nil {
+	if len(w.pending) > 0 {
+		if err := w.sealPending(); err != nil {
 			return err
 		}
-	}
-	if err := w.sealPending(); err != nil {
-		return err
+		testHook("commit-between")
 	}
 	return w.sw.CommitTagged(tag)
 }
@@ -865,34 +876,4 @@ func (w *QueueWriter) closeSegs() {
 		w.cur.close()
 	}
 	w.cur, w.sw = nil, closedSegWriter
-}
-
-// CommitTag returns the tag stored by the last QueueWriter.CommitTagged, with ok only when it
-// belongs to the current committed end (see Log.CommitTag). After a roll with nothing yet
-// committed in the new segment, the previous segment's tag answers.
-func (q *Queue) CommitTag() (tag uint64, ok bool, err error) {
-	head, err := q.findHead(1)
-	if err != nil {
-		return 0, false, err
-	}
-	for n := head; n >= max(head-1, 1); n-- {
-		l, err := q.openSegment(n, q.debug)
-		if errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			return 0, false, err
-		}
-		tag, ok, err = l.CommitTag()
-		if err != nil {
-			l.Close()
-			return 0, false, err
-		}
-		empty := l.Header().Size == l.Header().DataOffset
-		l.Close()
-		if ok || !empty {
-			return tag, ok, nil
-		}
-	}
-	return 0, false, nil
 }
