@@ -181,7 +181,7 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 			return nil, err
 		}
 		l.private = true // only this queue uses it: Close unmaps at once
-		u64at(l.mem, offSegNum).CompareAndSwap(0, 1)
+		l.word64(offSegNum).CompareAndSwap(0, 1)
 		l.Close()
 	}
 	if err := q.loadID(meta); err != nil {
@@ -379,7 +379,7 @@ func (q *Queue) openSegment(n int64, debug bool) (*Log, error) {
 		l.Close()
 		return nil, &fs.PathError{Op: "open", Path: q.segPath(n), Err: fs.ErrNotExist}
 	}
-	if s := u64at(l.mem, offSegNum).Load(); !l.lo.nodeFormat && s != 0 && s != uint64(n) {
+	if s := l.word64(offSegNum).Load(); !l.lo.nodeFormat && s != 0 && s != uint64(n) {
 		l.Close()
 		return nil, q.misnumbered(n)
 	}

@@ -129,7 +129,7 @@ func (qi *QueueIterator) leave() { qi.users.Add(-1) }
 func (qi *QueueIterator) guard(op string, old bool, err *error) {
 	debug.SetPanicOnFault(old)
 	if r := recover(); r != nil {
-		*err = faultError(r, op, qi.log.path, -1)
+		*err = faultError(r, op, qi.log.Path(), -1)
 	}
 }
 
@@ -168,7 +168,7 @@ func (qi *QueueIterator) cursor() int64 {
 	if qi.it == nil {
 		return 0
 	}
-	if it := qi.it; it.pos == it.end && it.pos != it.base && qi.log.sealedNow() && int(qi.log.size.Load()) == it.pos {
+	if qi.it.drainedAtEnd() && qi.log.sealedNow() {
 		return QueueCursor(qi.seg+1, 0)
 	}
 	return QueueCursor(qi.seg, qi.it.Cursor())

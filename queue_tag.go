@@ -12,7 +12,7 @@ import (
 // commitKeepingTag publishes a segment's allocated frames with the tag its committed end has
 // now, if it has one: the frames of a batch that straddles a roll must not claim its tag.
 func (s *wseg) commitKeepingTag() error {
-	if s.w.end == s.w.committed {
+	if !s.w.uncommitted() {
 		return nil
 	}
 	if tag, ok, err := s.log.CommitTag(); err != nil {
@@ -28,11 +28,11 @@ func (s *wseg) commitKeepingTag() error {
 // retention keeps old. Written before next is published, tag before end, as a commit does.
 func carryTag(old, next *wseg) {
 	tag, ok, err := old.log.CommitTag()
-	if err != nil || !ok || next.w.committed != next.w.end || int64(next.w.committed) != next.log.lo.dataOffset {
+	if err != nil || !ok || next.w.uncommitted() || next.w.committedCursor() != 0 {
 		return
 	}
-	u64at(next.log.mem, offTag0Tag).Store(tag)
-	u64at(next.log.mem, offTag0End).Store(uint64(next.w.committed))
+	next.log.word64(offTag0Tag).Store(tag)
+	next.log.word64(offTag0End).Store(uint64(next.w.committedCursor() + next.log.dataOff()))
 }
 
 // CommitTag returns the tag stored by the last QueueWriter.CommitTagged, with ok only when it
