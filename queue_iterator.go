@@ -39,6 +39,7 @@ type QueueIterator struct {
 	segMu sync.Mutex
 
 	scratch [][]byte // NextFrames' batch of payloads
+	ended   bool     // read to the end of a sealed queue
 }
 
 // NewIterator returns an iterator positioned at opts.StartCursor (0: the first frame still
@@ -289,6 +290,10 @@ func (qi *QueueIterator) advance(op string) (bool, error) {
 		return true, nil
 	}
 	if err := qi.moveTo(op, qi.seg+1, 0); err != nil {
+		if errors.Is(err, ErrCursor) && qi.q.sealedAt(qi.seg) {
+			qi.ended = true // a sealed queue (QueueWriter.Seal): no next segment will come
+			return false, nil
+		}
 		return false, err
 	}
 	return true, nil
@@ -508,6 +513,9 @@ func (qi *QueueIterator) Wait(ctx context.Context) (err error) {
 		if again {
 			qi.storeCursor()
 			continue
+		}
+		if qi.ended {
+			return errorf("wait", qi.q.dir, -1, ErrSealed, "the queue was sealed after segment %d", qi.seg)
 		}
 		if err := ctx.Err(); err != nil {
 			return err

@@ -64,12 +64,12 @@ func (w *QueueWriter) recover() error {
 	if w.q.opts.Retention.zero() {
 		w.sealed = nil
 	}
+	if head < 0 && len(nums) > 0 {
+		// Every segment is sealed: QueueWriter.Seal ended the queue.
+		return errorf("writer", q.dir, -1, ErrSealed, "the queue was sealed (its last segment, %d, is sealed)", nums[len(nums)-1])
+	}
 	if head < 0 {
-		// Every segment is sealed (only if someone sealed the head by hand): start a new one.
 		head = 1
-		if len(nums) > 0 {
-			head = nums[len(nums)-1] + 1
-		}
 		s, err := q.prepareSegment(head)
 		if err != nil {
 			return err

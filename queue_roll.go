@@ -11,6 +11,9 @@ func (w *QueueWriter) allocateSlow(n int) ([]byte, error) {
 	if w.closed || w.q.closed.Load() {
 		return nil, newError("allocate", w.q.dir, -1, ErrClosed)
 	}
+	if w.ended {
+		return nil, errorf("allocate", w.q.dir, -1, ErrSealed, "the queue was sealed")
+	}
 	sw := w.sw
 	if n <= 0 || n > sw.maxLen || n+sw.overhead <= sw.capacity-sw.end {
 		return sw.Allocate(n) // not a matter of space: let the segment's writer explain

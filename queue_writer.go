@@ -28,6 +28,7 @@ type QueueWriter struct {
 	pending []*wseg // earlier segments holding allocated, uncommitted frames; oldest first
 	seg     int64   // cur.num, kept after Close
 	closed  bool
+	ended   bool // Seal ended the queue
 	stats   RollStats
 
 	ahead []*prepFuture      // segments being prepared or ready, in order, each by its own goroutine
