@@ -43,6 +43,9 @@ type FrameWriter interface {
 	Append(p []byte) error
 	Commit() error
 	CommitTagged(tag uint64) error
+	// Seal commits and marks the end: no frame will follow, and readers that have read
+	// everything get ErrSealed from Wait.
+	Seal() error
 	Sync() error
 	Close() error
 }

@@ -46,8 +46,12 @@ type Log struct {
 	sleepers *atomic.Uint32 // see offSleepers
 
 	writable bool
-	closed   atomic.Bool
-	mu       sync.Mutex // guards writer, shared and Close
+	closed   atomic.Bool   // set first by Close: methods fail with ErrClosed from then on
+	users    atomic.Int64  // methods in flight on the mapping; Close unmaps at 0 (closeguard.go)
+	closing  chan struct{} // closed by Close, to wake pollers
+	mu       sync.Mutex    // guards writer, shared and Close
+	unmapped bool          // Close finished (under mu)
+	private  bool          // opened by a queue for itself: no method of it can race with Close
 	writer   *Writer
 	shared   *sharedLog // state of this Log's SharedWriters, nil when none is open
 }
@@ -200,7 +204,7 @@ func mapLog(f *os.File, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, newError("open", path, -1, fmt.Errorf("mmap: %w", err))
 	}
-	l := &Log{path: path, file: f, mem: mem, writable: opts.Writable, debug: opts.DebugChecks || debugFromEnv()}
+	l := &Log{path: path, file: f, mem: mem, writable: opts.Writable, debug: opts.DebugChecks || debugFromEnv(), closing: make(chan struct{})}
 	l.lo, err = parseHeader(mem, size, path)
 	if err != nil {
 		mmap.Unmap(mem)
@@ -247,9 +251,10 @@ func (l *Log) Header() (h Header) {
 		WideFrames: l.lo.wide,
 		NodeFormat: l.lo.nodeFormat,
 	}
-	if l.closed.Load() {
+	if !l.enter() {
 		return h
 	}
+	defer l.leave()
 	layoutOnly := h
 	var err error
 	defer func() {
@@ -273,9 +278,10 @@ func (l *Log) Header() (h Header) {
 // tag belongs to the current committed end (a plain Commit since then, or a Node-made file,
 // gives ok false). See Writer.CommitTagged.
 func (l *Log) CommitTag() (tag uint64, ok bool, err error) {
-	if l.closed.Load() {
+	if !l.enter() {
 		return 0, false, newError("commit tag", l.path, -1, ErrClosed)
 	}
+	defer l.leave()
 	if l.lo.nodeFormat {
 		return 0, false, nil
 	}
@@ -327,24 +333,28 @@ func (l *Log) WriterStatus() (held bool, pid int, err error) {
 
 // Close closes the writer if one is open (discarding uncommitted frames), unmaps the file and
 // closes it. Frames returned by iterators are invalid afterwards, and every method of the log,
-// its writer and its iterators returns ErrClosed. Close must not run while another goroutine is
-// inside an iterator or writer method of this log.
+// its writer and its iterators returns ErrClosed. Iterator methods running in other goroutines
+// meanwhile (Wait included, which Close wakes) return ErrClosed, and the unmapping waits for
+// them to return. The writer is the exception: Close must not run while another goroutine is
+// inside a writer method or still writes into frames it allocated.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed.Load() {
+	if l.unmapped {
 		return newError("close", l.path, -1, ErrClosed)
 	}
 	if l.writer != nil {
 		l.writer.closeLocked()
 	}
 	l.closeShared()
-	l.closed.Store(true)
+	l.startClose()
+	drainUsers(l.users.Load)
+	l.unmapped = true
 	var errs []error
 	if l.hdrRW != nil {
 		errs = append(errs, mmap.Unmap(l.hdrRW))
 	}
-	errs = append(errs, mmap.Unmap(l.mem), l.file.Close())
+	errs = append(errs, l.unmapData(), l.file.Close())
 	if err := errors.Join(errs...); err != nil {
 		return newError("close", l.path, -1, err)
 	}
@@ -352,11 +362,12 @@ func (l *Log) Close() error {
 }
 
 // Sealed reports whether the writer sealed the log (see Writer.Seal): every frame it will ever
-// hold is committed. It is one atomic load.
+// hold is committed. It is one atomic load, plus the close guard (see Close).
 func (l *Log) Sealed() (sealed bool) {
-	if l.lo.nodeFormat || l.closed.Load() {
+	if l.lo.nodeFormat || !l.enter() {
 		return false
 	}
+	defer l.leave()
 	var err error
 	defer recoverFault(debug.SetPanicOnFault(true), "sealed", l.path, -1, &err)
 	return u32at(l.mem, offFlags).Load()&flagSealed != 0

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -41,9 +40,12 @@ import (
 // on byte 0) on each segment it maps, which recycling respects. A tool that maps a segment file
 // of a live queue directly, with Open, takes no such lock: use the queue's iterators instead.
 //
-// Files in the directory besides the segments: queue.json (identity, segment size and the writer's
-// retention policy, for tools), writer.lock (flocked by the single writer), and
-// readers/NAME.reader per named reader (its cursor, see Queue.NewIterator).
+// Files in the directory besides the segments: queue.json (identity, segment size, mode and the
+// writer's retention policy, for tools), writer.lock (flocked by the single writer), and
+// readers/NAME.reader per named reader (its cursor, see Queue.NewIterator). Every file and
+// directory the queue makes gets the mode recorded at its creation (QueueOptions.Mode), whatever
+// the umask, and none is opened through a symbolic link: a link in their place is an error
+// (ErrBadHeader), never followed.
 type Queue struct {
 	dir     string
 	opts    QueueOptions
@@ -65,9 +67,12 @@ type QueueOptions struct {
 	// SegmentSize is the file size of each new segment, at most MaxSegmentSize. 0 means the size
 	// recorded in the queue, or DefaultSegmentSize for a new queue. Existing segments keep theirs.
 	SegmentSize int64
-	Writable    bool        // this handle may open the (single) writer and apply retention
-	DebugChecks bool        // integrity checks in every segment (see Options.DebugChecks)
-	Mode        os.FileMode // permission bits of new files; 0 means 0o600 (the directory adds x where r)
+	Writable    bool // this handle may open the (single) writer and apply retention
+	DebugChecks bool // integrity checks in every segment (see Options.DebugChecks)
+	// Mode is the permission bits of the queue's files when OpenQueue creates it (0 means 0o600;
+	// directories add x where r). A queue records its mode, and every file and directory made
+	// in it later gets the recorded one, whatever Mode later handles give and whatever the umask.
+	Mode os.FileMode
 	// Prefault populates reader mappings of segments when they are opened. The writer always
 	// prefaults the segments it prepares ahead, in the background.
 	Prefault bool
@@ -92,6 +97,7 @@ const (
 	offSegNum      = format.OffSegNum
 	offSegPrevID   = format.OffSegPrevID
 	offSegSealedAt = format.OffSealedAt
+	offSegPrevEnd  = format.OffSegPrevEnd
 
 	segSuffix    = format.SegSuffix
 	metaFile     = format.MetaFile
@@ -136,7 +142,10 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 	case err == nil && !fi.IsDir():
 		return nil, errorf("open queue", dir, -1, ErrBadHeader, "not a directory")
 	case errors.Is(err, fs.ErrNotExist) && opts.Writable:
-		if err := os.MkdirAll(dir, dirMode(opts.Mode)); err != nil {
+		if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), dirMode(opts.Mode)); err != nil {
+			return nil, newError("open queue", dir, -1, err)
+		}
+		if _, err := mkdirMode(dir, opts.Mode, true); err != nil {
 			return nil, newError("open queue", dir, -1, err)
 		}
 	case err != nil:
@@ -161,22 +170,24 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
+	q.opts.Mode = q.recordedMode(meta, nums)
 	if len(nums) == 0 {
 		if !opts.Writable {
 			return nil, newError("open queue", dir, -1, fmt.Errorf("no segments: not a queue: %w", fs.ErrNotExist))
 		}
 		// Open's create is atomic (link into place), so racing creators share one segment 1.
-		l, err := Open(Options{Path: q.segPath(1), Capacity: q.segSize, Writable: true, Mode: opts.Mode})
+		l, err := Open(Options{Path: q.segPath(1), Capacity: q.segSize, Writable: true, Mode: q.opts.Mode})
 		if err != nil {
 			return nil, err
 		}
-		u64at(l.mem, offSegNum).CompareAndSwap(0, 1)
+		l.private = true // only this queue uses it: Close unmaps at once
+		l.word64(offSegNum).CompareAndSwap(0, 1)
 		l.Close()
 	}
 	if err := q.loadID(meta); err != nil {
 		return nil, err
 	}
-	if opts.Writable && (meta.Format == "" || format.QueueID(meta.ID) == 0) {
+	if opts.Writable && (meta.Format == "" || format.QueueID(meta.ID) == 0 || meta.Mode == "") {
 		if err := q.writeMeta(); err != nil {
 			return nil, err
 		}
@@ -192,9 +203,23 @@ func dirMode(m os.FileMode) os.FileMode {
 	return m | (m&0o444)>>2 // x wherever r: a directory one may read but not enter is useless
 }
 
+// recordedMode returns the queue's mode: recorded in queue.json, else that of its first segment
+// (queues made before queue.json recorded it), else opts.Mode for a new queue.
+func (q *Queue) recordedMode(meta queueMeta, nums []int64) os.FileMode {
+	if m := parseFileMode(meta.Mode); m != 0 {
+		return m
+	}
+	if len(nums) > 0 {
+		if fi, err := os.Lstat(q.segPath(nums[0])); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() != 0 {
+			return fi.Mode().Perm()
+		}
+	}
+	return permOr600(q.opts.Mode)
+}
+
 func (q *Queue) readMeta() (queueMeta, error) {
 	var m queueMeta
-	b, err := os.ReadFile(filepath.Join(q.dir, metaFile))
+	b, err := readQueueFile("open queue", filepath.Join(q.dir, metaFile))
 	if err != nil {
 		return m, err
 	}
@@ -260,23 +285,8 @@ func (q *Queue) writeMeta() error {
 		q.id.Store(format.QueueID(m.ID))
 	}
 	b, _ := json.MarshalIndent(queueMeta{Format: format.QueueFormat, Version: format.QueueVersion, SegmentSize: q.segSize, Retention: q.opts.Retention,
-		ID: format.FormatQueueID(q.id.Load())}, "", "  ")
-	return writeFileAtomic(filepath.Join(q.dir, metaFile), append(b, '\n'), q.opts.Mode)
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if mode = mode.Perm(); mode == 0 {
-		mode = 0o600
-	}
-	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return newError("write", path, -1, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return newError("write", path, -1, err)
-	}
-	return nil
+		ID: format.FormatQueueID(q.id.Load()), Mode: fileModeString(q.opts.Mode)}, "", "  ")
+	return writeFileAtomic(q.dir, metaFile, append(b, '\n'), q.opts.Mode)
 }
 
 // Dir returns the queue's directory.
@@ -309,77 +319,6 @@ func (q *Queue) listSegments() ([]int64, error) {
 	}
 	slices.Sort(nums)
 	return nums, nil
-}
-
-// segHeader is a segment header read with pread: no mapping, for listing and retention.
-type segHeader struct {
-	num       int64
-	fileSize  int64
-	committed int64 // bytes of frames (committed end minus data offset)
-	sealed    bool
-	nodeFmt   bool
-	id        uint64
-	created   int64
-	segNum    int64
-	prevID    uint64
-	sealedAt  int64
-}
-
-// readSegHeader reads a segment's header with pread and validates it as Open does (parseHeader).
-func readSegHeader(path string) (segHeader, error) {
-	var h segHeader
-	f, err := os.Open(path)
-	if err != nil {
-		return h, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return h, err
-	}
-	h.fileSize = fi.Size()
-	buf := make([]byte, goHeaderSize) // zeros past a short file's end: parseHeader bounds by its size
-	if _, err := f.ReadAt(buf, 0); err != nil && err != io.EOF {
-		return h, err
-	}
-	lo, err := parseHeader(buf, h.fileSize, path)
-	if err != nil {
-		return h, err
-	}
-	h.committed = int64(le.Uint64(buf[offSize:])) - lo.dataOffset
-	if lo.nodeFormat {
-		h.nodeFmt = true
-		return h, nil
-	}
-	h.sealed = le.Uint32(buf[offFlags:])&flagSealed != 0
-	h.id = le.Uint64(buf[offID:])
-	h.created = int64(le.Uint64(buf[offCreated:]))
-	h.segNum = int64(le.Uint64(buf[offSegNum:]))
-	h.prevID = le.Uint64(buf[offSegPrevID:])
-	h.sealedAt = int64(le.Uint64(buf[offSegSealedAt:]))
-	return h, nil
-}
-
-func (q *Queue) segHeader(n int64) (segHeader, error) {
-	h, err := readSegHeader(q.segPath(n))
-	h.num = n
-	if err == nil && h.segNum != 0 && h.segNum != n {
-		return h, q.misnumbered(n)
-	}
-	return h, err
-}
-
-// misnumbered explains a segment file found recording a number other than n. Recycling renames
-// a file out of sight before it rewrites its header, so a file seen under its old name with a
-// new number was opened just before the rename, and segment n is gone (fs.ErrNotExist). But if
-// the name still shows a file with another number, that file is damaged (ErrCorrupt).
-func (q *Queue) misnumbered(n int64) error {
-	path := q.segPath(n)
-	h, err := readSegHeader(path)
-	if err == nil && h.segNum != 0 && h.segNum != n {
-		return errorf("open segment", path, offSegNum, ErrCorrupt, "the segment file records number %d", h.segNum)
-	}
-	return &fs.PathError{Op: "open", Path: path, Err: fs.ErrNotExist}
 }
 
 // firstSegment returns the lowest segment number present.
@@ -435,11 +374,12 @@ func (q *Queue) openSegment(n int64, debug bool) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.private = true // only this queue uses it: Close unmaps at once
 	if !segReadLock(l.file) {
 		l.Close()
 		return nil, &fs.PathError{Op: "open", Path: q.segPath(n), Err: fs.ErrNotExist}
 	}
-	if s := u64at(l.mem, offSegNum).Load(); !l.lo.nodeFormat && s != 0 && s != uint64(n) {
+	if s := l.word64(offSegNum).Load(); !l.lo.nodeFormat && s != 0 && s != uint64(n) {
 		l.Close()
 		return nil, q.misnumbered(n)
 	}
@@ -460,8 +400,9 @@ func (q *Queue) goneError(op string, seg int64, cursor int64) error {
 }
 
 // Close closes the writer (uncommitted frames are discarded) and every iterator of this Queue.
-// Frames returned by them are invalid afterwards. As with Log.Close, no other goroutine may be
-// inside a method of the queue's writer or iterators meanwhile.
+// Frames returned by them are invalid afterwards. Iterator methods running in other goroutines
+// (Wait included, which Close wakes) return ErrClosed, and the segments are unmapped once they
+// have returned. As with Log.Close, no other goroutine may be inside a writer method meanwhile.
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -544,7 +485,11 @@ func (q *Queue) WriterStatus() (held bool, pid int, err error) {
 	if mine {
 		return true, os.Getpid(), nil
 	}
-	held, pid, err = flock.Holder(filepath.Join(q.dir, lockFile))
+	lockPath := filepath.Join(q.dir, lockFile)
+	if fi, err := os.Lstat(lockPath); err == nil && !fi.Mode().IsRegular() {
+		return false, 0, errorf("writer status", lockPath, -1, ErrBadHeader, "not a regular file (a symbolic link?)")
+	}
+	held, pid, err = flock.Holder(lockPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, 0, nil // no writer ever opened
 	}

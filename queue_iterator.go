@@ -7,6 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,9 +30,16 @@ type QueueIterator struct {
 	prev  *Log // previous segment, kept mapped so that its frames stay valid a while
 	prevN int64
 	rd    *namedReader
-	state bool // closed
+
+	// Close from another goroutine: stop is set first, then users (methods in flight, see
+	// Log.enter) drains before the segments are unmapped. segMu guards log and prev against
+	// Close while moveTo swaps them.
+	stop  atomic.Bool
+	users atomic.Int64
+	segMu sync.Mutex
 
 	scratch [][]byte // NextFrames' batch of payloads
+	ended   bool     // read to the end of a sealed queue
 }
 
 // NewIterator returns an iterator positioned at opts.StartCursor (0: the first frame still
@@ -62,7 +72,7 @@ func (q *Queue) newIterator(name string, opts IteratorOptions) (*QueueIterator, 
 	}
 	start := opts.StartCursor
 	if name != "" {
-		rd, created, err := openNamedReader(q.dir, name, q.opts.Mode)
+		rd, created, err := q.openNamedReader(name)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +85,10 @@ func (q *Queue) newIterator(name string, opts IteratorOptions) (*QueueIterator, 
 		qi.rd.close()
 		return nil, err
 	}
-	qi.storeCursor()
+	if err := qi.storeCursorGuarded(); err != nil {
+		qi.release()
+		return nil, err
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed.Load() {
@@ -89,7 +102,35 @@ func (q *Queue) newIterator(name string, opts IteratorOptions) (*QueueIterator, 
 // storeCursor publishes a named reader's cursor.
 func (qi *QueueIterator) storeCursor() {
 	if qi.rd != nil {
-		qi.rd.cursor.Store(uint64(qi.Cursor()))
+		qi.rd.cursor.Store(uint64(qi.cursor()))
+	}
+}
+
+// storeCursorGuarded is storeCursor outside the iterator's methods.
+func (qi *QueueIterator) storeCursorGuarded() (err error) {
+	defer qi.guard("iterator", debug.SetPanicOnFault(true), &err)
+	qi.storeCursor()
+	return nil
+}
+
+// enter counts a method in flight, as Log.enter does; false means the iterator is closed.
+func (qi *QueueIterator) enter() bool {
+	qi.users.Add(1)
+	if qi.stop.Load() || qi.q.closed.Load() {
+		qi.users.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (qi *QueueIterator) leave() { qi.users.Add(-1) }
+
+// guard turns a fault on a segment's mapping (truncated by another process) into
+// ErrMappingGone; deferred by every method that reads a mapping.
+func (qi *QueueIterator) guard(op string, old bool, err *error) {
+	debug.SetPanicOnFault(old)
+	if r := recover(); r != nil {
+		*err = faultError(r, op, qi.log.Path(), -1)
 	}
 }
 
@@ -101,7 +142,7 @@ func (qi *QueueIterator) caughtUp() {
 }
 
 func (qi *QueueIterator) checkOpen(op string) error {
-	if qi.state || qi.q.closed.Load() {
+	if qi.stop.Load() || qi.q.closed.Load() {
 		return newError(op, qi.q.dir, -1, ErrClosed)
 	}
 	return nil
@@ -109,11 +150,26 @@ func (qi *QueueIterator) checkOpen(op string) error {
 
 // Cursor returns the cursor of the next frame Next would return. At the end of a sealed segment
 // that is the start of the next segment.
-func (qi *QueueIterator) Cursor() int64 {
+func (qi *QueueIterator) Cursor() (c int64) {
 	if qi.it == nil {
 		return 0
 	}
-	if it := qi.it; it.pos == it.end && it.pos != it.base && !qi.state && qi.log.Sealed() && int(qi.log.size.Load()) == it.pos {
+	if !qi.enter() {
+		return QueueCursor(qi.seg, qi.it.Cursor())
+	}
+	defer qi.leave()
+	c = QueueCursor(qi.seg, qi.it.Cursor())
+	var err error
+	defer qi.guard("cursor", debug.SetPanicOnFault(true), &err)
+	return qi.cursor()
+}
+
+// cursor is Cursor for methods already in flight.
+func (qi *QueueIterator) cursor() int64 {
+	if qi.it == nil {
+		return 0
+	}
+	if qi.it.drainedAtEnd() && qi.log.sealedNow() {
 		return QueueCursor(qi.seg+1, 0)
 	}
 	return QueueCursor(qi.seg, qi.it.Cursor())
@@ -132,7 +188,9 @@ func (qi *QueueIterator) moveTo(op string, seg, off int64) error {
 	}
 	var l *Log
 	if seg == qi.prevN && qi.prev != nil {
+		qi.segMu.Lock()
 		l, qi.prev = qi.prev, nil // going back to the segment we just left
+		qi.segMu.Unlock()
 	} else {
 		var err error
 		if l, err = qi.q.openSegment(seg, qi.q.debug); err != nil {
@@ -156,6 +214,13 @@ func (qi *QueueIterator) moveTo(op string, seg, off int64) error {
 			return newError(op, qi.q.dir, -1, fmt.Errorf("segment %d: %w", seg, err))
 		}
 		return err
+	}
+	qi.segMu.Lock()
+	defer qi.segMu.Unlock()
+	if qi.stop.Load() {
+		// Close is waiting for this method to return: it must not find l.
+		l.Close()
+		return qi.checkOpen(op)
 	}
 	if qi.prev != nil {
 		qi.prev.Close()
@@ -195,7 +260,23 @@ func (qi *QueueIterator) seekTo(c int64, op string) error {
 			return errorf(op, qi.q.dir, -1, ErrCursor, "cursor %d is beyond the committed end (segment %d is not sealed)", c, seg-1)
 		}
 	}
-	return qi.moveTo(op, seg, off)
+	err := qi.moveTo(op, seg, off)
+	if err != nil && off > 0 && errors.Is(err, ErrCursor) && qi.endOfGone(seg, off) {
+		// The end of a sealed segment is the start of the next one: a reader that stopped
+		// there before the seal stored (seg, end), and retention may have removed seg since.
+		return qi.moveTo(op, seg+1, 0)
+	}
+	return err
+}
+
+// endOfGone reports whether off is the final size of segment seg, which no longer exists, as
+// recorded in the next segment's header (see offSegPrevEnd).
+func (qi *QueueIterator) endOfGone(seg, off int64) bool {
+	if _, err := qi.q.segHeader(seg); !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	h, err := qi.q.segHeader(seg + 1)
+	return err == nil && h.prevEnd == off
 }
 
 // advance moves to the next segment if the current one is sealed and read to its end. It
@@ -209,6 +290,10 @@ func (qi *QueueIterator) advance(op string) (bool, error) {
 		return true, nil
 	}
 	if err := qi.moveTo(op, qi.seg+1, 0); err != nil {
+		if errors.Is(err, ErrCursor) && qi.q.sealedAt(qi.seg) {
+			qi.ended = true // a sealed queue (QueueWriter.Seal): no next segment will come
+			return false, nil
+		}
 		return false, err
 	}
 	return true, nil
@@ -217,9 +302,28 @@ func (qi *QueueIterator) advance(op string) (bool, error) {
 // Next returns the next committed frame, moving across segments, or nil, nil when nothing more
 // is committed. A frame in a segment that retention removed gives ErrCursor.
 func (qi *QueueIterator) Next() ([]byte, error) {
-	if qi.state {
+	if it := qi.it; qi.rd == nil && it.aheadi < len(it.ahead) && !qi.stop.Load() {
+		// An anonymous iterator handing out a frame read ahead touches no mapping and nothing
+		// Close reads or frees: no need to count itself in flight.
+		return it.Next()
+	}
+	if !qi.enter() {
 		return nil, qi.checkOpen("next")
 	}
+	if it := qi.it; it.aheadi < len(it.ahead) {
+		// A frame read ahead by the segment's iterator: neither the cursor (below the committed
+		// end) nor the frame needs the mapping, so no fault guard.
+		qi.storeCursor()
+		f, err := it.Next()
+		qi.leave()
+		return f, err
+	}
+	return qi.nextSlow()
+}
+
+func (qi *QueueIterator) nextSlow() (_ []byte, err error) {
+	defer qi.leave()
+	defer qi.guard("next", debug.SetPanicOnFault(true), &err)
 	qi.storeCursor()
 	for {
 		f, err := qi.it.Next()
@@ -240,9 +344,34 @@ func (qi *QueueIterator) Next() ([]byte, error) {
 // NextBatch appends committed frames to dst as Iterator.NextBatch does. A batch holds frames of
 // one segment.
 func (qi *QueueIterator) NextBatch(dst [][]byte, o BatchOptions) ([][]byte, error) {
-	if qi.state {
+	if it := qi.it; qi.rd == nil && it.pos < it.end && !qi.stop.Load() {
+		// An anonymous iterator with frames known committed past its cursor reads only the
+		// segment's mapping, which Close leaves inaccessible rather than unmapped (see
+		// release): a racing read faults into the segment iterator's guard (ErrClosed).
+		n := len(dst)
+		if dst, err := it.NextBatch(dst, o); len(dst) > n || err != nil {
+			return dst, err
+		}
+	}
+	if !qi.enter() {
 		return dst, qi.checkOpen("next batch")
 	}
+	if it := qi.it; it.pos < it.end {
+		// Frames known to be committed past the cursor: the cursor needs no mapping, and the
+		// segment's NextBatch guards its own reads.
+		qi.storeCursor()
+		n := len(dst)
+		if dst, err := it.NextBatch(dst, o); len(dst) > n || err != nil {
+			qi.leave()
+			return dst, err
+		}
+	}
+	return qi.nextBatchSlow(dst, o)
+}
+
+func (qi *QueueIterator) nextBatchSlow(dst [][]byte, o BatchOptions) (_ [][]byte, err error) {
+	defer qi.leave()
+	defer qi.guard("next batch", debug.SetPanicOnFault(true), &err)
 	qi.storeCursor()
 	for {
 		n := len(dst)
@@ -263,10 +392,12 @@ func (qi *QueueIterator) NextBatch(dst [][]byte, o BatchOptions) ([][]byte, erro
 
 // Prev returns the frame before the cursor and moves back to its start, crossing into earlier
 // segments; nil, nil at the first frame still available.
-func (qi *QueueIterator) Prev() ([]byte, error) {
-	if err := qi.checkOpen("prev"); err != nil {
-		return nil, err
+func (qi *QueueIterator) Prev() (_ []byte, err error) {
+	if !qi.enter() {
+		return nil, qi.checkOpen("prev")
 	}
+	defer qi.leave()
+	defer qi.guard("prev", debug.SetPanicOnFault(true), &err)
 	defer qi.storeCursor()
 	for {
 		f, err := qi.it.Prev()
@@ -292,16 +423,20 @@ func (qi *QueueIterator) Prev() ([]byte, error) {
 // End returns the queue cursor of the committed end (a fresh load): Cursor() < End() means frames
 // wait to be read. Differences of queue cursors are not byte counts across segments: see
 // Queue.Distance.
-func (qi *QueueIterator) End() int64 {
-	if qi.state || qi.q.closed.Load() {
+func (qi *QueueIterator) End() (c int64) {
+	if !qi.enter() {
 		return qi.Cursor()
 	}
+	defer qi.leave()
+	c = QueueCursor(qi.seg, qi.it.Cursor())
+	var err error
+	defer qi.guard("end", debug.SetPanicOnFault(true), &err)
 	if !qi.log.Sealed() {
 		return QueueCursor(qi.seg, qi.it.End())
 	}
-	c, err := qi.q.endCursor(qi.seg)
+	c, err = qi.q.endCursor(qi.seg)
 	if err != nil {
-		return qi.Cursor()
+		return qi.cursor()
 	}
 	return c
 }
@@ -328,39 +463,43 @@ func (q *Queue) endCursor(from int64) (int64, error) {
 // cursor, both by adding to the packed value, so relative seeks make sense within one segment
 // only. The target must be 0, the committed end, or a frame start in an available segment;
 // otherwise ErrCursor and the cursor stays.
-func (qi *QueueIterator) Seek(offset int64, whence int) (int64, error) {
-	if err := qi.checkOpen("seek"); err != nil {
-		return qi.Cursor(), err
+func (qi *QueueIterator) Seek(offset int64, whence int) (_ int64, err error) {
+	if !qi.enter() {
+		return qi.Cursor(), qi.checkOpen("seek")
 	}
+	defer qi.leave()
+	defer qi.guard("seek", debug.SetPanicOnFault(true), &err)
 	var target int64
 	switch whence {
 	case io.SeekStart:
 		target = offset
 	case io.SeekCurrent:
-		target = qi.Cursor() + offset
+		target = qi.cursor() + offset
 	case io.SeekEnd:
 		end, err := qi.q.endCursor(qi.seg)
 		if err != nil {
-			return qi.Cursor(), err
+			return qi.cursor(), err
 		}
 		target = end + offset
 	default:
-		return qi.Cursor(), errorf("seek", qi.q.dir, -1, ErrCursor, "bad whence %d", whence)
+		return qi.cursor(), errorf("seek", qi.q.dir, -1, ErrCursor, "bad whence %d", whence)
 	}
 	if err := qi.seekTo(target, "seek"); err != nil {
-		return qi.Cursor(), err
+		return qi.cursor(), err
 	}
 	qi.storeCursor()
-	return qi.Cursor(), nil
+	return qi.cursor(), nil
 }
 
 // Wait returns nil as soon as a frame beyond the cursor is committed, or ctx.Err() once ctx is
 // done. A reader asleep at the end of a segment is woken by its seal and moves on to the next
 // segment (so the cursor may change to the next segment's start), where it waits again.
-func (qi *QueueIterator) Wait(ctx context.Context) error {
-	if err := qi.checkOpen("wait"); err != nil {
-		return err
+func (qi *QueueIterator) Wait(ctx context.Context) (err error) {
+	if !qi.enter() {
+		return qi.checkOpen("wait")
 	}
+	defer qi.leave()
+	defer qi.guard("wait", debug.SetPanicOnFault(true), &err)
 	qi.storeCursor()
 	var deadline time.Time
 	for spun := false; ; {
@@ -374,6 +513,9 @@ func (qi *QueueIterator) Wait(ctx context.Context) error {
 		if again {
 			qi.storeCursor()
 			continue
+		}
+		if qi.ended {
+			return errorf("wait", qi.q.dir, -1, ErrSealed, "the queue was sealed after segment %d", qi.seg)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -430,29 +572,50 @@ func (qi *QueueIterator) Name() string {
 }
 
 // Close stores a named reader's cursor, releases the name and unmaps the iterator's segments.
-// Frames it returned are invalid afterwards.
+// Frames it returned are invalid afterwards. A method of the iterator running in another
+// goroutine (Wait included, which Close wakes) returns ErrClosed; the unmapping waits for it.
 func (qi *QueueIterator) Close() error {
 	qi.q.mu.Lock()
 	defer qi.q.mu.Unlock()
-	if qi.state || qi.q.closed.Load() {
+	if qi.stop.Load() || qi.q.closed.Load() {
 		return newError("close iterator", qi.q.dir, -1, ErrClosed)
 	}
 	return qi.closeLocked()
 }
 
+// closeLocked closes the iterator; methods in flight in other goroutines return ErrClosed, and
+// the segments are unmapped once they have.
 func (qi *QueueIterator) closeLocked() error {
-	qi.storeCursor()
-	qi.state = true
+	qi.stop.Store(true)
+	qi.segMu.Lock()
+	for _, l := range [2]*Log{qi.log, qi.prev} {
+		if l != nil {
+			l.interrupt() // fails their methods and wakes a Wait
+		}
+	}
+	qi.segMu.Unlock()
+	drainUsers(qi.users.Load)
+	qi.storeCursorGuarded()
 	delete(qi.q.iters, qi)
+	return qi.release()
+}
+
+// release unmaps the iterator's segments and releases its name.
+func (qi *QueueIterator) release() error {
+	qi.stop.Store(true)
 	var errs []error
 	if qi.rd != nil {
 		errs = append(errs, qi.rd.close())
 	}
+	// Anonymous iterators read without counting themselves in flight (see NextBatch): their
+	// segments get Log.Close's inaccessible placeholder instead of an immediate unmap.
 	if qi.prev != nil {
+		qi.prev.private = qi.rd != nil
 		errs = append(errs, qi.prev.Close())
 		qi.prev = nil
 	}
 	if qi.log != nil {
+		qi.log.private = qi.rd != nil
 		errs = append(errs, qi.log.Close())
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -1,7 +1,6 @@
 package shmio
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -59,26 +58,31 @@ func validReaderName(name string) error {
 // segments there are (retention reads every cursor after each roll).
 func readerPath(dir, name string) string { return filepath.Join(dir, readersDir, name+readerSuffix) }
 
-// openNamedReader opens (creating when missing) and locks a named reader's file.
-func openNamedReader(dir, name string, mode os.FileMode) (*namedReader, bool, error) {
+// openNamedReader opens (creating when missing) and locks a named reader's file. Nothing in
+// readers/ is reached through a symbolic link (see queue_files.go).
+func (q *Queue) openNamedReader(name string) (*namedReader, bool, error) {
 	if err := validReaderName(name); err != nil {
-		return nil, false, newError("iterator", dir, -1, err)
+		return nil, false, newError("iterator", q.dir, -1, err)
 	}
-	path := readerPath(dir, name)
+	path := readerPath(q.dir, name)
+	d, err := q.readersDirFile("iterator", true)
+	if err != nil {
+		return nil, false, err
+	}
+	defer d.Close()
 	created := false
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	f, err := openQueueFileAt("iterator", d, name+readerSuffix, unix.O_RDWR)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(path), dirMode(mode)); err != nil {
-			return nil, false, newError("iterator", path, -1, err)
-		}
-		if f, err = createReaderFile(path, mode); err == nil {
+		if f, err = createReaderFile(d, name+readerSuffix, q.opts.Mode); err == nil {
 			created = true
 		} else if errors.Is(err, fs.ErrExist) {
-			f, err = os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+			f, err = openQueueFileAt("iterator", d, name+readerSuffix, unix.O_RDWR)
+		} else {
+			err = newError("iterator", path, -1, err)
 		}
 	}
 	if err != nil {
-		return nil, false, newError("iterator", path, -1, err)
+		return nil, false, err
 	}
 	switch err := flock.TryLock(int(f.Fd())); {
 	case errors.Is(err, flock.ErrWouldBlock):
@@ -107,25 +111,20 @@ func openNamedReader(dir, name string, mode os.FileMode) (*namedReader, bool, er
 
 // createReaderFile makes the file under a temporary name and links it into place, so nobody
 // sees it without its magic.
-func createReaderFile(path string, mode os.FileMode) (*os.File, error) {
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.tmp-%d-%x", filepath.Base(path), os.Getpid(), rnd))
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, permOr600(mode))
+func createReaderFile(d *os.File, name string, mode os.FileMode) (*os.File, error) {
+	tmp := tempName("." + name)
+	f, err := createQueueFileAt(d, tmp, mode)
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(tmp)
+	defer unix.Unlinkat(int(d.Fd()), tmp, 0)
 	b := make([]byte, rdSize)
 	copy(b, readerMagic[:])
 	le.PutUint32(b[rdOffVersion:], format.ReaderVersion)
 	le.PutUint64(b[rdOffCreated:], uint64(time.Now().UnixNano()))
-	err = f.Chmod(permOr600(mode))
+	_, err = f.WriteAt(b, 0)
 	if err == nil {
-		_, err = f.WriteAt(b, 0)
-	}
-	if err == nil {
-		err = os.Link(tmp, path)
+		err = unix.Linkat(int(d.Fd()), tmp, int(d.Fd()), name, 0)
 	}
 	if err != nil {
 		f.Close()
@@ -162,16 +161,20 @@ type ReaderInfo struct {
 // Readers lists the named readers with their lag, walking the frames each one has not read
 // (cost proportional to the lag).
 func (q *Queue) Readers() ([]ReaderInfo, error) {
-	names, err := q.readerNames()
+	d, names, err := q.readerNames()
 	if err != nil {
 		return nil, err
 	}
+	if d == nil {
+		return []ReaderInfo{}, nil
+	}
+	defer d.Close()
 	now := time.Now()
 	out := make([]ReaderInfo, 0, len(names))
 	for _, name := range names {
 		ri := ReaderInfo{Name: name, Path: readerPath(q.dir, name)}
 		var b [rdSize]byte
-		if ri.Err = preadFile(ri.Path, b[:]); ri.Err == nil && [8]byte(b[:8]) != readerMagic {
+		if ri.Err = preadAt(d, name+readerSuffix, b[:]); ri.Err == nil && [8]byte(b[:8]) != readerMagic {
 			ri.Err = errorf("readers", ri.Path, 0, ErrBadHeader, "not a reader file (magic %q)", b[:8])
 		}
 		if ri.Err != nil {
@@ -201,13 +204,20 @@ func (q *Queue) Readers() ([]ReaderInfo, error) {
 	return out, nil
 }
 
-func (q *Queue) readerNames() ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(q.dir, readersDir))
+// readerNames lists the named readers, with readers/ open for reading their files (nil, with no
+// names, when there is none).
+func (q *Queue) readerNames() (*os.File, []string, error) {
+	d, err := q.readersDirFile("list readers", false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, newError("list readers", q.dir, -1, err)
+		return nil, nil, err
+	}
+	ents, err := d.ReadDir(-1)
+	if err != nil {
+		d.Close()
+		return nil, nil, newError("list readers", q.dir, -1, err)
 	}
 	var names []string
 	for _, e := range ents {
@@ -216,28 +226,41 @@ func (q *Queue) readerNames() ([]string, error) {
 		}
 	}
 	slices.Sort(names)
-	return names, nil
+	return d, names, nil
 }
 
 // readerCursors returns every named reader's stored cursor (unreadable files are skipped: a
 // reader being created has not read anything yet, and is at the start it was given).
 func (q *Queue) readerCursors() ([]int64, error) {
-	names, err := q.readerNames()
-	if err != nil {
+	d, names, err := q.readerNames()
+	if err != nil || d == nil {
 		return nil, err
 	}
+	defer d.Close()
 	var cs []int64
 	for _, name := range names {
 		var b [rdSize]byte
-		if preadFile(readerPath(q.dir, name), b[:]) == nil && [8]byte(b[:8]) == readerMagic {
+		if preadAt(d, name+readerSuffix, b[:]) == nil && [8]byte(b[:8]) == readerMagic {
 			cs = append(cs, int64(le.Uint64(b[rdOffCursor:])))
 		}
 	}
 	return cs, nil
 }
 
+// preadFile reads a reader file by path, its directory not reached through a link.
 func preadFile(path string, b []byte) error {
-	f, err := os.Open(path)
+	d, err := openDir("read", filepath.Dir(path), false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return preadAt(d, filepath.Base(path), b)
+}
+
+// preadAt reads the start of file name in directory d into b.
+func preadAt(d *os.File, name string, b []byte) error {
+	path := filepath.Join(d.Name(), name)
+	f, err := openQueueFileAt("read", d, name, unix.O_RDONLY)
 	if err != nil {
 		return err
 	}
@@ -260,9 +283,14 @@ func (q *Queue) RemoveReader(name string) error {
 		return newError("remove reader", q.dir, -1, err)
 	}
 	path := readerPath(q.dir, name)
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	d, err := q.readersDirFile("remove reader", false)
 	if err != nil {
-		return newError("remove reader", path, -1, err)
+		return err
+	}
+	defer d.Close()
+	f, err := openQueueFileAt("remove reader", d, name+readerSuffix, unix.O_RDWR)
+	if err != nil {
+		return err
 	}
 	defer f.Close()
 	switch err := flock.TryLock(int(f.Fd())); {
@@ -271,7 +299,7 @@ func (q *Queue) RemoveReader(name string) error {
 	case err != nil:
 		return newError("remove reader", path, -1, err)
 	}
-	if err := os.Remove(path); err != nil {
+	if err := unix.Unlinkat(int(d.Fd()), name+readerSuffix, 0); err != nil {
 		return newError("remove reader", path, -1, err)
 	}
 	return nil

@@ -189,8 +189,8 @@ func verifyFrames(n int64, l *Log) (frames, bytes int64, prob *Problem) {
 		if err != nil {
 			// The iterator stays on the frame it could not read.
 			c := it.Cursor()
-			return frames, c, &Problem{Kind: ProblemFrame, Segment: n, Cursor: QueueCursor(n, c), Offset: l.lo.dataOffset + c,
-				What: frameDamage(l, int(l.lo.dataOffset+c), err), Err: err}
+			return frames, c, &Problem{Kind: ProblemFrame, Segment: n, Cursor: QueueCursor(n, c), Offset: l.dataOff() + c,
+				What: frameDamage(l, int(l.dataOff()+c), err), Err: err}
 		}
 		if len(batch) == 0 {
 			break

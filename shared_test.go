@@ -413,3 +413,30 @@ func FuzzShareLockWord(f *testing.F) {
 		}
 	})
 }
+
+// TestSharedWriterSeal: Seal commits the pending frames and seals the log; another shared
+// writer's commit after it is refused with ErrSealed and publishes nothing.
+func TestSharedWriterSeal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path})
+	a := shWriter(t, l)
+	b := shWriter(t, utReopen(t, path, true, false))
+	shAppend(t, b, 2, 0, 1)
+	if err := a.Append(make([]byte, shSize(1, 0))); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Sealed() {
+		t.Fatal("log not sealed")
+	}
+	size := l.Header().Size
+	if err := b.Append([]byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	utIs(t, b.Commit(), ErrSealed, "Commit after the seal")
+	if l.Header().Size != size || len(utReadAll(t, utIter(t, l))) != 2 {
+		t.Fatalf("a frame was published after the seal")
+	}
+}

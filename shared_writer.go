@@ -250,6 +250,10 @@ func (sw *SharedWriter) allocCheck(n int) (err error) {
 	case n+sw.overhead > sw.capacity-int(l.lo.dataOffset):
 		return errorf("allocate", l.path, -1, ErrFrameTooLarge, "%d bytes cannot fit even in an empty log of capacity %d", n, sw.capacity)
 	}
+	if !l.enter() {
+		return newError("allocate", l.path, -1, ErrClosed)
+	}
+	defer l.leave()
 	defer recoverFault(debug.SetPanicOnFault(true), "allocate", l.path, -1, &err)
 	sw.seen = max(sw.seen, int(l.size.Load()))
 	sw.room = sw.capacity - sw.seen - sw.pending()
@@ -310,15 +314,26 @@ func (sw *SharedWriter) Commit() error {
 	if len(sw.buf) == 0 && sw.fullLen == 0 && !sw.closed {
 		return nil
 	}
-	return sw.commit(false, 0)
+	return sw.commit(commitPlain, 0)
 }
 
 // CommitTagged commits like Commit and stores tag with the new committed end, as
 // Writer.CommitTagged does (the tag is the log's: the last tagged commit of any writer names
 // it). With nothing pending it tags the current end.
-func (sw *SharedWriter) CommitTagged(tag uint64) error { return sw.commit(true, tag) }
+func (sw *SharedWriter) CommitTagged(tag uint64) error { return sw.commit(commitTagged, tag) }
 
-func (sw *SharedWriter) commit(tagged bool, tag uint64) (err error) {
+// Seal commits the pending frames and marks the log sealed (see Writer.Seal), under the lock:
+// every shared writer's later Commit returns ErrSealed and discards its frames.
+func (sw *SharedWriter) Seal() error { return sw.commit(commitSeal, 0) }
+
+// What commit does after copying the frames in.
+const (
+	commitPlain = iota
+	commitTagged
+	commitSeal
+)
+
+func (sw *SharedWriter) commit(how int, tag uint64) (err error) {
 	l, sh := sw.log, sw.sh
 	if sw.closed {
 		return newError("commit", l.path, -1, ErrClosed)
@@ -342,6 +357,9 @@ func (sw *SharedWriter) commit(tagged bool, tag uint64) (err error) {
 	if stolen || !sh.repaired {
 		sh.repair(end)
 	}
+	if l.sealedNow() {
+		return errorf("commit", l.path, int64(end), ErrSealed, "the log is sealed: %d bytes of frames discarded", sw.pending())
+	}
 	sw.seen = end
 	if end+sw.pending() > len(l.mem) {
 		return errorf("commit", l.path, int64(end), ErrFull, "%d bytes of frames pending, %d left: the commit is discarded", sw.pending(), len(l.mem)-end)
@@ -355,9 +373,12 @@ func (sw *SharedWriter) commit(tagged bool, tag uint64) (err error) {
 	off += copy(l.mem[off:], sw.buf)
 	w := &sh.w
 	w.end, w.committed, w.last = off, end, -1
-	if tagged {
+	switch how {
+	case commitTagged:
 		err = w.CommitTagged(tag)
-	} else {
+	case commitSeal:
+		err = w.Seal()
+	default:
 		err = w.Commit()
 	}
 	sw.seen = off
@@ -379,9 +400,10 @@ func (sh *sharedLog) repair(end int) {
 // Sync flushes committed frames to the file's storage (msync), as Writer.Sync.
 func (sw *SharedWriter) Sync() (err error) {
 	l := sw.log
-	if sw.closed || l.closed.Load() {
+	if sw.closed || !l.enter() {
 		return newError("sync", l.path, -1, ErrClosed)
 	}
+	defer l.leave()
 	defer recoverFault(debug.SetPanicOnFault(true), "sync", l.path, -1, &err)
 	if err := mmap.Sync(l.mem[:int(l.size.Load())]); err != nil {
 		return newError("sync", l.path, -1, fmt.Errorf("msync: %w", err))

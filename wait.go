@@ -22,9 +22,10 @@ var sleepSlice = 10 * time.Millisecond
 // On a sealed log (see Writer.Seal) with nothing left to read it returns ErrSealed, as a reader's
 // end of file.
 func (it *Iterator) Wait(ctx context.Context) (err error) {
-	if err := it.checkOpen("wait"); err != nil {
-		return err
+	if it.closed || !it.log.enter() {
+		return it.checkOpen("wait")
 	}
+	defer it.log.leave()
 	// Wait reads the committed end from the mapping: a truncated file gives ErrMappingGone.
 	defer it.guard("wait", debug.SetPanicOnFault(true), &err)
 	if it.available() {
@@ -114,6 +115,8 @@ func (it *Iterator) sleepPoll(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-it.log.closing:
+			return it.checkOpen("wait")
 		case <-t.C:
 		}
 		if it.available() {

@@ -34,6 +34,8 @@ func newBenchCmd() *cobra.Command {
   throughput  producer -> consumer frames/s and bytes/s for shmio, a Unix domain socket, a pipe
               and loopback TCP, with 1 reader and with --fanout readers (every reader gets every frame);
               shmio commits, the others flush a 64 KiB buffered writer, every --commit-every frames
+  ceiling     the same frames and checks done by a bare loop over a raw shared mapping, without
+              the library: what this machine allows; VS CEILING is each row's ratio to it
   latency     one-way latency (half a ping-pong round trip), p50/p99/p99.9, for shmio with spinning
               readers, shmio with readers sleeping on a futex, and the Unix socket
 
@@ -61,7 +63,7 @@ The VS SOCKET column is the ratio to the Unix socket (for latency: socket p50 / 
 	f.IntVar(&o.Fanout, "fanout", 3, "readers in the fan-out runs")
 	f.IntVar(&o.Runs, "runs", 1, "measure everything this many times and report the median run of each row")
 	f.IntVar(&o.Pings, "pings", 0, "measured round trips per latency run (default 50000; 2000 with --quick)")
-	f.StringSliceVar(&o.Transports, "transports", slices.Clone(bench.DefaultTransports), "throughput transports to run")
+	f.StringSliceVar(&o.Transports, "transports", slices.Clone(bench.DefaultTransports), "throughput transports to run (ceiling: a bare loop over a raw mapping, see internal/bench/ceiling.go)")
 	f.DurationVar(&o.Spin, "spin", 0, "shmio consumers' Wait spin before sleeping, negative to sleep at once (default: the library's when every process has a CPU, else sleep at once)")
 	f.StringVar(&o.Dir, "dir", "", "directory for the benchmark logs (default /dev/shm, else the temp dir)")
 	return cmd
@@ -106,6 +108,7 @@ func runBench(ctx context.Context, stdout io.Writer, o *benchOptions) error {
 	defer status.clear()
 	rep, err := bench.Run(ctx, o.Config, func(s bench.Step) {
 		status.update("bench [%d/%d] %s ...", s.N, s.Of, s.What)
+		progressLine(os.Stderr, status.tty, s)
 	})
 	if ctx.Err() != nil {
 		return &exitError{130, errors.New("interrupted; children stopped and logs removed")}
@@ -133,6 +136,7 @@ func printBenchTable(w io.Writer, rep *bench.Report, o *benchOptions) {
 	if cpu == "" {
 		cpu = m.Arch
 	}
+	fmt.Fprint(w, loadNote(rep.LoadAverage, m.CPUs))
 	fmt.Fprintf(w, "shmio bench: %d CPUs (%s), %s/%s, %s; logs in %s\n", m.CPUs, cpu, m.OS, m.Arch, m.Go, rep.LogDir)
 	var counts []string
 	for _, s := range o.Sizes {
@@ -147,7 +151,7 @@ func printBenchTable(w io.Writer, rep *bench.Report, o *benchOptions) {
 	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TEST\tSIZE\tREADERS\tFRAMES/S\tBYTES/S\tP50\tP99\tP99.9\tVS SOCKET\tCHECK")
+	fmt.Fprintln(tw, "TEST\tSIZE\tREADERS\tFRAMES/S\tBYTES/S\tP50\tP99\tP99.9\tVS SOCKET\tVS CEILING\tCHECK")
 	dash := "-"
 	for _, r := range rep.Results {
 		rate, bytes, p50, p99, p999 := dash, dash, dash, dash, dash
@@ -157,16 +161,12 @@ func printBenchTable(w io.Writer, rep *bench.Report, o *benchOptions) {
 		if r.P50 > 0 {
 			p50, p99, p999 = fmtNanos(r.P50), fmtNanos(r.P99), fmtNanos(r.P999)
 		}
-		ratio := dash
-		if r.VsSocket > 0 {
-			ratio = fmt.Sprintf("%.2fx", r.VsSocket)
-		}
 		check := "ok"
 		if !r.Verified {
 			check = "FAILED: " + r.Failure()
 		}
-		fmt.Fprintf(tw, "%s %s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kind, r.Transport, fmtSize(r.Size),
-			r.Readers, rate, bytes, p50, p99, p999, ratio, check)
+		fmt.Fprintf(tw, "%s %s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kind, r.Transport, fmtSize(r.Size),
+			r.Readers, rate, bytes, p50, p99, p999, fmtRatio(r.VsSocket), fmtRatio(r.VsCeiling), check)
 	}
 	tw.Flush()
 	if goals := bench.Goals(rep.Results, o.Fanout); len(goals) > 0 {

@@ -70,3 +70,29 @@ var (
 	fmtCount     = bench.FormatCount
 	fmtSize      = bench.FormatSize
 )
+
+// progressLine prints one line per step on w when the status line cannot (not a terminal), so
+// logs of long runs show where they are.
+func progressLine(w io.Writer, tty bool, s bench.Step) {
+	if !tty {
+		fmt.Fprintf(w, "bench [%d/%d] %s\n", s.N, s.Of, s.What)
+	}
+}
+
+// loadNote is the line printed above the results when the machine was loaded at the start: more
+// runnable work than CPUs, so every row, the ceiling included, is lower than on a quiet machine
+// and only the ratios within the run compare.
+func loadNote(load float64, cpus int) string {
+	if load <= float64(cpus) {
+		return ""
+	}
+	return fmt.Sprintf("note: the machine is loaded (load average %.1f > %d CPUs): every row, the ceiling included, runs slower than on a quiet machine; compare the ratios\n", load, cpus)
+}
+
+// fmtRatio prints a ratio column: "0.93x", or "-" when unknown.
+func fmtRatio(v float64) string {
+	if v <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", v)
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,9 +33,9 @@ func TestBenchQuick(t *testing.T) {
 	if !rep.Verified {
 		t.Fatalf("report not verified: %s", r.stdout)
 	}
-	// 2 sizes x (2 reader counts x 4 transports + 3 latency modes)
-	if len(rep.Results) != 22 {
-		t.Fatalf("got %d results, want 22", len(rep.Results))
+	// 2 sizes x (2 reader counts x 5 transports (ceiling included) + 3 latency modes)
+	if len(rep.Results) != 26 {
+		t.Fatalf("got %d results, want 26", len(rep.Results))
 	}
 	seen := map[string]bool{}
 	for _, res := range rep.Results {
@@ -76,8 +77,11 @@ func TestBenchQuick(t *testing.T) {
 		if res.Transport == "unix" && res.VsSocket != 1 {
 			t.Errorf("%s: ratio to itself %v", name, res.VsSocket)
 		}
+		if res.Kind == "throughput" && (res.VsCeiling <= 0 || res.Transport == "ceiling" && res.VsCeiling != 1) {
+			t.Errorf("%s: ratio to the ceiling %v", name, res.VsCeiling)
+		}
 	}
-	for _, want := range []string{"throughput shmio 32 B+", "throughput shmio 32 B+++", "throughput unix 1 KiB+++",
+	for _, want := range []string{"throughput shmio 32 B+", "throughput shmio 32 B+++", "throughput unix 1 KiB+++", "throughput ceiling 32 B+", "throughput ceiling 1 KiB+++",
 		"throughput pipe 32 B+", "throughput tcp 1 KiB+", "latency shmio-spin 32 B", "latency shmio-futex 1 KiB", "latency unix 32 B"} {
 		if !seen[want] {
 			t.Errorf("no %q run", want)
@@ -92,17 +96,20 @@ func TestBenchQuick(t *testing.T) {
 func TestBenchTable(t *testing.T) {
 	benchNoRaceExitSleep(t)
 	r := runShmio(t, []string{"bench", "--quick", "--size", "48", "--frames", "5000", "--pings", "300",
-		"--transports", "shmio,unix", "--fanout", "2", "--commit-every", "64", "--runs", "2"})
+		"--transports", "shmio,ceiling,unix", "--fanout", "2", "--commit-every", "64", "--runs", "2"})
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
 	}
-	if r.stderr != "" {
-		t.Errorf("stderr not empty when not a terminal: %q", r.stderr)
+	// Not a terminal: one progress line per step (2 runs of 6 throughput and 3 latency rows).
+	progress := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	if len(progress) != 18 || progress[0] != "bench [1/18] throughput shmio, 48 B frames, 1 reader(s)" ||
+		progress[17] != "bench [18/18] latency unix, 48 B frames" {
+		t.Errorf("stderr progress:\n%s", r.stderr)
 	}
 	for _, want := range []string{
 		"throughput: 5,000 frames of 48 B, commit/flush every 64 frames; latency: 300 round trips",
 		"each row: the median of 2 runs",
-		"TEST", "FRAMES/S", "VS SOCKET",
+		"TEST", "FRAMES/S", "VS SOCKET", "VS CEILING",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
@@ -115,7 +122,8 @@ func TestBenchTable(t *testing.T) {
 		}
 	}
 	wantPrefixes := []string{
-		"throughput shmio 48 B 1 ", "throughput unix 48 B 1 ", "throughput shmio 48 B 2 ", "throughput unix 48 B 2 ",
+		"throughput shmio 48 B 1 ", "throughput ceiling 48 B 1 ", "throughput unix 48 B 1 ",
+		"throughput shmio 48 B 2 ", "throughput ceiling 48 B 2 ", "throughput unix 48 B 2 ",
 		"latency shmio-spin 48 B 1 - - ", "latency shmio-futex 48 B 1 - - ", "latency unix 48 B 1 - - ",
 	}
 	if len(rows) != len(wantPrefixes) {
@@ -126,8 +134,15 @@ func TestBenchTable(t *testing.T) {
 			t.Errorf("row %d = %q, want prefix %q and check ok", i, row, wantPrefixes[i])
 		}
 	}
-	if !strings.Contains(rows[1], " 1.00x ok") || !strings.Contains(rows[6], " 1.00x ok") {
-		t.Errorf("socket rows should have ratio 1.00x: %q %q", rows[1], rows[6])
+	if !strings.Contains(rows[2], " 1.00x ") || !strings.HasSuffix(rows[8], " 1.00x - ok") {
+		t.Errorf("socket rows should have ratio 1.00x: %q %q", rows[2], rows[8])
+	}
+	// VS CEILING: the ceiling rows 1.00x, the others a ratio; latency rows none.
+	ratio := regexp.MustCompile(` \d+\.\d\dx \d+\.\d\dx ok$`)
+	for _, i := range []int{0, 1, 2, 3, 4, 5} {
+		if !ratio.MatchString(rows[i]) || (i == 1 || i == 4) && !strings.HasSuffix(rows[i], " 1.00x ok") {
+			t.Errorf("row %q: want VS SOCKET and VS CEILING ratios (1.00x for the ceiling)", rows[i])
+		}
 	}
 }
 
@@ -147,7 +162,7 @@ func TestBenchErrors(t *testing.T) {
 		{[]string{"bench", "--size", "4"}, "shmio: invalid --size 4 B: want 8 to 65531 bytes"},
 		{[]string{"bench", "--size", "64KiB"}, "shmio: invalid --size 64 KiB: want 8 to 65531 bytes"},
 		{[]string{"bench", "--size", "lots"}, `invalid argument "lots" for "--size" flag`},
-		{[]string{"bench", "--transports", "carrier-pigeon"}, `shmio: invalid --transports "carrier-pigeon": want shmio, unix, pipe or tcp`},
+		{[]string{"bench", "--transports", "carrier-pigeon"}, `shmio: invalid --transports "carrier-pigeon": want shmio, ceiling, unix, pipe or tcp`},
 		{[]string{"bench", "--commit-every", "0"}, "shmio: invalid --commit-every 0: want at least 1"},
 		{[]string{"bench", "--runs", "0"}, "shmio: invalid --runs 0: want at least 1"},
 		{[]string{"bench", "extra"}, `unknown command "extra"`},
@@ -156,6 +171,26 @@ func TestBenchErrors(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("shmio %s: exit %d stderr %q, want one line containing %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.want)
 		}
+	}
+}
+
+// TestBenchTermHelpers: the load note only on a loaded machine, progress lines only off a
+// terminal, ratios or a dash.
+func TestBenchTermHelpers(t *testing.T) {
+	if n := loadNote(1.5, 2); n != "" {
+		t.Errorf("quiet machine: %q", n)
+	}
+	if n := loadNote(7.25, 2); !strings.HasPrefix(n, "note: the machine is loaded (load average 7.2 > 2 CPUs)") {
+		t.Errorf("loaded machine: %q", n)
+	}
+	var b strings.Builder
+	progressLine(&b, false, bench.Step{N: 2, Of: 9, What: "throughput ceiling, 32 B frames, 1 reader(s)"})
+	progressLine(&b, true, bench.Step{N: 3, Of: 9, What: "drawn by the status line instead"})
+	if b.String() != "bench [2/9] throughput ceiling, 32 B frames, 1 reader(s)\n" {
+		t.Errorf("progress lines %q", b.String())
+	}
+	if fmtRatio(0.934) != "0.93x" || fmtRatio(0) != "-" {
+		t.Errorf("ratios %q %q", fmtRatio(0.934), fmtRatio(0))
 	}
 }
 
@@ -181,7 +216,8 @@ func TestBenchInterrupt(t *testing.T) {
 	if code := p.wait(t, 20*time.Second); code != 130 {
 		t.Errorf("exit code %d, want 130; stderr %q", code, p.stderr.String())
 	}
-	if got := p.stderr.String(); got != "shmio: interrupted; children stopped and logs removed\n" {
+	// Not a terminal: the progress line of the step it was in, then the message.
+	if got := p.stderr.String(); got != "bench [1/5] throughput shmio, 32 B frames, 1 reader(s)\nshmio: interrupted; children stopped and logs removed\n" {
 		t.Errorf("stderr %q", got)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {

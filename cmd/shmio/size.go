@@ -75,3 +75,16 @@ func formatSize(n int64) string {
 	}
 	return fmt.Sprintf("%dB", n)
 }
+
+// humanBytes prints n with one decimal in the largest binary unit below it ("1.5MiB").
+func humanBytes(n int64) string {
+	if n < 1<<10 {
+		return fmt.Sprintf("%dB", n)
+	}
+	f, u := float64(n)/(1<<10), 0
+	for f >= 1024 && u < 3 {
+		f /= 1024
+		u++
+	}
+	return fmt.Sprintf("%.1f%s", f, [...]string{"KiB", "MiB", "GiB", "TiB"}[u])
+}

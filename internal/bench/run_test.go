@@ -34,7 +34,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = 2*4 + 3 // 1 and 2 readers x 4 transports, 3 latency modes
+	const want = 2*5 + 3 // 1 and 2 readers x 5 transports (ceiling included), 3 latency modes
 	if len(rep.Results) != want || len(steps) != want || !rep.Verified || rep.LogDir != dir || rep.CommitEvery != 100 {
 		t.Fatalf("report %+v, %d steps", rep, len(steps))
 	}
@@ -50,7 +50,8 @@ func TestRun(t *testing.T) {
 		if !r.Verified || r.Runs != 1 || r.Size != 40 {
 			t.Errorf("%s %s: %+v (%s)", r.Kind, r.Transport, r, r.Failure())
 		}
-		if r.Kind == "throughput" && (r.Frames != 3000 || len(r.Consumers) != r.Readers || r.FramesPerSec <= 0) {
+		if r.Kind == "throughput" && (r.Frames != 3000 || len(r.Consumers) != r.Readers || r.FramesPerSec <= 0 ||
+			r.VsCeiling <= 0 || r.Transport == "ceiling" && r.VsCeiling != 1) {
 			t.Errorf("%s %d readers: %+v", r.Transport, r.Readers, r)
 		}
 		if r.Kind == "latency" && (r.Frames != 200 || r.Consumers[1].Frames != 200+20 || r.P50 <= 0) {

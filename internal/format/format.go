@@ -41,9 +41,13 @@ const (
 	OffSegNum    = 96  // u64 queue segments: segment number (0: not a segment, or not yet stamped)
 	OffSegPrevID = 104 // u64 queue segments: ID of the previous segment (0 for the first)
 	OffSealedAt  = 112 // u64 queue segments: Unix nanoseconds when sealed
-	OffWake      = 128 // u32 wake word (futex); on its own cache line, away from the commit point
-	OffWaiters   = 132 // u32 readers asleep on the wake word (informational)
-	OffSleepers  = 136 // u32 1 when a reader may sleep on the wake word (see FORMAT.md, "Waking")
+	// OffSegPrevEnd: u64 queue segments: the final committed size of the previous segment,
+	// written when the writer moves on from it (0: unknown), so that a cursor at the end of a
+	// segment retention removed still names a position.
+	OffSegPrevEnd = 184
+	OffWake       = 128 // u32 wake word (futex); on its own cache line, away from the commit point
+	OffWaiters    = 132 // u32 readers asleep on the wake word (informational)
+	OffSleepers   = 136 // u32 1 when a reader may sleep on the wake word (see FORMAT.md, "Waking")
 
 	GoHeaderSize = 192 // header size (and data offset) of files this library creates
 	Version      = 1   // the extension's format version
@@ -155,6 +159,9 @@ type QueueMeta[R any] struct {
 	// ID is the queue's identity, 16 hex digits (a string: JSON numbers lose 64-bit precision in
 	// most other languages). Absent in queues made before it existed.
 	ID string `json:"id,omitempty"`
+	// Mode is the permission bits of the queue's files, in octal ("0640"). Absent in queues made
+	// before it existed: their first segment's mode is the queue's.
+	Mode string `json:"mode,omitempty"`
 }
 
 // QueueID parses QueueMeta.ID; 0 when absent or malformed.

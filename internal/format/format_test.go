@@ -53,7 +53,7 @@ func TestFormatMDAgrees(t *testing.T) {
 		{false, "id"}: OffID, {false, "created"}: OffCreated, {false, "writerPID"}: OffWriterPID,
 		{false, "tag0.end"}: OffTag0End, {false, "tag0.tag"}: OffTag0Tag,
 		{false, "tag1.end"}: OffTag1End, {false, "tag1.tag"}: OffTag1Tag,
-		{false, "segment"}: OffSegNum, {false, "prevID"}: OffSegPrevID, {false, "sealedAt"}: OffSealedAt,
+		{false, "segment"}: OffSegNum, {false, "prevID"}: OffSegPrevID, {false, "sealedAt"}: OffSealedAt, {false, "prevEnd"}: OffSegPrevEnd,
 		{false, "wake"}: OffWake, {false, "waiters"}: OffWaiters, {false, "sleepers"}: OffSleepers,
 		{true, "magic"}: OffReaderMagic, {true, "version"}: OffReaderVersion, {true, "pid"}: OffReaderPID,
 		{true, "cursor"}: OffReaderCursor, {true, "caughtUp"}: OffReaderCaughtUp, {true, "created"}: OffReaderCreated,

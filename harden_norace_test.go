@@ -1,0 +1,5 @@
+//go:build !race
+
+package shmio
+
+const hqRace = false
