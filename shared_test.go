@@ -1,6 +1,7 @@
 package shmio
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -438,5 +439,25 @@ func TestSharedWriterSeal(t *testing.T) {
 	utIs(t, b.Commit(), ErrSealed, "Commit after the seal")
 	if l.Header().Size != size || len(utReadAll(t, utIter(t, l))) != 2 {
 		t.Fatalf("a frame was published after the seal")
+	}
+}
+
+// TestSharedWriterWide: wide files take frames beyond 64 KiB (a chunk of their own) and small
+// ones, in order.
+func TestSharedWriterWide(t *testing.T) {
+	l := utOpen(t, Options{Capacity: 1 << 20, WideFrames: true})
+	w := shWriter(t, l)
+	big := utPayload(3, 200_000)
+	for _, p := range [][]byte{[]byte("a"), big, []byte("b")} {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := utReadAll(t, utIter(t, l))
+	if len(got) != 3 || string(got[0]) != "a" || !bytes.Equal(got[1], big) || string(got[2]) != "b" {
+		t.Fatalf("read %d frames", len(got))
 	}
 }
