@@ -346,9 +346,9 @@ func (l *Log) Close() error {
 	if l.writer != nil {
 		l.writer.closeLocked()
 	}
-	l.closeShared()
 	l.startClose()
 	drainUsers(l.users.Load)
+	l.closeShared()
 	l.unmapped = true
 	var errs []error
 	if l.hdrRW != nil {

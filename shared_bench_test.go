@@ -18,8 +18,6 @@ func init() { xpRoles["shbench"] = shBenchChild }
 //	exclusive/commit=C   one Writer, a commit every C frames (the reference)
 //	shared/commit=C      one SharedWriter alone
 //	procs=P/commit=C     P writer processes, each with a SharedWriter; frames/s is their total
-//	inplace/...          the design not taken, for comparison: the lock is taken before the
-//	                     commit's first frame and frames are written in place, with no copy
 //
 // Each run writes a fresh log in /dev/shm of b.N frames, so give the count:
 //
@@ -32,15 +30,13 @@ func BenchmarkSharedWrite(b *testing.B) {
 		b.Run(fmt.Sprintf("shared/commit=%d", commit), func(b *testing.B) {
 			benchShared(b, commit, true)
 		})
-		b.Run(fmt.Sprintf("inplace/commit=%d", commit), func(b *testing.B) {
-			benchShared(b, -commit, true)
-		})
+
 	}
 	for _, commit := range []int{100, 1} {
 		for _, procs := range []int{1, 4} {
 			b.Run(fmt.Sprintf("procs=%d/commit=%d", procs, commit), func(b *testing.B) { benchSharedProcs(b, procs, commit) })
 		}
-		b.Run(fmt.Sprintf("inplace/procs=4/commit=%d", commit), func(b *testing.B) { benchSharedProcs(b, 4, -commit) })
+
 	}
 }
 
@@ -57,7 +53,7 @@ func benchSharedLog(b *testing.B, frames int) string {
 	return path
 }
 
-// benchShared runs the exclusive writer, or a shared one (in place when commit < 0).
+// benchShared runs the exclusive writer, or a shared one.
 func benchShared(b *testing.B, commit int, shared bool) {
 	l, err := Open(Options{Path: benchSharedLog(b, b.N), Writable: true, Prefault: true})
 	if err != nil {
@@ -74,11 +70,7 @@ func benchShared(b *testing.B, commit int, shared bool) {
 			b.Fatal(err)
 		}
 		defer w.Close()
-		if commit < 0 {
-			err = benchLoopInPlace(w, b.N, -commit)
-		} else {
-			err = benchLoopShared(w, b.N, commit)
-		}
+		err = benchLoopShared(w, b.N, commit)
 	} else {
 		w, err := l.Writer()
 		if err != nil {
@@ -130,42 +122,11 @@ func benchLoopShared(w *SharedWriter, n, commit int) error {
 	return w.Commit()
 }
 
-// benchLoopInPlace is the design not taken: it holds the append lock from a commit's first
-// Allocate to its Commit and writes the frames in place (the exclusive writer's code), with no
-// private buffer and no copy.
-func benchLoopInPlace(sw *SharedWriter, n, commit int) error {
-	sh, l := sw.sh, sw.log
-	var payload [benchPayload]byte
-	for i := 0; i < n; {
-		sh.mu.Lock()
-		if _, err := sh.lock.lock(); err != nil {
-			return err
-		}
-		end := int(l.size.Load())
-		w := &sh.w
-		w.end, w.committed, w.last = end, end, -1
-		for j := 0; j < commit && i < n; j, i = j+1, i+1 {
-			p, err := w.Allocate(benchPayload)
-			if err != nil {
-				return err
-			}
-			copy(p, payload[:])
-		}
-		err := w.Commit()
-		sh.lock.unlock()
-		sh.mu.Unlock()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // benchSharedProcs starts procs writer processes, lets them all go at once and reports their
 // total frames/s from the first start to the last end.
 func benchSharedProcs(b *testing.B, procs, commit int) {
 	path := benchSharedLog(b, b.N)
-	per := (b.N + procs - 1) / procs // commit < 0: in place
+	per := (b.N + procs - 1) / procs
 	var cs []*testproc.Child
 	for range procs {
 		c := testproc.Start(b, "shbench", "PATH="+path, fmt.Sprint("N=", per), fmt.Sprint("COMMIT=", commit), "SPIN_NS="+os.Getenv("SHMIO_BENCH_SPIN_NS"))
@@ -210,11 +171,7 @@ func shBenchChild() error {
 	var go_ [3]byte
 	os.Stdin.Read(go_[:])
 	start := time.Now()
-	loop := benchLoopShared
-	if commit < 0 {
-		loop, commit = benchLoopInPlace, -commit
-	}
-	if err := loop(w, n, commit); err != nil {
+	if err := benchLoopShared(w, n, commit); err != nil {
 		return err
 	}
 	testproc.Report(map[string]int64{"Start": start.UnixNano(), "End": time.Now().UnixNano()})

@@ -24,12 +24,12 @@ func init() {
 type shWriterResult struct {
 	Frames   int64 `json:"frames"`
 	Commits  int64 `json:"commits"`
-	MaxBlock int64 `json:"max_block_ns"` // longest Commit, lock wait included
+	MaxBlock int64 `json:"max_block_ns"` // longest commit, first Allocate (the lock wait) to Commit
 }
 
 // shWriterChild writes frames 0..N-1 of writer ID through a SharedWriter, in commits of 1 to
 // BATCH frames. With REPORT=1 it prints "c SEQ NS" after each commit (every frame before SEQ is
-// committed; NS is how long that Commit took), pauses PAUSE_US µs, and after its last frame
+// committed; NS is how long that commit took, from its first Allocate), pauses PAUSE_US µs, and after its last frame
 // waits on stdin.
 func shWriterChild() error {
 	l, err := Open(Options{Path: testproc.Param("PATH"), Writable: true})
@@ -50,6 +50,7 @@ func shWriterChild() error {
 	var line []byte
 	for seq := uint64(0); seq < n; {
 		k := min(1+xpMix(seq^uint64(id)<<20)%uint64(batch), n-seq)
+		t0 := time.Now() // the first Allocate waits for the lock: a commit's time starts here
 		for i := range k {
 			p, err := w.Allocate(shSize(id, seq+i))
 			if err != nil {
@@ -57,7 +58,6 @@ func shWriterChild() error {
 			}
 			shFill(p, id, seq+i)
 		}
-		t0 := time.Now()
 		if err := w.Commit(); err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func shHolderChild() error {
 	}
 	sh := w.sh
 	sh.mu.Lock()
-	if _, err := sh.lock.lock(); err != nil {
+	if _, err := sh.lock.lock(nil); err != nil {
 		return err
 	}
 	end := int(l.size.Load())

@@ -28,6 +28,9 @@ var (
 	// ErrLocked: no commit takes that long, so the word is damaged in a way liveness cannot see
 	// (a live process's token copied into it, or no OFD locks on this system and a reused pid).
 	shareStuck = 5 * time.Second
+	// shareHandoff is how long a writer whose release woke sleepers leaves the free word to them
+	// before it competes again (see yieldTo): about a wake-up's latency.
+	shareHandoff = 50 * time.Microsecond
 )
 
 // shareLock is one process's (one Log's) handle on the lock word.
@@ -78,14 +81,15 @@ func (s *shareLock) close() {
 // lock takes the word. It returns stolen true when it took the word over from a dead holder, so
 // that the caller repairs what that holder may have left half done. Faults (a truncated file)
 // panic; the caller recovers them.
-func (s *shareLock) lock() (stolen bool, err error) {
+func (s *shareLock) lock(stop *atomic.Bool) (stolen bool, err error) {
 	if s.word.CompareAndSwap(0, s.owner) {
 		return false, nil
 	}
-	return s.lockSlow()
+	return s.lockSlow(stop)
 }
 
-func (s *shareLock) lockSlow() (stolen bool, err error) {
+// lockSlow waits for the word; it gives up with ErrClosed once *stop is set (the Log closes).
+func (s *shareLock) lockSlow(stop *atomic.Bool) (stolen bool, err error) {
 	start := time.Now()
 	var seen uint64     // the owner being waited for
 	var since time.Time // when seen was first seen
@@ -100,6 +104,9 @@ func (s *shareLock) lockSlow() (stolen bool, err error) {
 		}
 		if i&15 != 15 {
 			continue // cheap polls between clock reads
+		}
+		if stop != nil && stop.Load() {
+			return false, ErrClosed
 		}
 		now := time.Now()
 		if cur != seen {
@@ -145,11 +152,28 @@ func (s *shareLock) sleep(cur uint64) {
 // unlock releases the word if this process still holds it (a waiter that judged us dead may
 // have taken it: then we are not told, but nothing of ours was published after that point
 // either, see SharedWriter.Commit) and wakes sleeping waiters.
-func (s *shareLock) unlock() {
+func (s *shareLock) unlock() (woke bool) {
 	s.word.CompareAndSwap(s.owner, 0)
 	if s.sleepers.Load() != 0 {
 		s.sleepers.Store(0)
 		futex.Wake(s.low)
+		return true
+	}
+	return false
+}
+
+// yieldTo is fairness for a writer that releases and takes the word again at once: when its
+// release woke sleepers, it first waits (at most shareHandoff) for one of them to take the word,
+// so that a busy writer cannot keep the others out.
+func (s *shareLock) yieldTo() {
+	deadline := time.Now().Add(shareHandoff)
+	for i := 0; s.word.Load() == 0; i++ {
+		if i&15 == 15 {
+			if time.Now().After(deadline) {
+				return
+			}
+			futex.Yield()
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
-	"unsafe"
 
 	"github.com/shmio/shmio/internal/flock"
 	"github.com/shmio/shmio/internal/mmap"
@@ -15,50 +14,37 @@ import (
 
 var _ FrameWriter = (*SharedWriter)(nil)
 
-// sharedChunk is the size of the private buffers a SharedWriter encodes frames into; a larger
-// frame gets a chunk of its own.
-const sharedChunk = 64 << 10
-
 // SharedWriter appends frames to a log that other writers, in this and other processes, append
-// to at the same time (FORMAT.md, "Shared writers"). Each Commit's frames land contiguously after
-// the committed end and become visible together; commits of different writers are ordered, and
-// readers see one stream and need no change. A SharedWriter is for one goroutine at a time; open
-// one per goroutine.
+// to at the same time (FORMAT.md, "Shared writers"). Each Commit's frames are contiguous and
+// become visible together; commits of different writers are ordered, and readers see one
+// stream and need no change. A SharedWriter is for one goroutine at a time; open one per
+// goroutine.
 //
-// Allocate and Append encode frames into a private buffer of the writer; Commit takes the log's
-// append lock (a word in the header, recovered within milliseconds if its holder dies), copies
-// the buffer after the committed end, publishes it with one atomic store and releases the lock.
-// The lock is thus held for one copy, however slowly the caller fills its frames, and a writer
-// that dies before or during its Commit publishes nothing. The price is that copy (one memmove
-// per commit) and a slice that points into the private buffer, not the mapping.
+// The first Allocate of a commit takes the log's append lock (a word in the header, taken over
+// within milliseconds if its holder dies); frames are then allocated and filled in place, with
+// the exclusive Writer's code, and Commit publishes them with one atomic store and releases the
+// lock. Other writers wait from a commit's first Allocate to its Commit: fill frames promptly,
+// and do not keep frames allocated while waiting for something else. A writer that dies at any
+// point has published nothing it had not committed, and holds nothing the others need.
 type SharedWriter struct {
-	log      *Log
-	sh       *sharedLog
-	buf      []byte   // the chunk being filled: the pending commit's last frames
-	full     [][]byte // the pending commit's earlier chunks, in order
-	fullLen  int      // bytes in full
-	spare    [][]byte // empty standard chunks for the next commits
-	room     int      // bytes the log can take beyond the pending frames, as last seen
-	seen     int      // committed end as last seen: it only grows, so room only shrinks meanwhile
-	fastMax  int      // maxLen when Allocate's fast path (place) applies, else 0
-	capacity int
-	lenSize  int
-	overhead int
-	maxLen   int
-	wide     bool
-	closed   bool
+	log    *Log
+	sh     *sharedLog
+	w      *Writer // the log's commit state while this writer holds the lock, else nil
+	closed bool
 }
 
 // sharedLog is a Log's side of shared writing: its own descriptor (holding the shared flock and
-// the token's lock), the lock word, and the commit state that every SharedWriter of the Log uses
-// under mu. mu makes this Log's writers take the lock word one at a time.
+// the token's lock), the lock word, and the Writer state that the SharedWriter holding the lock
+// uses. mu is held from a commit's first Allocate to its Commit, so that the writers of one Log
+// contend for the word one at a time.
 type sharedLog struct {
 	mu       sync.Mutex
 	lock     *shareLock
-	w        Writer // the exclusive writer's commit code, run under the lock
-	writers  int
-	repaired bool // stale tag slots were cleared under the lock
-	closed   bool
+	w        Writer // the exclusive writer's code, run under the lock
+	writers  int    // open SharedWriters (under the Log's mu)
+	repaired bool   // stale tag slots were cleared under the lock
+	closed   bool   // set under the Log's mu; read under mu
+	yield    bool   // the last release woke sleepers: let them in before taking the word again
 }
 
 // SharedWriter opens a writer that shares the log with other shared writers, in any process.
@@ -86,22 +72,8 @@ func (l *Log) SharedWriter() (*SharedWriter, error) {
 		}
 		l.shared = sh
 	}
-	sh := l.shared
-	sh.mu.Lock()
-	sh.writers++
-	sh.mu.Unlock()
-	maxLen := MaxPayload
-	if l.lo.wide {
-		maxLen = MaxWidePayload
-	}
-	sw := &SharedWriter{
-		log: l, sh: sh, buf: make([]byte, 0, sharedChunk),
-		capacity: len(l.mem), lenSize: l.lo.lenSize, overhead: l.lo.overhead(), maxLen: maxLen, wide: l.lo.wide,
-	}
-	if !sw.wide {
-		sw.fastMax = maxLen
-	}
-	return sw, nil
+	l.shared.writers++
+	return &SharedWriter{log: l, sh: l.shared}, nil
 }
 
 // openShared opens the log's file again for this Log's shared-writer locks: a flock on the Log's
@@ -160,7 +132,7 @@ func (l *Log) lockedError(op string) error {
 	return newError(op, l.path, -1, ErrLocked)
 }
 
-// closeLocked releases the Log's shared-writer locks; l.mu and sh.mu are held.
+// closeLocked releases the Log's shared-writer locks; the Log's mu is held.
 func (sh *sharedLog) closeLocked() {
 	if sh.closed {
 		return
@@ -170,222 +142,116 @@ func (sh *sharedLog) closeLocked() {
 	sh.lock.fd.Close() // drops the shared flock
 }
 
-// closeShared closes every shared writer of the log (Log.Close); l.mu is held.
+// closeShared ends shared writing on the log (Log.Close, after every method in flight
+// returned; the mapping is still there); the Log's mu is held. A SharedWriter may hold the lock
+// between an Allocate and its Commit (even in the goroutine calling Close): the lock word is
+// released for it, its frames discarded, and its next call returns ErrClosed.
 func (l *Log) closeShared() {
-	if sh := l.shared; sh != nil {
-		sh.mu.Lock()
-		sh.closeLocked()
-		sh.mu.Unlock()
-		l.shared = nil
-	}
-}
-
-// Allocate reserves a frame of n payload bytes in the writer's pending commit and returns its
-// payload to fill before Commit. The slice is the writer's private buffer (Commit copies it into
-// the log) and stays the caller's until Commit. Errors are Writer.Allocate's: ErrEmptyFrame,
-// ErrFrameTooLarge, and ErrFull when the log, as last seen, cannot hold the pending frames.
-// Like Writer.Allocate, it is small enough to inline: the common case is place.
-func (sw *SharedWriter) Allocate(n int) ([]byte, error) {
-	if p := sw.place(n); p != nil {
-		return p, nil
-	}
-	return sw.allocateSlow(n)
-}
-
-// place is Allocate's fast path (u16 lengths, room in the chunk and, as last seen, in the log):
-// it encodes the frame's lengths and returns its payload, or returns nil changing nothing.
-func (sw *SharedWriter) place(n int) []byte {
-	start := len(sw.buf)
-	flen := n + 4
-	if uint(n-1) >= uint(sw.fastMax) || flen > sw.room || flen > cap(sw.buf)-start {
-		return nil
-	}
-	sw.room -= flen
-	sw.buf = sw.buf[:start+flen]
-	// The checks above prove start+flen <= cap(buf): skip the bounds checks, as Writer.place.
-	f := unsafe.Add(unsafe.Pointer(unsafe.SliceData(sw.buf)), start)
-	*(*uint16)(f) = uint16(flen)
-	*(*uint16)(unsafe.Add(f, flen-2)) = uint16(flen)
-	return unsafe.Slice((*byte)(unsafe.Add(f, 2)), n)
-}
-
-// allocateSlow allocates wide frames, starts new chunks, and explains refusals.
-func (sw *SharedWriter) allocateSlow(n int) ([]byte, error) {
-	flen := n + sw.overhead
-	if uint(n-1) >= uint(sw.maxLen) || sw.closed || flen > sw.room {
-		if err := sw.allocCheck(n); err != nil {
-			return nil, err
-		}
-	}
-	if flen > cap(sw.buf)-len(sw.buf) {
-		sw.nextChunk(flen)
-	}
-	c := sw.buf
-	start := len(c)
-	c = c[:start+flen]
-	sw.buf = c
-	sw.room -= flen
-	p := start + sw.lenSize
-	if sw.wide {
-		le.PutUint32(c[start:], uint32(flen))
-		le.PutUint32(c[p+n:], uint32(flen))
-	} else {
-		le.PutUint16(c[start:], uint16(flen))
-		le.PutUint16(c[p+n:], uint16(flen))
-	}
-	return c[p : p+n : p+n], nil
-}
-
-// pending is the bytes of encoded frames waiting for Commit.
-func (sw *SharedWriter) pending() int { return sw.fullLen + len(sw.buf) }
-
-// allocCheck explains a refusal, after looking at the committed end again (other writers moved
-// it: the frame may fit no longer, never better).
-func (sw *SharedWriter) allocCheck(n int) (err error) {
-	l := sw.log
-	switch {
-	case sw.closed || l.closed.Load():
-		return newError("allocate", l.path, -1, ErrClosed)
-	case n <= 0:
-		return errorf("allocate", l.path, -1, ErrEmptyFrame, "got %d", n)
-	case n > sw.maxLen:
-		return errorf("allocate", l.path, -1, ErrFrameTooLarge, "%d bytes, the most a frame holds here is %d", n, sw.maxLen)
-	case n+sw.overhead > sw.capacity-int(l.lo.dataOffset):
-		return errorf("allocate", l.path, -1, ErrFrameTooLarge, "%d bytes cannot fit even in an empty log of capacity %d", n, sw.capacity)
-	}
-	if !l.enter() {
-		return newError("allocate", l.path, -1, ErrClosed)
-	}
-	defer l.leave()
-	defer recoverFault(debug.SetPanicOnFault(true), "allocate", l.path, -1, &err)
-	sw.seen = max(sw.seen, int(l.size.Load()))
-	sw.room = sw.capacity - sw.seen - sw.pending()
-	if n+sw.overhead > sw.room {
-		return errorf("allocate", l.path, int64(sw.seen), ErrFull, "while allocating frame of %d bytes (%d bytes left of %d after %d pending)", n, max(sw.room, 0), sw.capacity, sw.pending())
-	}
-	return nil
-}
-
-// nextChunk files the current chunk and starts one with room for flen bytes.
-func (sw *SharedWriter) nextChunk(flen int) {
-	if len(sw.buf) > 0 {
-		sw.full = append(sw.full, sw.buf)
-		sw.fullLen += len(sw.buf)
-	} else if cap(sw.buf) == sharedChunk {
-		sw.spare = append(sw.spare, sw.buf)
-	}
-	if k := len(sw.spare) - 1; k >= 0 && flen <= sharedChunk {
-		sw.buf, sw.spare = sw.spare[k], sw.spare[:k]
+	sh := l.shared
+	if sh == nil {
 		return
 	}
-	sw.buf = make([]byte, 0, max(sharedChunk, flen))
+	if sh.mu.TryLock() {
+		sh.closeLocked()
+		sh.mu.Unlock()
+	} else {
+		var err error
+		func() {
+			defer recoverFault(debug.SetPanicOnFault(true), "close", l.path, -1, &err)
+			sh.lock.unlock()
+		}()
+		sh.w.mem, sh.w.fastMax = nil, 0 // the holder's Allocate now returns ErrClosed
+		sh.closeLocked()
+	}
+	l.shared = nil
 }
 
-// reset empties the pending commit, keeping up to 16 standard chunks for the next ones.
-func (sw *SharedWriter) reset() {
-	for _, c := range sw.full {
-		if cap(c) == sharedChunk && len(sw.spare) < 16 {
-			sw.spare = append(sw.spare, c[:0])
-		}
+// Allocate reserves a frame of n payload bytes after the last allocated one and returns its
+// payload, a slice of the mapping to fill in place before Commit, as Writer.Allocate does. The
+// first Allocate of a commit takes the append lock, waiting for other writers' commits; it
+// returns ErrLocked if the lock word stays held by a live process far beyond any commit's time
+// (a damaged header) and ErrSealed on a sealed log. Other errors are Writer.Allocate's.
+func (sw *SharedWriter) Allocate(n int) ([]byte, error) {
+	if w := sw.w; w != nil {
+		return w.Allocate(n)
 	}
-	clear(sw.full)
-	sw.full, sw.fullLen = sw.full[:0], 0
-	if cap(sw.buf) != sharedChunk {
-		sw.buf = make([]byte, 0, sharedChunk) // a large frame's chunk is not kept
-	}
-	sw.buf = sw.buf[:0]
-	sw.room = sw.capacity - sw.seen
+	return sw.allocateFirst(n)
 }
 
-// Append allocates a frame of len(p) bytes and copies p into it.
-func (sw *SharedWriter) Append(p []byte) error {
-	b, err := sw.Allocate(len(p))
-	if err != nil {
-		return err
+func (sw *SharedWriter) allocateFirst(n int) ([]byte, error) {
+	if err := sw.acquire("allocate"); err != nil {
+		return nil, err
 	}
-	copy(b, p)
-	return nil
+	p, err := sw.w.Allocate(n)
+	if err != nil && sw.w.end == sw.w.committed {
+		sw.release() // nothing allocated: do not keep the others waiting
+	}
+	return p, err
 }
 
-// Commit publishes the frames allocated since the last commit, contiguously after the committed
-// end and all at once: it takes the log's append lock, copies them in, stores the committed end
-// (Writer.Commit's code: one atomic store, then a wake-up only if readers sleep) and releases
-// the lock. A failed commit discards its frames: ErrFull when other writers filled the log
-// meanwhile, ErrLocked when the lock word stays held by a live owner far beyond any commit's
-// time (a damaged header), ErrMappingGone when the file was truncated.
-func (sw *SharedWriter) Commit() error {
-	if len(sw.buf) == 0 && sw.fullLen == 0 && !sw.closed {
-		return nil
-	}
-	return sw.commit(commitPlain, 0)
-}
-
-// CommitTagged commits like Commit and stores tag with the new committed end, as
-// Writer.CommitTagged does (the tag is the log's: the last tagged commit of any writer names
-// it). With nothing pending it tags the current end.
-func (sw *SharedWriter) CommitTagged(tag uint64) error { return sw.commit(commitTagged, tag) }
-
-// Seal commits the pending frames and marks the log sealed (see Writer.Seal), under the lock:
-// every shared writer's later Commit returns ErrSealed and discards its frames.
-func (sw *SharedWriter) Seal() error { return sw.commit(commitSeal, 0) }
-
-// What commit does after copying the frames in.
-const (
-	commitPlain = iota
-	commitTagged
-	commitSeal
-)
-
-func (sw *SharedWriter) commit(how int, tag uint64) (err error) {
+// acquire takes this Log's mutex and the lock word and starts the commit at the committed end.
+func (sw *SharedWriter) acquire(op string) (err error) {
 	l, sh := sw.log, sw.sh
 	if sw.closed {
-		return newError("commit", l.path, -1, ErrClosed)
+		return newError(op, l.path, -1, ErrClosed)
 	}
+	if !l.enter() {
+		return newError(op, l.path, -1, ErrClosed)
+	}
+	defer l.leave()
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	if sh.closed {
-		return newError("commit", l.path, -1, ErrClosed)
+		sh.mu.Unlock()
+		return newError(op, l.path, -1, ErrClosed)
 	}
-	defer sw.reset()
-	defer recoverFault(debug.SetPanicOnFault(true), "commit", l.path, -1, &err)
-	stolen, err := sh.lock.lock()
+	locked := false
+	defer func() {
+		if err != nil {
+			if locked {
+				sh.lock.unlock()
+			}
+			sh.mu.Unlock()
+		}
+	}()
+	defer recoverFault(debug.SetPanicOnFault(true), op, l.path, -1, &err)
+	if sh.yield {
+		sh.lock.yieldTo()
+		sh.yield = false
+	}
+	stolen, err := sh.lock.lock(&l.closed)
 	if err != nil {
-		return newError("commit", l.path, -1, err)
+		return newError(op, l.path, -1, err)
 	}
-	defer sh.lock.unlock()
+	locked = true
 	end := int(l.size.Load())
 	if end < int(l.lo.dataOffset) || end > len(l.mem) {
-		return errorf("commit", l.path, int64(end), ErrCorrupt, "committed end %d outside [%d, %d]", end, l.lo.dataOffset, len(l.mem))
+		return errorf(op, l.path, int64(end), ErrCorrupt, "committed end %d outside [%d, %d]", end, l.lo.dataOffset, len(l.mem))
 	}
 	if stolen || !sh.repaired {
 		sh.repair(end)
 	}
 	if l.sealedNow() {
-		return errorf("commit", l.path, int64(end), ErrSealed, "the log is sealed: %d bytes of frames discarded", sw.pending())
+		return errorf(op, l.path, int64(end), ErrSealed, "the log is sealed: no frame may follow its last one")
 	}
-	sw.seen = end
-	if end+sw.pending() > len(l.mem) {
-		return errorf("commit", l.path, int64(end), ErrFull, "%d bytes of frames pending, %d left: the commit is discarded", sw.pending(), len(l.mem)-end)
-	}
-	// Frames go past the committed end, where no reader looks, and become visible at the
-	// store in Writer.Commit: a writer killed before it has published nothing (FORMAT.md).
-	off := end
-	for _, c := range sw.full {
-		off += copy(l.mem[off:], c)
-	}
-	off += copy(l.mem[off:], sw.buf)
 	w := &sh.w
-	w.end, w.committed, w.last = off, end, -1
-	switch how {
-	case commitTagged:
-		err = w.CommitTagged(tag)
-	case commitSeal:
-		err = w.Seal()
-	default:
-		err = w.Commit()
+	w.end, w.committed, w.last = end, end, -1
+	sw.w = w
+	return nil
+}
+
+// release discards what is not committed, releases the lock word and this Log's mutex.
+func (sw *SharedWriter) release() {
+	sh := sw.sh
+	sw.w.end = sw.w.committed
+	sw.w = nil
+	if !sh.closed { // else Log.Close released the word already
+		var err error
+		func() {
+			defer recoverFault(debug.SetPanicOnFault(true), "commit", sw.log.path, -1, &err)
+			sh.yield = sh.lock.unlock()
+		}()
 	}
-	sw.seen = off
-	return err
+	sh.mu.Unlock()
 }
 
 // repair clears what a writer that died holding the lock may have left: a tag slot naming an end
@@ -398,6 +264,59 @@ func (sh *sharedLog) repair(end int) {
 		}
 	}
 	sh.repaired = true
+}
+
+// Append allocates a frame of len(p) bytes and copies p into it.
+func (sw *SharedWriter) Append(p []byte) error {
+	b, err := sw.Allocate(len(p))
+	if err != nil {
+		return err
+	}
+	copy(b, p)
+	return nil
+}
+
+// Commit publishes the frames allocated since the last commit (Writer.Commit: one atomic store
+// of the committed end, then a wake-up only if readers sleep) and releases the append lock. On
+// an error the frames are discarded and the lock released all the same.
+func (sw *SharedWriter) Commit() error {
+	w := sw.w
+	if w == nil {
+		if sw.closed {
+			return newError("commit", sw.log.path, -1, ErrClosed)
+		}
+		return nil
+	}
+	err := w.Commit()
+	sw.release()
+	return err
+}
+
+// CommitTagged commits like Commit and stores tag with the new committed end, as
+// Writer.CommitTagged does (the tag is the log's: the last tagged commit of any writer names
+// it). With nothing allocated it tags the current end, taking the lock for that.
+func (sw *SharedWriter) CommitTagged(tag uint64) error {
+	if sw.w == nil {
+		if err := sw.acquire("commit"); err != nil {
+			return err
+		}
+	}
+	err := sw.w.CommitTagged(tag)
+	sw.release()
+	return err
+}
+
+// Seal commits the allocated frames and marks the log sealed (see Writer.Seal), holding the
+// lock: every shared writer's later Allocate returns ErrSealed.
+func (sw *SharedWriter) Seal() error {
+	if sw.w == nil {
+		if err := sw.acquire("seal"); err != nil {
+			return err
+		}
+	}
+	err := sw.w.Seal()
+	sw.release()
+	return err
 }
 
 // Sync flushes committed frames to the file's storage (msync), as Writer.Sync.
@@ -414,22 +333,25 @@ func (sw *SharedWriter) Sync() (err error) {
 	return nil
 }
 
-// Close discards frames not committed and closes the writer; the last shared writer of the Log
-// releases its locks, and an exclusive Writer may then open once no other process shares the log.
+// Close closes the writer, discarding frames allocated and not committed (and releasing the lock
+// if it held it). The last shared writer of the Log releases the Log's locks; an exclusive Writer
+// may open once no process shares the log any more.
 func (sw *SharedWriter) Close() error {
 	l := sw.log
+	if sw.w != nil {
+		sw.release()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if sw.closed {
 		return newError("close writer", l.path, -1, ErrClosed)
 	}
-	sw.closed, sw.fastMax = true, 0
-	sw.buf, sw.full, sw.spare = nil, nil, nil
+	sw.closed = true
 	sh := sw.sh
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	if sh.writers--; sh.writers == 0 && l.shared == sh {
+		sh.mu.Lock()
 		sh.closeLocked()
+		sh.mu.Unlock()
 		l.shared = nil
 	}
 	return nil
