@@ -35,10 +35,11 @@
 // ("Waking") describes the protocol. A Node shmio writer does not wake anyone, so sleepers also
 // re-check the committed end every 10ms.
 //
-// Many processes may write one log together instead, each through Log.SharedWriter: a commit's
-// frames are encoded privately, then copied in after the committed end and published under an
-// append lock in the header, which a waiter takes over within milliseconds when its holder dies
-// (FORMAT.md, "Shared writers"). Shared writers and the exclusive Writer exclude each other.
+// Many processes may write one log together instead, each through Log.SharedWriter: a commit
+// takes an append lock in the header at its first Allocate, writes in place and publishes as
+// the Writer does, and releases the lock; a waiter takes a dead holder's lock over within
+// milliseconds (FORMAT.md, "Shared writers"). Shared writers and the exclusive Writer exclude
+// each other.
 //
 // A Log may be shared by goroutines; a Writer or an Iterator belongs to one goroutine at a time.
 // Open one iterator per reading goroutine.

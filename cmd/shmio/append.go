@@ -47,7 +47,8 @@ that many payload bytes (records of length 0 are skipped like empty lines).
 Frames are committed (made visible to readers) in batches of --batch, whenever the input
 pauses, and at least every --flush, so "shmio tail -f" sees each line promptly. Ctrl-C commits
 what was read before exiting. Only one writer may append to a log at a time, unless every
-writer uses --shared: then any number append together, each commit (batch) contiguous.
+writer uses --shared: then any number append together, each commit (batch) contiguous; a
+batch holds the log's append lock from its first frame to its commit (at most --flush).
 
 Given a queue directory (see create --queue), frames go to the queue, which rolls to a new
 segment whenever one is full, so the input may be longer than any one segment.` + schemaHelp + `
