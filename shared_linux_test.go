@@ -140,7 +140,7 @@ func shHolderChild() error {
 		return err
 	}
 	sh := w.sh
-	sh.mu.Lock()
+	sh.turn <- struct{}{}
 	if _, err := sh.lock.lock(nil); err != nil {
 		return err
 	}

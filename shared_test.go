@@ -276,8 +276,8 @@ func TestSharedWriterTurns(t *testing.T) {
 }
 
 // TestSharedWriterCloseHolding: closing the Log while one of its shared writers holds the lock
-// (frames allocated, not committed; here in the same goroutine) neither hangs nor publishes
-// them, and frees the lock for other processes' writers.
+// (frames allocated, not committed; here in the same goroutine) and another waits for it
+// neither hangs nor publishes anything, and frees the lock for other processes' writers.
 func TestSharedWriterCloseHolding(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
 	l, err := Open(Options{Path: path, Capacity: 64 << 10, Writable: true})
@@ -291,8 +291,20 @@ func TestSharedWriterCloseHolding(t *testing.T) {
 	if err := w.Append([]byte("never")); err != nil {
 		t.Fatal(err)
 	}
+	b, err := l.SharedWriter() // a second writer of the Log waits for the turn
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error, 1)
+	go func() { waiting <- b.Append([]byte("b")) }()
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case err := <-waiting:
+		utIs(t, err, ErrClosed, "Allocate waiting for the turn at Log.Close")
+	case <-time.After(30 * time.Second):
+		t.Fatal("a writer waiting for the turn hangs after Log.Close")
 	}
 	if _, err := w.Allocate(3); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Allocate after Log.Close: %v", err)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"sync"
+	"sync/atomic"
 
 	"github.com/shmio/shmio/internal/flock"
 	"github.com/shmio/shmio/internal/mmap"
@@ -35,16 +35,17 @@ type SharedWriter struct {
 
 // sharedLog is a Log's side of shared writing: its own descriptor (holding the shared flock and
 // the token's lock), the lock word, and the Writer state that the SharedWriter holding the lock
-// uses. mu is held from a commit's first Allocate to its Commit, so that the writers of one Log
-// contend for the word one at a time.
+// uses. The turn (a one-slot channel, so that Log.Close can interrupt a wait for it) is held
+// from a commit's first Allocate to its Commit: the writers of one Log contend for the word one
+// at a time.
 type sharedLog struct {
-	mu       sync.Mutex
+	turn     chan struct{}
 	lock     *shareLock
 	w        Writer // the exclusive writer's code, run under the lock
 	writers  int    // open SharedWriters (under the Log's mu)
-	repaired bool   // stale tag slots were cleared under the lock
-	closed   bool   // set under the Log's mu; read under mu
-	yield    bool   // the last release woke sleepers: let them in before taking the word again
+	repaired bool   // stale tag slots were cleared under the lock (under the turn)
+	closed   atomic.Bool
+	yield    bool // the last release woke sleepers: let them in before taking the word again
 }
 
 // SharedWriter opens a writer that shares the log with other shared writers, in any process.
@@ -109,7 +110,7 @@ func openShared(l *Log) (*sharedLog, error) {
 	if l.lo.wide {
 		maxLen = MaxWidePayload
 	}
-	sh := &sharedLog{lock: lk}
+	sh := &sharedLog{lock: lk, turn: make(chan struct{}, 1)}
 	sh.w = Writer{
 		log: l, mem: l.mem, capacity: len(l.mem),
 		lenSize: l.lo.lenSize, overhead: l.lo.overhead(), maxLen: maxLen, wide: l.lo.wide,
@@ -134,10 +135,9 @@ func (l *Log) lockedError(op string) error {
 
 // closeLocked releases the Log's shared-writer locks; the Log's mu is held.
 func (sh *sharedLog) closeLocked() {
-	if sh.closed {
+	if sh.closed.Swap(true) {
 		return
 	}
-	sh.closed = true
 	sh.lock.close()
 	sh.lock.fd.Close() // drops the shared flock
 }
@@ -151,10 +151,11 @@ func (l *Log) closeShared() {
 	if sh == nil {
 		return
 	}
-	if sh.mu.TryLock() {
+	select {
+	case sh.turn <- struct{}{}:
 		sh.closeLocked()
-		sh.mu.Unlock()
-	} else {
+		<-sh.turn
+	default:
 		var err error
 		func() {
 			defer recoverFault(debug.SetPanicOnFault(true), "close", l.path, -1, &err)
@@ -195,22 +196,23 @@ func (sw *SharedWriter) acquire(op string) (err error) {
 	if sw.closed {
 		return newError(op, l.path, -1, ErrClosed)
 	}
-	if !l.enter() {
+	select {
+	case sh.turn <- struct{}{}:
+	case <-l.closing:
+		return newError(op, l.path, -1, ErrClosed)
+	}
+	if sh.closed.Load() || !l.enter() {
+		<-sh.turn
 		return newError(op, l.path, -1, ErrClosed)
 	}
 	defer l.leave()
-	sh.mu.Lock()
-	if sh.closed {
-		sh.mu.Unlock()
-		return newError(op, l.path, -1, ErrClosed)
-	}
 	locked := false
 	defer func() {
 		if err != nil {
 			if locked {
 				sh.lock.unlock()
 			}
-			sh.mu.Unlock()
+			<-sh.turn
 		}
 	}()
 	defer recoverFault(debug.SetPanicOnFault(true), op, l.path, -1, &err)
@@ -239,19 +241,19 @@ func (sw *SharedWriter) acquire(op string) (err error) {
 	return nil
 }
 
-// release discards what is not committed, releases the lock word and this Log's mutex.
+// release discards what is not committed, releases the lock word and this Log's turn.
 func (sw *SharedWriter) release() {
 	sh := sw.sh
 	sw.w.end = sw.w.committed
 	sw.w = nil
-	if !sh.closed { // else Log.Close released the word already
+	if !sh.closed.Load() { // else Log.Close released the word already
 		var err error
 		func() {
 			defer recoverFault(debug.SetPanicOnFault(true), "commit", sw.log.path, -1, &err)
 			sh.yield = sh.lock.unlock()
 		}()
 	}
-	sh.mu.Unlock()
+	<-sh.turn
 }
 
 // repair clears what a writer that died holding the lock may have left: a tag slot naming an end
@@ -349,9 +351,7 @@ func (sw *SharedWriter) Close() error {
 	sw.closed = true
 	sh := sw.sh
 	if sh.writers--; sh.writers == 0 && l.shared == sh {
-		sh.mu.Lock()
-		sh.closeLocked()
-		sh.mu.Unlock()
+		sh.closeLocked() // no writer left to hold the turn
 		l.shared = nil
 	}
 	return nil
