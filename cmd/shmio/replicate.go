@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,14 +34,6 @@ type natsFlags struct {
 	connectTimeout                     time.Duration
 }
 
-// Environment variables for secrets (the file flags take precedence).
-const (
-	envNATSUser     = "SHMIO_NATS_USER"
-	envNATSPassword = "SHMIO_NATS_PASSWORD"
-	envNATSToken    = "SHMIO_NATS_TOKEN"
-	envNATSNKey     = "SHMIO_NATS_NKEY_FILE"
-)
-
 func (n *natsFlags) add(cmd *cobra.Command, embedded bool, connectTimeout time.Duration) {
 	f := cmd.Flags()
 	f.StringVar(&n.url, "nats", "", `NATS server URL(s), comma-separated for a cluster (nats://host:4222, tls://host:4222)`)
@@ -52,10 +43,10 @@ func (n *natsFlags) add(cmd *cobra.Command, embedded bool, connectTimeout time.D
 		f.StringVar(&n.listen, "listen", "127.0.0.1:4222", "address the embedded server listens on (other processes connect there)")
 	}
 	f.StringVar(&n.creds, "creds", "", "NATS credentials file (JWT and nkey seed, as made by nsc)")
-	f.StringVar(&n.nkeyFile, "nkey-file", "", "file holding a user nkey seed (or $"+envNATSNKey+")")
-	f.StringVar(&n.user, "user", "", "user name for user/password authentication (or $"+envNATSUser+")")
-	f.StringVar(&n.passwordFile, "password-file", "", "file holding the password (or $"+envNATSPassword+")")
-	f.StringVar(&n.tokenFile, "token-file", "", "file holding an authentication token (or $"+envNATSToken+")")
+	f.StringVar(&n.nkeyFile, "nkey-file", "", "file holding a user nkey seed (or $"+replicate.EnvNKeyFile+")")
+	f.StringVar(&n.user, "user", "", "user name for user/password authentication (or $"+replicate.EnvUser+")")
+	f.StringVar(&n.passwordFile, "password-file", "", "file holding the password (or $"+replicate.EnvPassword+")")
+	f.StringVar(&n.tokenFile, "token-file", "", "file holding an authentication token (or $"+replicate.EnvToken+")")
 	f.StringVar(&n.tlsCA, "tls-ca", "", "PEM file of the CA(s) that signed the server certificate")
 	f.StringVar(&n.tlsCert, "tls-cert", "", "client certificate (PEM) for servers that require mutual TLS")
 	f.StringVar(&n.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
@@ -63,43 +54,12 @@ func (n *natsFlags) add(cmd *cobra.Command, embedded bool, connectTimeout time.D
 	_ = cmd.MarkFlagRequired("nats")
 }
 
-// secret reads a secret from file (trailing newline trimmed) or else from the environment.
-func secret(file, env, what string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("%s file: %w", what, err)
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	return os.Getenv(env), nil
-}
-
 // options turns the flags into replicate.ConnectOptions, reading secrets.
 func (n *natsFlags) options(url, name string) (replicate.ConnectOptions, error) {
 	o := replicate.ConnectOptions{URL: url, Creds: n.creds, TLSCA: n.tlsCA, TLSCert: n.tlsCert, TLSKey: n.tlsKey, Name: name,
 		ConnectTimeout: n.connectTimeout, Logf: func(f string, a ...any) { stderrf(f, a...) }}
-	if strings.Contains(n.url, "@") {
-		return o, errors.New("--nats: credentials in the URL would show in the process list: use --user with " +
-			envNATSPassword + " or --password-file, --token-file, --nkey-file or --creds")
-	}
-	var err error
-	if o.User = n.user; o.User == "" {
-		o.User = os.Getenv(envNATSUser)
-	}
-	if o.Password, err = secret(n.passwordFile, envNATSPassword, "password"); err != nil {
-		return o, err
-	}
-	if o.Token, err = secret(n.tokenFile, envNATSToken, "token"); err != nil {
-		return o, err
-	}
-	if o.NKeySeed = n.nkeyFile; o.NKeySeed == "" {
-		o.NKeySeed = os.Getenv(envNATSNKey)
-	}
-	if o.Password != "" && o.User == "" {
-		return o, errors.New("a password needs a user name: --user or $" + envNATSUser)
-	}
-	return o, nil
+	err := o.LoadSecrets(replicate.SecretSources{User: n.user, PasswordFile: n.passwordFile, TokenFile: n.tokenFile, NKeyFile: n.nkeyFile})
+	return o, err
 }
 
 // connect dials NATS, starting the embedded server first when asked; stop undoes both. A server
@@ -112,7 +72,7 @@ func (n *natsFlags) connect(ctx context.Context, name string) (nc *nats.Conn, st
 	}
 	var srv *server.Server
 	if url == "embedded" {
-		if srv, url, err = startEmbedded(n.storeDir, n.listen); err != nil {
+		if srv, url, err = replicate.StartEmbedded(n.storeDir, n.listen); err != nil {
 			return nil, nil, err
 		}
 		o.URL = url
@@ -135,57 +95,6 @@ func (n *natsFlags) connect(ctx context.Context, name string) (nc *nats.Conn, st
 			srv.WaitForShutdown()
 		}
 	}, nil
-}
-
-// startEmbedded runs a nats-server with JetStream in this process.
-func startEmbedded(storeDir, listen string) (*server.Server, string, error) {
-	host, portStr, err := net.SplitHostPort(listen)
-	if err != nil {
-		return nil, "", fmt.Errorf("--listen %q: want host:port, such as 127.0.0.1:4222", listen)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return nil, "", fmt.Errorf("--listen %q: bad port", listen)
-	}
-	if port != 0 {
-		// nats-server reports a busy port only in its log; say it plainly instead.
-		l, err := net.Listen("tcp", listen)
-		if err != nil {
-			return nil, "", fmt.Errorf("cannot listen on %s (%v): if another shmio replicate runs the embedded "+
-				"server there, connect to it with --nats nats://%s, or pick another --listen", listen, unwrapNetError(err), listen)
-		}
-		l.Close()
-	} else {
-		port = -1 // nats-server's "pick a free port"
-	}
-	if err := os.MkdirAll(storeDir, 0o700); err != nil {
-		return nil, "", fmt.Errorf("--store-dir: %w", err)
-	}
-	srv, err := server.NewServer(&server.Options{
-		ServerName: "shmio-embedded", Host: host, Port: port, JetStream: true, StoreDir: storeDir,
-		NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("embedded NATS server: %w", err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(15 * time.Second) {
-		srv.Shutdown()
-		return nil, "", fmt.Errorf("embedded NATS server did not start on %s (is %s in use by another server?)", listen, storeDir)
-	}
-	if !srv.JetStreamEnabled() {
-		srv.Shutdown()
-		return nil, "", fmt.Errorf("embedded NATS server: JetStream did not start in %s", storeDir)
-	}
-	return srv, srv.ClientURL(), nil
-}
-
-func unwrapNetError(err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return oe.Err
-	}
-	return err
 }
 
 func newReplicateCmd() *cobra.Command {
@@ -575,7 +484,7 @@ creates one): the commit tag then rides on the queue's segments, across rolls.`,
 			}
 			defer d.close()
 			if durable == "" {
-				durable = fmt.Sprintf("shmio-pull-%016x", d.id)
+				durable = replicate.DefaultDurable(d.id)
 			}
 			p, err := replicate.NewPuller(d.sink, replicate.PullConfig{
 				Conn: nc, Stream: stream, Durable: durable, FilterSubject: subject, Tag: d.tag, Batch: batch, Once: once,
