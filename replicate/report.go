@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -192,3 +193,25 @@ func ptr[T any](v T) *T { return &v }
 func rate(delta float64, from, to time.Time) *float64 { return ptr(delta / to.Sub(from).Seconds()) }
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// ErrForeignFrames: a destination holds frames without a commit tag, so pull did not write them.
+var ErrForeignFrames = errors.New("holds frames that pull did not write (no commit tag); pull into a new or empty log or queue")
+
+// DestTag is the commit tag a puller resumes after in dst: its commit tag, or 0 when dst is
+// empty. A destination holding frames but no tag is refused with ErrForeignFrames.
+func DestTag(dst shmio.Store) (uint64, error) {
+	tag, ok, err := dst.CommitTag()
+	if err != nil || ok {
+		return tag, err
+	}
+	it, err := dst.OpenReader(shmio.IteratorOptions{})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	f, err := it.NextFrame()
+	if err == nil && f.Data != nil {
+		err = ErrForeignFrames
+	}
+	return 0, err
+}

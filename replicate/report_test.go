@@ -1,7 +1,10 @@
 package replicate
 
 import (
+	"errors"
+
 	"encoding/json"
+	"github.com/shmio/shmio"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,5 +61,36 @@ func TestLoadSecrets(t *testing.T) {
 	}
 	if err := o.LoadSecrets(SecretSources{PasswordFile: pw + ".missing", Getenv: getenv}); err == nil {
 		t.Fatal("missing password file: no error")
+	}
+}
+
+func TestDestTag(t *testing.T) {
+	l, err := shmio.Open(shmio.Options{Path: filepath.Join(t.TempDir(), "dst"), Capacity: 1 << 16, Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if tag, err := DestTag(l); tag != 0 || err != nil {
+		t.Fatalf("empty: %d %v", tag, err)
+	}
+	w, err := l.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Append([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DestTag(l); !errors.Is(err, ErrForeignFrames) {
+		t.Fatalf("untagged frames: %v", err)
+	}
+	if err := w.CommitTagged(42); err != nil {
+		t.Fatal(err)
+	}
+	if tag, err := DestTag(l); tag != 42 || err != nil {
+		t.Fatalf("tagged: %d %v", tag, err)
 	}
 }

@@ -134,18 +134,6 @@ func parseLogIDFlag(flag string) (uint64, error) {
 	return id, nil
 }
 
-// replicateLogID returns the identity used in message ids: the header's, or --log-id for Node-made logs.
-func replicateLogID(l *shmio.Log, flag string) (uint64, error) {
-	if id, err := parseLogIDFlag(flag); id != 0 || err != nil {
-		return id, err
-	}
-	if id := l.Header().ID; id != 0 {
-		return id, nil
-	}
-	return 0, fmt.Errorf("%s was made by Node shmio and has no identity: pass --log-id with a random hex "+
-		"number (for example --log-id %016x), and the same one on every restart", l.Path(), time.Now().UnixNano())
-}
-
 // replSource is what push and status read: a log file or a queue directory.
 type replSource struct {
 	store shmio.Store
@@ -159,25 +147,24 @@ func openReplSource(path, idFlag string) (*replSource, error) {
 	if err != nil {
 		return nil, err
 	}
+	var s shmio.Store
 	if shmio.IsQueue(path) {
-		q, err := openQueue(path, false)
-		if err != nil {
-			return nil, err
-		}
-		if id == 0 {
-			id = q.ID()
-		}
-		return &replSource{store: q, id: id}, nil
+		s, err = openQueue(path, false)
+	} else {
+		s, err = openLog(path, false, false)
 	}
-	l, err := openLog(path, false, false)
 	if err != nil {
 		return nil, err
 	}
-	if id, err = replicateLogID(l, idFlag); err != nil {
-		l.Close()
-		return nil, err
+	if id == 0 {
+		id = replicate.StoreID(s)
 	}
-	return &replSource{store: l, id: id}, nil
+	if id == 0 {
+		s.Close()
+		return nil, fmt.Errorf("%s was made by Node shmio and has no identity: pass --log-id with a random hex "+
+			"number (for example --log-id %016x), and the same one on every restart", path, time.Now().UnixNano())
+	}
+	return &replSource{store: s, id: id}, nil
 }
 
 // defaultCursorFile is the pusher's cursor file next to the log (or queue directory).
@@ -341,36 +328,22 @@ fails); an existing stream is used as it is. A server that does not answer at st
 	return cmd
 }
 
-// openPullLog opens (or creates) the destination log and returns it with its commit tag.
-func openPullLog(path string, capacity int64, wide bool) (*shmio.Log, uint64, error) {
-	_, statErr := os.Stat(path)
-	if errors.Is(statErr, fs.ErrNotExist) {
+// openPullLog opens (or creates, with capacity) the destination log.
+func openPullLog(path string, capacity int64, wide bool) (*shmio.Log, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		l, err := shmio.Open(shmio.Options{Path: path, Capacity: capacity, Writable: true, WideFrames: wide})
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: cannot create a log of %s: %s", path, formatSize(capacity), rootCause(err))
+			return nil, fmt.Errorf("%s: cannot create a log of %s: %s", path, formatSize(capacity), rootCause(err))
 		}
 		stderrf("created %s (%s)", path, formatSize(capacity))
-		return l, 0, nil
+		return l, nil
 	}
 	l, err := openLog(path, true, false)
-	if err != nil {
-		return nil, 0, err
-	}
-	h := l.Header()
-	if h.NodeFormat {
+	if err == nil && l.Header().NodeFormat {
 		l.Close()
-		return nil, 0, fmt.Errorf("%s was made by Node shmio, which has no room for the commit tag pull needs; pull into a new log", path)
+		return nil, fmt.Errorf("%s was made by Node shmio, which has no room for the commit tag pull needs; pull into a new log", path)
 	}
-	tag, ok, err := l.CommitTag()
-	if err != nil {
-		l.Close()
-		return nil, 0, err
-	}
-	if !ok && h.Size != h.DataOffset {
-		l.Close()
-		return nil, 0, fmt.Errorf("%s holds frames that pull did not write (no commit tag); pull into a new or empty log", path)
-	}
-	return l, tag, nil
+	return l, err
 }
 
 // replDest is what pull appends to: a log file or a queue directory, with its writer.
@@ -385,52 +358,35 @@ type replDest struct {
 // with capacity when missing). Queues are made with shmio create --queue beforehand: their
 // segment size and retention are choices pull has no business guessing.
 func openReplDest(path string, capacity int64, wide bool) (*replDest, error) {
+	var s shmio.Store
+	var err error
 	if shmio.IsQueue(path) {
-		q, err := openQueue(path, true)
-		if err != nil {
-			return nil, err
-		}
-		tag, ok, err := q.CommitTag()
-		if err != nil {
-			q.Close()
-			return nil, fmt.Errorf("%s: %s", path, rootCause(err))
-		}
-		if !ok {
-			segs, err := q.Segments()
-			if err != nil {
-				q.Close()
-				return nil, fmt.Errorf("%s: %s", path, rootCause(err))
-			}
-			for _, s := range segs {
-				if s.Committed > 0 {
-					q.Close()
-					return nil, fmt.Errorf("%s holds frames that pull did not write (no commit tag); pull into a new or empty queue", path)
-				}
-			}
-		}
-		w, err := q.Writer()
-		if err != nil {
-			q.Close()
-			if errors.Is(err, shmio.ErrLocked) {
-				return nil, fmt.Errorf("%s: another process writes to this queue (only one pull per queue)", path)
-			}
-			return nil, fmt.Errorf("%s: %s", path, rootCause(err))
-		}
-		return &replDest{sink: w, id: q.ID(), tag: tag, close: func() { q.Close() }}, nil // Close closes w
+		s, err = openQueue(path, true)
+	} else {
+		s, err = openPullLog(path, capacity, wide)
 	}
-	l, tag, err := openPullLog(path, capacity, wide)
 	if err != nil {
 		return nil, err
 	}
-	w, err := l.Writer()
+	tag, err := replicate.DestTag(s)
+	if errors.Is(err, replicate.ErrForeignFrames) {
+		err = fmt.Errorf("%s %w", path, replicate.ErrForeignFrames)
+	} else if err != nil {
+		err = fmt.Errorf("%s: %s", path, rootCause(err))
+	}
 	if err != nil {
-		l.Close()
+		s.Close()
+		return nil, err
+	}
+	w, err := s.OpenWriter()
+	if err != nil {
+		s.Close()
 		if errors.Is(err, shmio.ErrLocked) {
-			return nil, fmt.Errorf("%s: another process writes to this log (only one pull per log)", path)
+			return nil, fmt.Errorf("%s: another process writes to it (only one pull per log or queue)", path)
 		}
 		return nil, fmt.Errorf("%s: %s", path, rootCause(err))
 	}
-	return &replDest{sink: w, id: l.Header().ID, tag: tag, close: func() { w.Close(); l.Close() }}, nil
+	return &replDest{sink: w, id: replicate.StoreID(s), tag: tag, close: func() { w.Close(); s.Close() }}, nil
 }
 
 func newReplicatePullCmd() *cobra.Command {
