@@ -1,15 +1,15 @@
 package replicate
 
 import (
-	"errors"
-
 	"encoding/json"
-	"github.com/shmio/shmio"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shmio/shmio"
 )
 
 func TestNewReportRatesAndThresholds(t *testing.T) {
