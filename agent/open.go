@@ -13,9 +13,9 @@ import (
 // Logs are the prompt and response logs (or queues) of an agent, opened from paths: pass their
 // fields to Config and Close them after the Agent stops.
 type Logs struct {
-	Input          shmio.FrameIterator // over the prompt log, from its start
-	Output         shmio.FrameWriter   // the response log's writer
-	Outcomes       shmio.FrameIterator // over the response log
+	Input          shmio.FrameIterator                                 // over the prompt log, from its start
+	Output         shmio.FrameWriter                                   // the response log's writer
+	Outcomes       shmio.FrameIterator                                 // over the response log
 	Lag            func(cursor int64) (frames, bytes int64, err error) // a queue input's lag (nil for a log)
 	InputID        string                                              // Config.InputID
 	MaxRecordBytes int                                                 // Config.MaxRecordBytes
