@@ -118,16 +118,7 @@ func printStat(w io.Writer, s *statInfo) {
 	if s.Sealed {
 		row("sealed", "yes (no frame will follow)")
 	}
-	switch {
-	case s.WriterLockHeld && s.WriterPID != 0:
-		row("writer", "lock held by pid %d", s.WriterPID)
-	case s.WriterLockHeld:
-		row("writer", "lock held (pid unknown)")
-	case s.LastWriterPID != 0:
-		row("writer", "none (last writer pid %d did not close cleanly)", s.LastWriterPID)
-	default:
-		row("writer", "none")
-	}
+	row("writer", "%s", writerText(s.WriterLockHeld, s.WriterPID, s.LastWriterPID))
 	waiting := fmt.Sprint(s.ReadersWaiting)
 	if s.ReadersWaiting > 0 {
 		waiting += " (possibly stale: a reader killed while waiting stays counted)"
@@ -140,6 +131,19 @@ func printStat(w io.Writer, s *statInfo) {
 		row("CORRUPT", "%s", strings.TrimSpace(s.Corrupt))
 	}
 	tw.Flush()
+}
+
+// writerText says who holds the writer lock, or which writer did not close cleanly (lastPID).
+func writerText(held bool, pid, lastPID int) string {
+	switch {
+	case held && pid != 0:
+		return fmt.Sprintf("lock held by pid %d", pid)
+	case held:
+		return "lock held (pid unknown)"
+	case lastPID != 0:
+		return fmt.Sprintf("none (last writer pid %d did not close cleanly)", lastPID)
+	}
+	return "none"
 }
 
 // percent prints a fill level with one decimal, never rounding a non-empty log down to 0.0%.
@@ -178,14 +182,7 @@ func printQueueStat(w io.Writer, s *queueStatInfo) {
 	row("retention", "%s", s.RetentionText)
 	row("segments", "%d, %s of files, %d bytes committed", len(s.Segments), formatSize(s.TotalBytes), s.Committed)
 	row("first cursor", "%s", queueCursorString(s.FirstCursor))
-	switch {
-	case s.WriterLockHeld && s.WriterPID != 0:
-		row("writer", "lock held by pid %d", s.WriterPID)
-	case s.WriterLockHeld:
-		row("writer", "lock held (pid unknown)")
-	default:
-		row("writer", "none")
-	}
+	row("writer", "%s", writerText(s.WriterLockHeld, s.WriterPID, 0))
 	if s.CommitTag != nil {
 		row("commit tag", "%d", *s.CommitTag)
 	}
