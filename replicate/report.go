@@ -80,6 +80,9 @@ type ReportOptions struct {
 
 // GetReport takes Status once (or twice, Interval apart) and turns it into a Report.
 func GetReport(ctx context.Context, o StatusOptions, ro ReportOptions) (*Report, error) {
+	if err := o.resolveDest(); err != nil {
+		return nil, err
+	}
 	st, err := GetStatus(ctx, o)
 	if err != nil {
 		return nil, err
@@ -94,8 +97,7 @@ func GetReport(ctx context.Context, o StatusOptions, ro ReportOptions) (*Report,
 			return nil, err
 		}
 	}
-	r := NewReport(st, prev, o, ro)
-	return r, nil
+	return NewReport(st, prev, o, ro), nil
 }
 
 // NewReport turns st (and an earlier look prev, if not nil, for the rates) into a Report.

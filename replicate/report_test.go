@@ -93,4 +93,9 @@ func TestDestTag(t *testing.T) {
 	if tag, err := DestTag(l); tag != 42 || err != nil {
 		t.Fatalf("tagged: %d %v", tag, err)
 	}
+	// Status reads the pulled side's tag and default durable consumer from it too.
+	o := StatusOptions{Dest: l}
+	if err := o.resolveDest(); err != nil || !o.Pull || !o.TagOK || o.Tag != 42 || o.Durable != DefaultDurable(l.Header().ID) {
+		t.Fatalf("resolveDest: %+v %v", o, err)
+	}
 }

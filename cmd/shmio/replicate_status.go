@@ -70,7 +70,7 @@ be queue directories.`,
 			}
 			ro := replicate.ReportOptions{Log: logPath, PullLog: pullLog, Interval: interval, MaxLag: maxLag, MaxBehind: maxBehind}
 			if pullLog != "" {
-				o.Pull = true
+				o.Pull, o.Durable = true, durable
 				if _, err := os.Stat(pullLog); errors.Is(err, fs.ErrNotExist) {
 					if durable == "" {
 						durable = "(none: the log does not exist yet)"
@@ -81,14 +81,7 @@ be queue directories.`,
 						return fmt.Errorf("%s: %s", pullLog, rootCause(err))
 					}
 					defer ds.Close()
-					ro.PullExists = true
-					if o.Tag, o.TagOK, err = ds.CommitTag(); err != nil {
-						return fmt.Errorf("%s: %s", pullLog, rootCause(err))
-					}
-					if durable == "" {
-						durable = replicate.DefaultDurable(replicate.StoreID(ds))
-					}
-					o.Durable = durable
+					o.Dest, ro.PullExists = ds, true
 				}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second+nf.connectTimeout+interval)
