@@ -99,3 +99,9 @@ func TestDestTag(t *testing.T) {
 		t.Fatalf("resolveDest: %+v %v", o, err)
 	}
 }
+
+func TestDefaultCursorFile(t *testing.T) {
+	if got := DefaultCursorFile("/dev/shm/q/", "EVENTS"); got != "/dev/shm/q.EVENTS.cursor" {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -167,11 +166,6 @@ func openReplSource(path, idFlag string) (*replSource, error) {
 	return &replSource{store: s, id: id}, nil
 }
 
-// defaultCursorFile is the pusher's cursor file next to the log (or queue directory).
-func defaultCursorFile(path, stream string) string {
-	return filepath.Clean(path) + "." + stream + ".cursor"
-}
-
 // signalContext is cancelled by SIGINT or SIGTERM: push and pull then stop cleanly.
 func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -272,7 +266,7 @@ fails); an existing stream is used as it is. A server that does not answer at st
 			}
 			defer it.Close()
 			if cursor == "" {
-				cursor = defaultCursorFile(logPath, stream)
+				cursor = replicate.DefaultCursorFile(logPath, stream)
 			}
 			ctx, cancel := signalContext(cmd)
 			defer cancel()

@@ -64,7 +64,7 @@ be queue directories.`,
 				defer rs.store.Close()
 				o.Source, o.LogID = rs.store, rs.id
 				if cursor == "" {
-					cursor = defaultCursorFile(logPath, stream)
+					cursor = replicate.DefaultCursorFile(logPath, stream)
 				}
 				o.CursorFile = cursor
 			}
