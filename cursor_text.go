@@ -24,3 +24,14 @@ func ParseCursor(s string, queue bool) (int64, error) {
 	}
 	return n, nil
 }
+
+// FrameProblemAt is FrameProblem as a Problem, placed at the frame's cursor and file offset
+// (Kind ProblemFrameEnd when ending). Its What is "" when the frame's lengths look right: the
+// caller then says what the read reported.
+func (l *Log) FrameProblemAt(c int64, ending bool) Problem {
+	p := Problem{Kind: ProblemFrame, Segment: -1, Cursor: c, Offset: l.lo.dataOffset + c, What: l.FrameProblem(c, ending)}
+	if ending {
+		p.Kind = ProblemFrameEnd
+	}
+	return p
+}

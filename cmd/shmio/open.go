@@ -204,13 +204,9 @@ func (t *target) corrupt(c int64, ending bool, err error) string {
 		}
 		return fmt.Sprintf("%s cursor %s: %s", frame, t.cursorString(c), rootCause(err))
 	}
-	what := t.log.FrameProblem(c, ending)
-	if what == "" {
-		what = rootCause(err)
-	}
-	p := shmio.Problem{Segment: -1, Cursor: c, Offset: t.log.Header().DataOffset + c, What: what, Kind: shmio.ProblemFrame}
-	if ending {
-		p.Kind = shmio.ProblemFrameEnd
+	p := t.log.FrameProblemAt(c, ending)
+	if p.What == "" {
+		p.What = rootCause(err)
 	}
 	return p.String()
 }
