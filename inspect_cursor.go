@@ -1,5 +1,7 @@
 package shmio
 
+// Cursors and damaged frames as the shmio command takes and shows them (see inspect.go).
+
 import (
 	"fmt"
 	"strconv"
