@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/shmio/shmio/internal/atomicfile"
 )
 
 // Data is the content of a cursor file. ID ties it to one log: a log recreated at the same path
@@ -50,41 +52,16 @@ func Load(name string, id uint64) (cursor int64, ok bool, err error) {
 	return d.Cursor, true, nil
 }
 
-// Save replaces the cursor file atomically: temporary file, fsync, rename, fsync of the
-// directory, so a crash leaves either the old cursor or the new one, never a torn file.
+// Save replaces the cursor file atomically, so a crash leaves either the old cursor or the new
+// one, never a torn file.
 func Save(name, logPath string, id uint64, cursor int64) error {
 	abs, err := filepath.Abs(logPath)
 	if err != nil {
 		abs = logPath
 	}
 	b, _ := json.Marshal(Data{Log: abs, ID: idText(id), Cursor: cursor})
-	b = append(b, '\n')
-	dir := filepath.Dir(name)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(name, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("saving cursor %d to %s: %w", cursor, name, unwrapPathError(err))
-	}
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("saving cursor %d to %s: %w", cursor, name, unwrapPathError(err))
-	}
-	if _, err := tmp.Write(b); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("saving cursor %d to %s: %w", cursor, name, unwrapPathError(err))
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // best effort: the rename is already visible to the next run
-		d.Close()
 	}
 	return nil
 }
