@@ -17,25 +17,25 @@ import (
 func StartEmbedded(storeDir, listen string) (*server.Server, string, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
-		return nil, "", fmt.Errorf("--listen %q: want host:port, such as 127.0.0.1:4222", listen)
+		return nil, "", fmt.Errorf("listen address %q: want host:port, such as 127.0.0.1:4222", listen)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
-		return nil, "", fmt.Errorf("--listen %q: bad port", listen)
+		return nil, "", fmt.Errorf("listen address %q: bad port", listen)
 	}
 	if port != 0 {
 		// nats-server reports a busy port only in its log; say it plainly instead.
 		l, err := net.Listen("tcp", listen)
 		if err != nil {
 			return nil, "", fmt.Errorf("cannot listen on %s (%v): if another shmio replicate runs the embedded "+
-				"server there, connect to it with --nats nats://%s, or pick another --listen", listen, unwrapNetError(err), listen)
+				"server there, connect to it at nats://%s, or pick another address", listen, unwrapNetError(err), listen)
 		}
 		l.Close()
 	} else {
 		port = -1 // nats-server's "pick a free port"
 	}
 	if err := os.MkdirAll(storeDir, 0o700); err != nil {
-		return nil, "", fmt.Errorf("--store-dir: %w", err)
+		return nil, "", fmt.Errorf("embedded NATS server: store directory: %w", err)
 	}
 	srv, err := server.NewServer(&server.Options{
 		ServerName: "shmio-embedded", Host: host, Port: port, JetStream: true, StoreDir: storeDir,

@@ -51,12 +51,12 @@ func TestLoadSecrets(t *testing.T) {
 		t.Fatalf("%+v %v", o, err)
 	}
 	o = ConnectOptions{URL: "nats://u:secret@h:4222"}
-	if err := o.LoadSecrets(SecretSources{Getenv: getenv}); err == nil || strings.Contains(err.Error(), "secret") {
+	if err := o.LoadSecrets(SecretSources{Getenv: getenv}); !errors.Is(err, ErrURLCredentials) || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("credentials in URL: %v", err)
 	}
 	delete(env, EnvUser)
 	o = ConnectOptions{URL: "nats://h:4222"}
-	if err := o.LoadSecrets(SecretSources{Getenv: getenv}); err == nil || !strings.Contains(err.Error(), "needs a user") {
+	if err := o.LoadSecrets(SecretSources{Getenv: getenv}); err == nil || !strings.Contains(err.Error(), "needs a user name") {
 		t.Fatalf("password without user: %v", err)
 	}
 	if err := o.LoadSecrets(SecretSources{PasswordFile: pw + ".missing", Getenv: getenv}); err == nil {

@@ -15,6 +15,10 @@ const (
 	EnvNKeyFile = "SHMIO_NATS_NKEY_FILE"
 )
 
+// ErrURLCredentials: the URL carries a user, password or token, which would show in the
+// process list of the command given it.
+var ErrURLCredentials = errors.New("credentials in the URL would show in the process list")
+
 // SecretSources says where the secrets of ConnectOptions come from: files (or names), else the
 // environment. Secrets never come from a command line (visible in ps) and never show in output.
 type SecretSources struct {
@@ -30,8 +34,7 @@ func (o *ConnectOptions) LoadSecrets(s SecretSources) error {
 		getenv = os.Getenv
 	}
 	if strings.Contains(o.URL, "@") {
-		return errors.New("--nats: credentials in the URL would show in the process list: use --user with " +
-			EnvPassword + " or --password-file, --token-file, --nkey-file or --creds")
+		return ErrURLCredentials
 	}
 	or := func(v, env string) string {
 		if v == "" {
@@ -58,7 +61,7 @@ func (o *ConnectOptions) LoadSecrets(s SecretSources) error {
 		return err
 	}
 	if o.Password != "" && o.User == "" {
-		return errors.New("a password needs a user name: --user or $" + EnvUser)
+		return errors.New("a password needs a user name (SecretSources.User or $" + EnvUser + ")")
 	}
 	return nil
 }

@@ -58,6 +58,12 @@ func (n *natsFlags) options(url, name string) (replicate.ConnectOptions, error) 
 	o := replicate.ConnectOptions{URL: url, Creds: n.creds, TLSCA: n.tlsCA, TLSCert: n.tlsCert, TLSKey: n.tlsKey, Name: name,
 		ConnectTimeout: n.connectTimeout, Logf: func(f string, a ...any) { stderrf(f, a...) }}
 	err := o.LoadSecrets(replicate.SecretSources{User: n.user, PasswordFile: n.passwordFile, TokenFile: n.tokenFile, NKeyFile: n.nkeyFile})
+	switch {
+	case errors.Is(err, replicate.ErrURLCredentials):
+		err = fmt.Errorf("--nats: %w: use --user with %s or --password-file, --token-file, --nkey-file or --creds", err, replicate.EnvPassword)
+	case err != nil && o.User == "" && o.Password != "":
+		err = errors.New("a password needs a user name: --user or $" + replicate.EnvUser)
+	}
 	return o, err
 }
 
