@@ -19,6 +19,7 @@ const (
 	offID        = 40  // u64 random log identity, set at creation
 	offCreated   = 48  // u64 creation time, Unix nanoseconds
 	offWriterPID = 56  // u32 pid of the last writer (informational)
+	offConflicts = 60  // u32 commits refused because the committed end moved under the writer (ErrConflict)
 	offTag0End   = 64  // u64 commit-tag slot 0: committed end it belongs to
 	offTag0Tag   = 72  // u64 commit-tag slot 0: tag
 	offTag1End   = 80  // u64 commit-tag slot 1: committed end
@@ -73,6 +74,7 @@ type Header struct {
 	Version    uint32 // format version; 0 for Node-made files
 	WriterPID  int    // pid recorded by the last writer, 0 when none (informational: see Log.WriterStatus)
 	Waiters    uint32 // readers asleep in Wait right now
+	Conflicts  uint32 // commits refused because another writer, ignoring the lock, moved the committed end (ErrConflict)
 }
 
 // newHeader returns the bytes of a fresh header for a file made by this package.

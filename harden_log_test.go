@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -57,5 +58,156 @@ func TestOpenNonRegularFileNamesItsKind(t *testing.T) {
 				t.Errorf("Open(%s, writable=%v): message %q should say %q once with the path, no mode string", kind, writable, msg, kind)
 			}
 		}
+	}
+}
+
+// TestWriterOnSealedLogFails: Writer on a sealed log (or a queue's sealed segment) fails with
+// ErrSealed instead of appending frames that readers which stopped at the seal never see.
+func TestWriterOnSealedLogFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path})
+	w := utWriter(t, l)
+	utAppend(t, w, 0, 10)
+	if err := w.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	utIs(t, errOf(l.Writer()), ErrSealed, "Writer on a sealed log")
+	l2 := utReopen(t, path, true, false)
+	utIs(t, errOf(l2.Writer()), ErrSealed, "Writer on a sealed log opened again")
+	if held, _, err := l2.WriterStatus(); err != nil || held {
+		t.Fatalf("refused Writer left the lock held (%v, %v)", held, err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "q")
+	q, err := OpenQueue(QueueOptions{Dir: dir, SegmentSize: MinSegmentSize, Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	qw, err := q.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 { // 20 frames of 104 bytes: several 1 KiB segments
+		if err := qw.Append(utPayload(i, 100)); err != nil {
+			t.Fatal(err)
+		}
+		if err := qw.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qw.Close()
+	seg := utReopen(t, filepath.Join(dir, segName(1)), true, false)
+	if !seg.Sealed() {
+		t.Fatal("segment 1 is not sealed after rolls")
+	}
+	utIs(t, errOf(seg.Writer()), ErrSealed, "Writer on a sealed queue segment")
+}
+
+func errOf[T any](_ T, err error) error { return err }
+
+// TestCommitRefusesEndMovedByLocklessWriter: a writer that takes no lock (Node shmio) commits
+// behind a Go writer's back; the Go writer's next Commit fails with ErrConflict and leaves the
+// other writer's committed end alone, and Header.Conflicts counts it.
+func TestCommitRefusesEndMovedByLocklessWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path})
+	w := utWriter(t, l)
+	utAppend(t, w, 0, 10)
+	end := int(l.Header().Size)
+	if _, err := w.Allocate(40); err != nil { // the Go writer's frame, not committed yet
+		t.Fatal(err)
+	}
+	// The lock-ignoring writer: its own mapping, a frame at the committed end, then the size word.
+	other := utReopen(t, path, true, false)
+	node := []byte{9, 0, 'n', 'o', 'd', 'e', 'x', 9, 0}
+	copy(other.mem[end:], node)
+	u64at(other.mem, offSize).Store(uint64(end + len(node)))
+
+	for _, commit := range []func() error{w.Commit, func() error { return w.CommitTagged(5) }} {
+		e := utIs(t, commit(), ErrConflict, "Commit after a lock-ignoring writer moved the end")
+		if e.Offset != int64(end+len(node)) || !strings.Contains(e.Error(), "moved from") {
+			t.Errorf("conflict error %q: want the offset %d and what moved", e, end+len(node))
+		}
+	}
+	if got := l.Header().Size; got != int64(end+len(node)) {
+		t.Fatalf("committed end %d after the refused commits, want the other writer's %d", got, end+len(node))
+	}
+	if h := other.Header(); h.Conflicts != 2 {
+		t.Errorf("Header.Conflicts = %d, want 2", h.Conflicts)
+	}
+	got := utReadAll(t, utIter(t, other))
+	if len(got) != 2 || string(got[1]) != "nodex" {
+		t.Fatalf("frames %q, want frame 0 and the other writer's \"nodex\"", got)
+	}
+}
+
+// TestWriterRefusesCommittedEndInsideFrame: a committed end that points into the middle of a
+// frame is refused with ErrCorrupt (frames appended there could not be read forward); every
+// real frame end is accepted.
+func TestWriterRefusesCommittedEndInsideFrame(t *testing.T) {
+	for _, wide := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "log")
+		l := utOpen(t, Options{Path: path, WideFrames: wide})
+		w := utWriter(t, l)
+		sizes := []int{10, 30, 1, 200, 7, 64, 3, 90, 12, 5, 40}
+		utAppend(t, w, 0, sizes...)
+		w.Close()
+		var ends []int
+		p := int(l.Header().DataOffset)
+		ends = append(ends, p)
+		for _, n := range sizes {
+			p += n + l.lo.overhead()
+			ends = append(ends, p)
+		}
+		for e := ends[0]; e <= ends[len(ends)-1]; e++ {
+			l.size.Store(uint64(e))
+			w, err := l.Writer()
+			if slices.Contains(ends, e) {
+				if err != nil {
+					t.Fatalf("wide=%v: Writer at the frame end %d: %v", wide, e, err)
+				}
+				w.Close()
+				continue
+			}
+			if !errors.Is(err, ErrCorrupt) {
+				if err == nil {
+					w.Close()
+				}
+				t.Fatalf("wide=%v: Writer with the committed end %d inside a frame: %v, want ErrCorrupt", wide, e, err)
+			}
+		}
+	}
+}
+
+// TestWriterCloseReportsUncommittedFrames: Close with frames allocated since the last Commit
+// discards them and says so (ErrUncommitted, with the count), releasing the lock all the same;
+// Log.Close does the same for a writer it closes.
+func TestWriterCloseReportsUncommittedFrames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path})
+	w := utWriter(t, l)
+	utAppend(t, w, 0, 10)
+	utAppendNoCommit(t, w, 1, 20, 30)
+	err := w.Close()
+	if !errors.Is(err, ErrUncommitted) || !strings.Contains(err.Error(), "2 frames (58 bytes)") {
+		t.Fatalf("Close with 2 uncommitted frames: %v, want ErrUncommitted naming 2 frames (58 bytes)", err)
+	}
+	w = utWriter(t, l) // the lock was released
+	utAppend(t, w, 1, 5)
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close after Commit: %v", err)
+	}
+	w = utWriter(t, l)
+	utAppendNoCommit(t, w, 2, 7)
+	if err := l.Close(); !errors.Is(err, ErrUncommitted) || !strings.Contains(err.Error(), "1 frame (11 bytes)") {
+		t.Fatalf("Log.Close with an uncommitted frame: %v, want ErrUncommitted", err)
+	}
+	l = utReopen(t, path, false, false)
+	if got := utReadAll(t, utIter(t, l)); len(got) != 2 {
+		t.Fatalf("%d frames after the closes, want the 2 committed", len(got))
 	}
 }

@@ -384,6 +384,7 @@ func (l *Log) Header() (h Header) {
 		h.ID = le.Uint64(l.mem[offID:])
 		h.WriterPID = int(u32at(l.mem, offWriterPID).Load())
 		h.Waiters = u32at(l.mem, offWaiters).Load()
+		h.Conflicts = u32at(l.mem, offConflicts).Load()
 	}
 	return h
 }
@@ -437,8 +438,8 @@ func (l *Log) WriterStatus() (held bool, pid int, err error) {
 	return held, pid, nil
 }
 
-// Close closes the writer if one is open (discarding uncommitted frames), unmaps the file and
-// closes it. Frames returned by iterators are invalid afterwards, and every method of the log,
+// Close closes the writer if one is open (discarding uncommitted frames: then the error wraps
+// ErrUncommitted, see Writer.Close), unmaps the file and closes it. Frames returned by iterators are invalid afterwards, and every method of the log,
 // its writer and its iterators returns ErrClosed. Close must not run while another goroutine is
 // inside an iterator or writer method of this log.
 func (l *Log) Close() error {
@@ -447,8 +448,9 @@ func (l *Log) Close() error {
 	if l.closed.Load() {
 		return newError("close", l.path, -1, ErrClosed)
 	}
+	var werr error // ErrUncommitted: the log closes all the same
 	if l.writer != nil {
-		l.writer.closeLocked()
+		werr = l.writer.closeLocked()
 	}
 	l.closed.Store(true)
 	var errs []error
@@ -457,9 +459,9 @@ func (l *Log) Close() error {
 	}
 	errs = append(errs, mmap.Unmap(l.mem), l.file.Close())
 	if err := errors.Join(errs...); err != nil {
-		return newError("close", l.path, -1, err)
+		return errors.Join(werr, newError("close", l.path, -1, err))
 	}
-	return nil
+	return werr
 }
 
 // Sealed reports whether the writer sealed the log (see Writer.Seal): every frame it will ever
