@@ -403,17 +403,21 @@ func (l *Log) CommitTag() (tag uint64, ok bool) {
 		}
 	}()
 	defer recoverFault(debug.SetPanicOnFault(true), "commit tag", l.path, -1, &err)
-	end := l.size.Load()
-	for _, s := range [2]int{offTag0End, offTag1End} {
-		if u64at(l.mem, s).Load() == end {
-			tag = u64at(l.mem, s+8).Load()
-			// A writer reuses this slot (tag first, then end) only after the committed end
-			// moved past it: if the end is unchanged, the tag read belongs to it. Otherwise the
-			// slot may hold the tag of a commit not yet published: read again.
-			if l.size.Load() == end {
-				return tag, true
+	// A writer reuses a slot (tag first, then end) only after the committed end moved past it.
+	// So a tag read while the end stays unchanged belongs to it; if the end moved meanwhile,
+	// the slots may describe newer commits (or one not yet published): read again. A bound
+	// keeps a writer committing without pause from holding us here for ever.
+	for range 1 << 16 {
+		end := l.size.Load()
+		found := false
+		for _, s := range [2]int{offTag0End, offTag1End} {
+			if u64at(l.mem, s).Load() == end {
+				tag, found = u64at(l.mem, s+8).Load(), true
+				break
 			}
-			return l.CommitTag()
+		}
+		if l.size.Load() == end {
+			return tag, found
 		}
 	}
 	return 0, false
