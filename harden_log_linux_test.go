@@ -5,7 +5,10 @@ package shmio
 // Linux-only tests of issue 11 (hardening), log side: real processes, O_TMPFILE, device nodes.
 
 import (
+	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -101,5 +104,128 @@ func TestStaleTempOfLiveProcessKept(t *testing.T) {
 		if !slices.Contains(names, n) {
 			t.Errorf("%s was removed", n)
 		}
+	}
+}
+
+// TestWaitSeesSealMissedBeforeAnnouncing: a Seal that lands after a sleeping reader checked the
+// sealed flag but before it announced itself (so Seal saw no sleeper and woke nobody) ends the
+// Wait with ErrSealed at once, without a sleep.
+func TestWaitSeesSealMissedBeforeAnnouncing(t *testing.T) {
+	utNeedFutex(t)
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path})
+	w := utWriter(t, l)
+	utAppend(t, w, 0, 10)
+	r := utReopen(t, path, false, false)
+	it, err := r.NewIterator(IteratorOptions{StartCursor: r.Header().Size - goHeaderSize, Spin: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldShort, oldLong := sleepSlice, longSlice
+	sleepSlice, longSlice = time.Minute, time.Minute
+	var sealErr error
+	waitTestHook = func() {
+		if sealErr == nil && !l.Sealed() {
+			sealErr = w.Seal() // sees no sleeper yet: wakes nobody
+		}
+	}
+	defer func() { sleepSlice, longSlice, waitTestHook = oldShort, oldLong, nil }()
+	sleeps := waitSleeps.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = utRecv(t, "Wait", utAsyncWait(ctx, it), 20*time.Second)
+	if sealErr != nil {
+		t.Fatal(sealErr)
+	}
+	if !errors.Is(err, ErrSealed) {
+		t.Fatalf("Wait after a seal it could not be woken for: %v, want ErrSealed", err)
+	}
+	if n := waitSleeps.Load() - sleeps; n != 0 {
+		t.Fatalf("Wait slept %d times before it saw the seal, want 0", n)
+	}
+}
+
+// TestWaitEndsWhenFileTruncated: a sleeping Wait on a log truncated below its mapping (the header
+// page survives) ends with ErrMappingGone within a slice, with or without a writer that wakes it.
+func TestWaitEndsWhenFileTruncated(t *testing.T) {
+	for _, withWriter := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "log")
+		l := utOpen(t, Options{Path: path, Capacity: 256 << 10})
+		w := utWriter(t, l)
+		utAppend(t, w, 0, 10, 20)
+		if !withWriter {
+			w.Close()
+		}
+		r := utReopen(t, path, false, false)
+		it, err := r.NewIterator(IteratorOptions{StartCursor: r.Header().Size - goHeaderSize, Spin: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		done := utAsyncWait(ctx, it)
+		utWaitFor(t, "the reader to sleep", func() bool { return l.Header().Waiters == 1 })
+		if err := os.Truncate(path, 4096); err != nil {
+			t.Fatal(err)
+		}
+		err = utRecv(t, "Wait on a truncated file", done, 10*time.Second)
+		cancel()
+		if !errors.Is(err, ErrMappingGone) {
+			t.Fatalf("writer=%v: Wait on a file truncated under it: %v, want ErrMappingGone", withWriter, err)
+		}
+	}
+}
+
+// TestWaitSleepsLongWhileGoWriterHoldsLog: an idle Wait sleeps in long slices while a writer of
+// this package (which wakes readers) holds the log, and in short ones (for Node writers, which
+// take no lock and wake nobody) when none does or the recorded writer is dead.
+func TestWaitSleepsLongWhileGoWriterHoldsLog(t *testing.T) {
+	utNeedFutex(t)
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path})
+	r := utReopen(t, path, false, false)
+	w := utWriter(t, l)
+	var p writerProbe
+	if !p.goWriter(r.mem) {
+		t.Fatal("probe: a live writer of this process is not seen")
+	}
+	oldLong := longSlice
+	longSlice = time.Hour // one sleep per Wait: the context's deadline ends it
+	defer func() { longSlice = oldLong }()
+	sleepsIn := func(d time.Duration) uint64 {
+		it, err := r.NewIterator(IteratorOptions{Spin: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Cancelled, not timed out: a deadline would cut the sleeps itself (see sliceUntil).
+		ctx, cancel := context.WithCancel(context.Background())
+		defer time.AfterFunc(d, cancel).Stop()
+		n := waitSleeps.Load()
+		if err := it.Wait(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("idle Wait: %v", err)
+		}
+		return waitSleeps.Load() - n
+	}
+	if n := sleepsIn(200 * time.Millisecond); n > 2 {
+		t.Errorf("idle Wait with a live writer slept %d times in 200ms, want 1 (long slices)", n)
+	}
+	w.Close()
+	if p.goWriter(r.mem) {
+		t.Fatal("probe: a closed writer is seen")
+	}
+	if n := sleepsIn(200 * time.Millisecond); n < 3 {
+		t.Errorf("idle Wait with no writer slept %d times in 200ms, want short slices", n)
+	}
+	// A writer killed without closing leaves its pid behind: dead, so short slices again.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	u32at(l.mem, offWriterPID).Store(uint32(cmd.Process.Pid))
+	p = writerProbe{}
+	if p.goWriter(r.mem) {
+		t.Fatalf("probe: the dead pid %d counts as a writer", cmd.Process.Pid)
+	}
+	if n := sleepsIn(200 * time.Millisecond); n < 3 {
+		t.Errorf("idle Wait with a dead writer's pid slept %d times in 200ms, want short slices", n)
 	}
 }
