@@ -229,3 +229,63 @@ func TestWaitSleepsLongWhileGoWriterHoldsLog(t *testing.T) {
 		t.Errorf("idle Wait with a dead writer's pid slept %d times in 200ms, want short slices", n)
 	}
 }
+
+// TestReadAfterTruncationInsideLastPageNeverReturnsZeros: a file truncated in the middle of a
+// committed frame inside the last mapped page reads as zeros past the cut; every read path
+// returns only whole, intact frames and then ErrCorrupt, never a frame with silent zero bytes.
+func TestReadAfterTruncationInsideLastPageNeverReturnsZeros(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path, Capacity: 3 * 4096})
+	w := utWriter(t, l)
+	var sizes []int
+	for range 190 { // 190 frames of 54 bytes: 10452 bytes, in the last page
+		sizes = append(sizes, 50)
+	}
+	utAppend(t, w, 0, sizes...)
+	w.Close()
+	r := utReopen(t, path, false, false)
+	cut := int64(192 + 160*54 + 20) // inside frame 160's payload, in the last page
+	if err := os.Truncate(path, cut); err != nil {
+		t.Fatal(err)
+	}
+	check := func(how string, frames [][]byte, err error) {
+		t.Helper()
+		for i, f := range frames {
+			if want := utPayload(i, 50); string(f) != string(want) {
+				t.Fatalf("%s: frame %d differs from what was written (zeros from the truncation?)", how, i)
+			}
+		}
+		if len(frames) != 160 || !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrMappingGone) {
+			t.Fatalf("%s: %d frames then %v; want the 160 intact frames then ErrCorrupt", how, len(frames), err)
+		}
+	}
+	it := utIter(t, r)
+	var frames [][]byte
+	var err error
+	for {
+		var f []byte
+		if f, err = it.Next(); err != nil || f == nil {
+			break
+		}
+		frames = append(frames, f)
+	}
+	check("Next", frames, err)
+
+	it = utIter(t, r)
+	frames = frames[:0]
+	for {
+		var b [][]byte
+		b, err = it.NextBatch(nil, BatchOptions{MaxMessages: 7})
+		frames = append(frames, b...)
+		if err != nil || len(b) == 0 {
+			break
+		}
+	}
+	check("NextBatch", frames, err)
+
+	it = utIter(t, r)
+	it.pos = 192 + 161*54 // just after the cut frame, as a reader that got there before the cut
+	if _, err := it.Prev(); !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrMappingGone) {
+		t.Fatalf("Prev onto the cut frame: %v, want ErrCorrupt", err)
+	}
+}
