@@ -7,13 +7,17 @@ package shmio
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -287,5 +291,85 @@ func TestReadAfterTruncationInsideLastPageNeverReturnsZeros(t *testing.T) {
 	it.pos = 192 + 161*54 // just after the cut frame, as a reader that got there before the cut
 	if _, err := it.Prev(); !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrMappingGone) {
 		t.Fatalf("Prev onto the cut frame: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestRemoveRefusesLockedLogAndNonLogs: Remove deletes a log no writer holds, and refuses (and
+// leaves alone) a log whose writer lives in another process (ErrLocked), a file that is not a
+// log, a directory, a symbolic link (to a log: neither removed), a named pipe and a device node
+// (ErrBadHeader).
+func TestRemoveRefusesLockedLogAndNonLogs(t *testing.T) {
+	dir := xpDir(t)
+	locked := xpCreate(t, dir, "locked", 64<<10)
+	c := xpStart(t, "locker", "PATH="+locked)
+	if got := c.line(10 * time.Second); got != "locked" {
+		t.Fatalf("locker child said %q", got)
+	}
+	err := Remove(locked)
+	utIs(t, err, ErrLocked, "Remove of a log a writer holds")
+	if !strings.Contains(err.Error(), "pid "+strconv.Itoa(c.cmd.Process.Pid)) {
+		t.Errorf("Remove of a held log: %q does not name the writer's pid", err)
+	}
+	if _, err := os.Stat(locked); err != nil {
+		t.Fatalf("the held log is gone: %v", err)
+	}
+	c.stdin.Close()
+	c.finish(10*time.Second, nil)
+	if err := Remove(locked); err != nil {
+		t.Fatalf("Remove once the writer closed: %v", err)
+	}
+	if _, err := os.Lstat(locked); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Remove left the log: %v", err)
+	}
+
+	notLog := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notLog, []byte(strings.Repeat("not a log at all\n", 40)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	small := filepath.Join(dir, "small")
+	if err := os.WriteFile(small, []byte("hi"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	target := xpCreate(t, dir, "target", 64<<10)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused := []string{notLog, small, sub, link, fifo}
+	if os.Geteuid() == 0 {
+		dev := filepath.Join(dir, "null")
+		if err := unix.Mknod(dev, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err == nil {
+			refused = append(refused, dev)
+		}
+	}
+	for _, p := range refused {
+		before, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		utIs(t, Remove(p), ErrBadHeader, "Remove("+filepath.Base(p)+")")
+		after, err := os.Lstat(p)
+		if err != nil || !os.SameFile(before, after) || after.Mode() != before.Mode() {
+			t.Fatalf("Remove(%s) changed it: %v", filepath.Base(p), err)
+		}
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Fatalf("the symlink's target is gone: %v", err)
+	}
+	if err := Remove(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Remove of a missing file: %v, want fs.ErrNotExist", err)
+	}
+	// A Node-made log is a log too.
+	node := utGoldenCopy(t)
+	if err := Remove(node); err != nil {
+		t.Fatalf("Remove of the Node-made golden log: %v", err)
 	}
 }
