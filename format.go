@@ -24,6 +24,7 @@ const (
 	offTag0Tag   = 72  // u64 commit-tag slot 0: tag
 	offTag1End   = 80  // u64 commit-tag slot 1: committed end
 	offTag1Tag   = 88  // u64 commit-tag slot 1: tag
+	offFenceEnd  = 120 // u64 committed end of a fenced wide file (flagNodeFence): its commit point
 	offWake      = 128 // u32 wake word, futex; on its own cache line, away from the commit point
 	offWaiters   = 132 // u32 readers asleep on the wake word (informational: a reader killed asleep stays counted)
 	offSleepers  = 136 // u32 1 when a reader may sleep on the wake word: set by readers, cleared by the writer as it wakes them
@@ -37,10 +38,14 @@ const (
 const (
 	flagWide   = 1 << 0 // frames have u32 lengths
 	flagSealed = 1 << 1 // the writer finished this file; no frame will follow
+	// flagNodeFence: Node shmio's dataOffset and size words both hold the file size, so that Node
+	// shmio sees a full, empty log and neither reads u32 frames as u16 ones nor appends; frames
+	// start at headerSize and the committed end lives at offFenceEnd. Set on wide files.
+	flagNodeFence = 1 << 2
 
 	// flagsKnown are the bits this version understands. A file with other bits set was made by a
 	// newer, incompatible version and is refused rather than misread.
-	flagsKnown = flagWide | flagSealed
+	flagsKnown = flagWide | flagSealed | flagNodeFence
 )
 
 var magic = [8]byte{'S', 'H', 'M', 'I', 'O', 'G', 'O', 0}
@@ -95,8 +100,18 @@ func newHeader(wide bool, id uint64, created int64) []byte {
 	return h
 }
 
+// fenceNode makes a fresh wide header h (for a file of capacity bytes) unreadable to Node shmio:
+// see flagNodeFence and FORMAT.md.
+func fenceNode(h []byte, capacity int64) {
+	le.PutUint64(h[offDataOffset:], uint64(capacity))
+	le.PutUint64(h[offSize:], uint64(capacity))
+	le.PutUint64(h[offFenceEnd:], goHeaderSize)
+	le.PutUint32(h[offFlags:], le.Uint32(h[offFlags:])|flagNodeFence)
+}
+
 // layout is what Open learned from a header; it does not change while the file is open.
 type layout struct {
+	sizeOff    int // header offset of the committed end: offSize, or offFenceEnd in fenced files
 	headerSize int64
 	dataOffset int64
 	nodeFormat bool
@@ -118,10 +133,16 @@ func parseHeader(mem []byte, fileSize int64, path string) (layout, error) {
 	var lo layout
 	lo.headerSize = int64(le.Uint64(mem[offHeaderSize:]))
 	lo.dataOffset = int64(le.Uint64(mem[offDataOffset:]))
-	size := int64(u64at(mem, offSize).Load())
+	lo.sizeOff = offSize
 	if lo.headerSize < nodeHeaderSize || lo.headerSize > fileSize {
 		return bad("header size %d outside [%d, %d] (zero-filled or not a log?)", lo.headerSize, nodeHeaderSize, fileSize)
 	}
+	lo.nodeFormat = lo.headerSize < goHeaderSize || [8]byte(mem[offMagic:offMagic+8]) != magic
+	fenced := !lo.nodeFormat && u32at(mem, offFlags).Load()&flagNodeFence != 0
+	if fenced {
+		lo.dataOffset, lo.sizeOff = lo.headerSize, offFenceEnd
+	}
+	size := int64(u64at(mem, lo.sizeOff).Load())
 	if lo.dataOffset < lo.headerSize || lo.dataOffset > fileSize {
 		return bad("data offset %d outside [%d, %d]", lo.dataOffset, lo.headerSize, fileSize)
 	}
@@ -129,7 +150,6 @@ func parseHeader(mem []byte, fileSize int64, path string) (layout, error) {
 		return bad("committed end %d outside [%d, %d]", size, lo.dataOffset, fileSize)
 	}
 	lo.lenSize = 2
-	lo.nodeFormat = lo.headerSize < goHeaderSize || [8]byte(mem[offMagic:offMagic+8]) != magic
 	if lo.nodeFormat {
 		return lo, nil
 	}
@@ -143,6 +163,9 @@ func parseHeader(mem []byte, fileSize int64, path string) (layout, error) {
 	if flags&flagWide != 0 {
 		lo.wide = true
 		lo.lenSize = 4
+	}
+	if fenced && !lo.wide {
+		return bad("flags %#x: a Node fence on a file without wide frames", flags)
 	}
 	return lo, nil
 }

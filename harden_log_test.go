@@ -3,6 +3,7 @@ package shmio
 // Tests of issue 11 (hardening), log side. Each test is named after the behaviour it proves.
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -209,5 +210,57 @@ func TestWriterCloseReportsUncommittedFrames(t *testing.T) {
 	l = utReopen(t, path, false, false)
 	if got := utReadAll(t, utIter(t, l)); len(got) != 2 {
 		t.Fatalf("%d frames after the closes, want the 2 committed", len(got))
+	}
+}
+
+// TestWideLogLooksFullAndEmptyToNode: Node shmio, reading by its own rules (u16 frames between
+// dataOffset and size), sees a wide log as empty instead of reading u32 frames as garbage, and a
+// Node writer finds no room to append; Go reads and appends to it as before, and a wide log made
+// before the fence (size at offset 16, frames at dataOffset) still reads.
+func TestWideLogLooksFullAndEmptyToNode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	const capacity = 1 << 20
+	l := utOpen(t, Options{Path: path, Capacity: capacity, WideFrames: true})
+	w := utWriter(t, l)
+	sizes := []int{1, 70000, 300, 12}
+	utAppend(t, w, 0, sizes...)
+	raw := utFileBytes(t, path)
+	if frames := utNodeDecode(t, raw); len(frames) != 0 {
+		t.Fatalf("Node's rules read %d frames out of a wide log, want none", len(frames))
+	}
+	// Node's writer appends at size and refuses a frame that would pass the file's end.
+	if size := le.Uint64(raw[16:]); size+5 <= capacity {
+		t.Fatalf("Node's writer would append at %d in a %d-byte file", size, capacity)
+	}
+	want := int64(goHeaderSize)
+	for _, n := range sizes {
+		want += int64(n) + 8
+	}
+	if h := l.Header(); h.DataOffset != goHeaderSize || h.Size != want || h.Capacity != capacity {
+		t.Fatalf("Header: data offset %d, size %d, capacity %d; want %d, %d, %d", h.DataOffset, h.Size, h.Capacity, goHeaderSize, want, capacity)
+	}
+	r := utReopen(t, path, false, false)
+	got := utReadAll(t, utIter(t, r))
+	if len(got) != len(sizes) {
+		t.Fatalf("Go reads %d frames of the wide log, want %d", len(got), len(sizes))
+	}
+
+	// A wide file of the earlier layout: frames at dataOffset, committed end at offset 16.
+	old := bytes.Clone(raw)
+	le.PutUint64(old[offDataOffset:], goHeaderSize)
+	le.PutUint64(old[offSize:], le.Uint64(raw[offFenceEnd:]))
+	le.PutUint64(old[offFenceEnd:], 0)
+	le.PutUint32(old[offFlags:], flagWide)
+	oldPath := filepath.Join(t.TempDir(), "old")
+	if err := os.WriteFile(oldPath, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ol := utReopen(t, oldPath, true, false)
+	if got := utReadAll(t, utIter(t, ol)); len(got) != len(sizes) {
+		t.Fatalf("a wide file of the earlier layout reads %d frames, want %d", len(got), len(sizes))
+	}
+	utAppend(t, utWriter(t, ol), 4, 8)
+	if got := utReadAll(t, utIter(t, utReopen(t, oldPath, false, false))); len(got) != len(sizes)+1 {
+		t.Fatalf("after an append the earlier-layout file reads %d frames", len(got))
 	}
 }

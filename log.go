@@ -238,7 +238,11 @@ func createIn(dir, path string, mode os.FileMode, opts Options) (_ *os.File, uns
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	id := binary.LittleEndian.Uint64(rnd[:]) | 1 // never 0: 0 means "no identity"
-	if _, err := f.WriteAt(newHeader(opts.WideFrames, id, time.Now().UnixNano()), 0); err != nil {
+	hdr := newHeader(opts.WideFrames, id, time.Now().UnixNano())
+	if opts.WideFrames {
+		fenceNode(hdr, opts.Capacity)
+	}
+	if _, err := f.WriteAt(hdr, 0); err != nil {
 		return nil, false, err
 	}
 	if h := createTestHook; h != nil {
@@ -325,7 +329,7 @@ func mapLog(f *os.File, opts Options) (*Log, error) {
 		mmap.Unmap(mem)
 		return nil, err
 	}
-	l.size = u64at(mem, offSize)
+	l.size = u64at(mem, l.lo.sizeOff)
 	if !l.lo.nodeFormat {
 		hdr := mem
 		if !opts.Writable {
