@@ -22,17 +22,18 @@
 //
 //	 24    8 magic        "SHMIOGO\x00"; a file without it is read in Node-compatible mode
 //	 32    4 version      1
-//	 36    4 flags        bit 0: wide frames (u32 lengths); bit 1: sealed. Unknown bits: refused
+//	 36    4 flags        bit 0: wide frames (u32 lengths); bit 1: sealed; bit 2: Node fence
+//	                      (wide files: see below). Unknown bits: refused
 //	 40    8 id           random identity given at creation (never 0)
 //	 48    8 created      creation time, Unix nanoseconds
 //	 56    4 writerPID    pid of the current or last writer (informational)
-//	 60    4 (reserved)
+//	 60    4 conflicts    commits refused because another writer moved size (ErrConflict)
 //	 64   16 tag slot 0   committed end (8) and commit tag (8), see Writer.CommitTagged
 //	 80   16 tag slot 1   committed end (8) and commit tag (8)
 //	 96    8 segment      queue segments only: segment number (0 in plain logs)
 //	104    8 prevID       queue segments only: id of the previous segment
 //	112    8 sealedAt     queue segments only: when the segment was sealed, Unix nanoseconds
-//	120    8 (reserved, zero)
+//	120    8 fenceEnd     committed end of a fenced wide file, in place of size
 //	128    4 wake         futex word: bumped by the writer to wake sleeping readers
 //	132    4 waiters      number of readers asleep on wake (informational)
 //	136    4 sleepers     1 when a reader may be asleep on wake; the writer clears it as it wakes
@@ -44,7 +45,8 @@
 //
 // The length is repeated after the payload so the log can be walked backward. Wide files
 // (Options.WideFrames) use u32 lengths, len = len(payload) + 8, for payloads beyond 64 KiB;
-// Node shmio cannot read them. Zero-length payloads are not allowed. Bytes between size and the
+// Node shmio cannot read them, so their dataOffset and size words hold the file size (Node shmio
+// sees a full, empty log): frames start at headerSize and the committed end is fenceEnd. Zero-length payloads are not allowed. Bytes between size and the
 // end of the file are unspecified: they may hold frames a writer allocated but never committed.
 //
 // Cursors, as in Node shmio, are byte offsets relative to dataOffset: 0 is the first frame, and
@@ -62,7 +64,15 @@
 // sleepers and only when it is set clears it, bumps the wake word and calls futex wake, so a
 // commit with no sleepers costs one store and one load. Clearing is what keeps a reader killed
 // in its sleep from costing every later commit a system call: it costs one. A Node shmio writer
-// does not wake anyone, so sleepers also re-check the committed end every 10ms.
+// takes no lock and wakes no one, so sleepers re-check the committed end every 10ms, except while
+// the header's writerPID names a live process (a writer of this package holds the log and wakes
+// them): then every 500ms, also how soon Wait notices a truncated file (ErrMappingGone).
+//
+// A Node shmio writer appending while a writer of this package holds the log is detected at the
+// next Commit, which finds the committed end moved and refuses with ErrConflict instead of moving
+// it back (Header.Conflicts counts these). Writer refuses a sealed log (ErrSealed) and a committed
+// end that is not the end of a frame (ErrCorrupt). Writer.Close does not commit: frames allocated
+// since the last Commit are discarded, and Close says how many with ErrUncommitted.
 //
 // A Log may be shared by goroutines; a Writer or an Iterator belongs to one goroutine at a time.
 // Open one iterator per reading goroutine.
@@ -82,15 +92,19 @@
 // committed end and the mapping, so a damaged file gives ErrCorrupt, never a read outside the
 // mapping; an iterator stops on a corrupt frame without moving past it. If another process
 // truncates the file while it is mapped, the iterator methods return ErrMappingGone instead of
-// letting the fault kill the process (runtime/debug.SetPanicOnFault). DebugChecks (or
-// SHMIO_DEBUG=1) also verify that every frame's two lengths agree, at a cost per frame; without
-// them the hot paths pay nothing for it.
+// letting the fault kill the process (runtime/debug.SetPanicOnFault). Every read path checks
+// that each frame's two lengths agree, so a file truncated inside its last mapped page (read as
+// zeros) gives ErrCorrupt rather than frames with zero bytes. DebugChecks (or SHMIO_DEBUG=1) add
+// the writer's check of the previous frame at each Allocate (a write past a payload) and a walk
+// of the frame chain from the start at each Seek.
 //
 // The writer's own stores into the mapping (Allocate, and the caller filling the slice) are not
 // guarded that way: they are the hot path, and a writer holds the lock, so only a process that
 // ignores the protocol can truncate the file under it.
 //
-// Creating a log is atomic (built under a temporary name, then linked into place), reserves the
+// Creating a log is atomic (built unnamed with O_TMPFILE, or under an unpredictable temporary
+// name where the file system cannot, then linked into place; a creator killed midway leaves
+// nothing, or a temporary file the next create in that directory removes), reserves the
 // whole capacity with fallocate so a full /dev/shm fails at Open rather than with SIGBUS later,
 // and gives mode 0600 unless Options.Mode says otherwise. The format assumes a little-endian
 // machine, as the Node addon does.
