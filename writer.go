@@ -36,7 +36,8 @@ type Writer struct {
 
 // Writer opens the log's single writer. It resumes at the committed end: frames that a previous
 // writer allocated but did not commit are overwritten. It returns ErrReadOnly unless the log was
-// opened Writable, and ErrLocked while another writer (in this or another process) is open.
+// opened Writable, ErrLocked while another writer (in this or another process) is open, ErrSealed
+// on a sealed log, and ErrCorrupt when the committed end is not the end of a frame (FORMAT.md).
 func (l *Log) Writer() (*Writer, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -249,7 +250,9 @@ func (w *Writer) Append(p []byte) error {
 
 // Commit publishes every frame allocated since the last commit with one atomic store of the
 // committed end, then wakes readers sleeping in Wait (only if the header says some sleep, so a
-// commit with no sleepers costs one store and one load).
+// commit with no sleepers costs one store and one load). If the committed end is not where this
+// writer last stored it, a writer that ignores the lock (Node shmio) appended meanwhile: Commit
+// then publishes nothing and returns ErrConflict, as every later Commit does; close the writer.
 func (w *Writer) Commit() (err error) {
 	if w.mem == nil {
 		return newError("commit", w.log.path, -1, ErrClosed)
