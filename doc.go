@@ -92,11 +92,12 @@
 // committed end and the mapping, so a damaged file gives ErrCorrupt, never a read outside the
 // mapping; an iterator stops on a corrupt frame without moving past it. If another process
 // truncates the file while it is mapped, the iterator methods return ErrMappingGone instead of
-// letting the fault kill the process (runtime/debug.SetPanicOnFault). Every read path checks
-// that each frame's two lengths agree, so a file truncated inside its last mapped page (read as
-// zeros) gives ErrCorrupt rather than frames with zero bytes. DebugChecks (or SHMIO_DEBUG=1) add
-// the writer's check of the previous frame at each Allocate (a write past a payload) and a walk
-// of the frame chain from the start at each Seek.
+// letting the fault kill the process (runtime/debug.SetPanicOnFault). A file truncated inside
+// its last mapped page reads as zeros from the cut on: readers check the trailing length of a
+// frame followed by the committed end or by bytes that are no frame (one load per batch), so
+// the frame cut in two gives ErrCorrupt rather than zero bytes. DebugChecks (or SHMIO_DEBUG=1)
+// check both lengths of every frame on every read (a cost per frame, see README.md), the
+// previous frame at each Allocate (a write past a payload), and the frame chain at each Seek.
 //
 // The writer's own stores into the mapping (Allocate, and the caller filling the slice) are not
 // guarded that way: they are the hot path, and a writer holds the lock, so only a process that

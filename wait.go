@@ -14,7 +14,7 @@ import (
 // sleepSlice bounds each sleep in Wait while no writer of this package holds the log: such writers
 // wake sleepers at once, but Node shmio writers take no lock and never touch the wake word, so a
 // sleeper must look for their commits itself. longSlice bounds each sleep while a writer of this
-// package holds the log (see goWriterAlive): it wakes readers, and the slice is only how soon a
+// package holds the log (see writerProbe.goWriter): it wakes readers, and the slice is only how soon a
 // truncated file or a cancelled context whose wake-up raced with going to sleep is noticed.
 // Variables so that tests can stretch them to prove that wake-ups, not time-outs, end the sleeps.
 var (
