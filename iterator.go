@@ -254,8 +254,13 @@ func (it *Iterator) NextBatch(dst [][]byte, o BatchOptions) (batch [][]byte, err
 		// that of a last frame followed by the committed end or by bytes that are no frame. A
 		// file truncated inside its last mapped page reads as zeros from the cut on, so the one
 		// frame whose leading length survives the cut but not its other bytes is such a frame.
-		if n > 0 && it.beforeNonFrame(pos, end) {
-			if flen := len(dst[len(dst)-1]) + 4; int(*(*uint16)(unsafe.Add(base, pos-2))) != flen {
+		if n > 0 {
+			nonFrame := end-pos < 5 // beforeNonFrame, inlined: a few loads per batch
+			if !nonFrame {
+				next := int(*(*uint16)(unsafe.Add(base, pos)))
+				nonFrame = next < 5 || next > end-pos
+			}
+			if flen := len(dst[len(dst)-1]) + 4; nonFrame && int(*(*uint16)(unsafe.Add(base, pos-2))) != flen {
 				dst, pos, n = dst[:len(dst)-1], pos-flen, n-1
 			}
 		}
