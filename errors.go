@@ -34,8 +34,14 @@ var (
 	ErrLocked error = &codedError{"ERR_SHM_LOCKED", "log locked by another writer"}
 	// ErrBadHeader: the file is not a shmio log (too small, zero-filled, garbage, not a regular file).
 	ErrBadHeader error = &codedError{"ERR_SHM_BAD_HEADER", "bad log header"}
-	// ErrSealed: Wait on a sealed log whose every frame has been read: none will follow.
+	// ErrSealed: Wait on a sealed log whose every frame has been read, or Writer on a sealed
+	// log: no frame will follow.
 	ErrSealed error = &codedError{"ERR_SHM_SEALED", "log sealed: no frame will follow"}
+	// ErrConflict: Commit found the committed end moved by someone else, a writer that ignores
+	// the writer lock (Node shmio writers take none); the writer committed nothing.
+	ErrConflict error = &codedError{"ERR_SHM_CONFLICT", "committed end moved under the writer"}
+	// ErrUncommitted: Writer.Close discarded frames allocated after the last Commit.
+	ErrUncommitted error = &codedError{"ERR_SHM_UNCOMMITTED", "uncommitted frames discarded"}
 	// ErrMappingGone: the mapped file shrank under us (truncated by another process).
 	ErrMappingGone error = &codedError{"ERR_SHM_MAPPING_GONE", "mapping gone: file truncated while mapped"}
 )

@@ -19,10 +19,12 @@ const (
 	offID        = format.OffID
 	offCreated   = format.OffCreated
 	offWriterPID = format.OffWriterPID
+	offConflicts = format.OffConflicts
 	offTag0End   = format.OffTag0End
 	offTag0Tag   = format.OffTag0Tag
 	offTag1End   = format.OffTag1End
 	offTag1Tag   = format.OffTag1Tag
+	offFenceEnd  = format.OffFenceEnd
 	offWake      = format.OffWake
 	offWaiters   = format.OffWaiters
 	offSleepers  = format.OffSleepers
@@ -31,9 +33,10 @@ const (
 	goHeaderSize   = format.GoHeaderSize
 	formatVersion  = format.Version
 
-	flagWide   = format.FlagWide
-	flagSealed = format.FlagSealed
-	flagsKnown = format.FlagsKnown
+	flagWide      = format.FlagWide
+	flagSealed    = format.FlagSealed
+	flagNodeFence = format.FlagNodeFence
+	flagsKnown    = format.FlagsKnown
 )
 
 var magic = format.Magic
@@ -65,6 +68,7 @@ type Header struct {
 	Version    uint32 // format version; 0 for Node-made files
 	WriterPID  int    // pid recorded by the last writer, 0 when none (informational: see Log.WriterStatus)
 	Waiters    uint32 // readers asleep in Wait right now
+	Conflicts  uint32 // commits refused because another writer, ignoring the lock, moved the committed end (ErrConflict)
 }
 
 // newHeader returns the bytes of a fresh header for a file made by this package.
@@ -85,8 +89,18 @@ func newHeader(wide bool, id uint64, created int64) []byte {
 	return h
 }
 
+// fenceNode makes a fresh wide header h (for a file of capacity bytes) unreadable to Node shmio:
+// see flagNodeFence and FORMAT.md.
+func fenceNode(h []byte, capacity int64) {
+	le.PutUint64(h[offDataOffset:], uint64(capacity))
+	le.PutUint64(h[offSize:], uint64(capacity))
+	le.PutUint64(h[offFenceEnd:], goHeaderSize)
+	le.PutUint32(h[offFlags:], le.Uint32(h[offFlags:])|flagNodeFence)
+}
+
 // layout is what Open learned from a header; it does not change while the file is open.
 type layout struct {
+	sizeOff    int // header offset of the committed end: offSize, or offFenceEnd in fenced files
 	headerSize int64
 	dataOffset int64
 	nodeFormat bool
@@ -108,10 +122,16 @@ func parseHeader(mem []byte, fileSize int64, path string) (layout, error) {
 	var lo layout
 	lo.headerSize = int64(le.Uint64(mem[offHeaderSize:]))
 	lo.dataOffset = int64(le.Uint64(mem[offDataOffset:]))
-	size := int64(u64at(mem, offSize).Load())
+	lo.sizeOff = offSize
 	if lo.headerSize < nodeHeaderSize || lo.headerSize > fileSize {
 		return bad("header size %d outside [%d, %d] (zero-filled or not a log?)", lo.headerSize, nodeHeaderSize, fileSize)
 	}
+	lo.nodeFormat = lo.headerSize < goHeaderSize || [8]byte(mem[offMagic:offMagic+8]) != magic
+	fenced := !lo.nodeFormat && u32at(mem, offFlags).Load()&flagNodeFence != 0
+	if fenced {
+		lo.dataOffset, lo.sizeOff = lo.headerSize, offFenceEnd
+	}
+	size := int64(u64at(mem, lo.sizeOff).Load())
 	if lo.dataOffset < lo.headerSize || lo.dataOffset > fileSize {
 		return bad("data offset %d outside [%d, %d]", lo.dataOffset, lo.headerSize, fileSize)
 	}
@@ -119,7 +139,6 @@ func parseHeader(mem []byte, fileSize int64, path string) (layout, error) {
 		return bad("committed end %d outside [%d, %d]", size, lo.dataOffset, fileSize)
 	}
 	lo.lenSize = format.LenSize
-	lo.nodeFormat = lo.headerSize < goHeaderSize || [8]byte(mem[offMagic:offMagic+8]) != magic
 	if lo.nodeFormat {
 		return lo, nil
 	}
@@ -133,6 +152,9 @@ func parseHeader(mem []byte, fileSize int64, path string) (layout, error) {
 	if flags&flagWide != 0 {
 		lo.wide = true
 		lo.lenSize = format.WideLenSize
+	}
+	if fenced && !lo.wide {
+		return bad("flags %#x: a Node fence on a file without wide frames", flags)
 	}
 	return lo, nil
 }

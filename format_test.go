@@ -429,8 +429,10 @@ func TestWideFileLayout(t *testing.T) {
 	sizes := []int{1, 65532, 100000, 9}
 	utAppend(t, w, 0, sizes...)
 	raw := utFileBytes(t, path)
-	if le.Uint64(raw[0:]) != 192 || le.Uint64(raw[8:]) != 192 || le.Uint32(raw[36:])&1 != 1 {
-		t.Fatalf("wide header: %d/%d flags %#x", le.Uint64(raw[0:]), le.Uint64(raw[8:]), le.Uint32(raw[36:]))
+	// Fenced (issue 11): Node's dataOffset and size words hold the file size; frames start at
+	// headerSize and the committed end is at offset 120.
+	if le.Uint64(raw[0:]) != 192 || le.Uint64(raw[8:]) != 300000 || le.Uint64(raw[16:]) != 300000 || le.Uint32(raw[36:]) != flagWide|flagNodeFence {
+		t.Fatalf("wide header: %d/%d/%d flags %#x", le.Uint64(raw[0:]), le.Uint64(raw[8:]), le.Uint64(raw[16:]), le.Uint32(raw[36:]))
 	}
 	off := 192
 	for i, n := range sizes {
@@ -445,8 +447,8 @@ func TestWideFileLayout(t *testing.T) {
 		}
 		off += n + 8
 	}
-	if le.Uint64(raw[16:]) != uint64(off) {
-		t.Fatalf("committed end %d, want %d", le.Uint64(raw[16:]), off)
+	if le.Uint64(raw[120:]) != uint64(off) {
+		t.Fatalf("committed end %d, want %d", le.Uint64(raw[120:]), off)
 	}
 	// Read back forward, backward and by cursor; the cursor moves by payload + 8.
 	r := utReopen(t, path, false, true)

@@ -282,6 +282,9 @@ func xpFuzzCheck(t *testing.T, path string, data []byte, seek int64, mode uint8)
 	}
 	defer wl.Close()
 	w, err := wl.Writer()
+	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrSealed) {
+		return // a committed end that is not a frame's end, or a sealed log, takes no writer
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

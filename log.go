@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,15 +101,20 @@ func openFile(opts Options) (f *os.File, created bool, err error) {
 func openExisting(path string, writable bool) (*os.File, error) {
 	// O_NONBLOCK so that a FIFO at path cannot hang Open; O_NOFOLLOW refuses symlinks.
 	const flags = unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
-	fd, err := openRetry(path, unix.O_RDWR|flags)
+	fd, err := openRetry(path, unix.O_RDWR|flags, 0)
 	if err != nil && !writable && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS) || errors.Is(err, unix.EPERM)) {
-		fd, err = openRetry(path, unix.O_RDONLY|flags)
+		fd, err = openRetry(path, unix.O_RDONLY|flags, 0)
 	}
 	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
-			return nil, newError("open", path, -1, fmt.Errorf("%w: refusing to follow a symbolic link", ErrBadHeader))
+		switch {
+		case errors.Is(err, unix.ELOOP):
+			return nil, errorf("open", path, -1, ErrBadHeader, "a symbolic link: refusing to follow it")
+		case errors.Is(err, unix.EISDIR):
+			return nil, errorf("open", path, -1, ErrBadHeader, "a directory, not a regular file")
 		}
-		return nil, newError("open", path, -1, &fs.PathError{Op: "open", Path: path, Err: err})
+		// The Errno alone: *Error already names the operation and the path (errors.Is still
+		// matches fs.ErrNotExist, fs.ErrPermission, ...).
+		return nil, newError("open", path, -1, err)
 	}
 	f := os.NewFile(uintptr(fd), path)
 	fi, err := f.Stat()
@@ -117,23 +124,47 @@ func openExisting(path string, writable bool) (*os.File, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, errorf("open", path, -1, ErrBadHeader, "not a regular file (%s)", fi.Mode().Type())
+		return nil, errorf("open", path, -1, ErrBadHeader, "%s, not a regular file", fileKind(fi.Mode()))
 	}
 	return f, nil
 }
 
-func openRetry(path string, flags int) (int, error) {
+// fileKind names the type of a file that is not a regular file, for error messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m.IsRegular():
+		return "a regular file"
+	default:
+		return "a special file"
+	}
+}
+
+func openRetry(path string, flags int, mode uint32) (int, error) {
 	for {
-		fd, err := unix.Open(path, flags, 0)
+		fd, err := unix.Open(path, flags, mode)
 		if err != unix.EINTR {
 			return fd, err
 		}
 	}
 }
 
-// create builds the file under a temporary name (sized, reserved, header written) and links it
-// into place, so no reader ever sees a file without its header. It fails with fs.ErrExist when
-// another process got there first.
+// create builds the file unnamed (O_TMPFILE) or under an unpredictable temporary name, sized,
+// reserved and with its header, then links it into place, so that no reader ever sees a file
+// without its header. A process killed while creating leaves nothing behind with O_TMPFILE; a
+// named temporary file it leaves is removed by the next create in that directory (see
+// removeStaleTemps). It fails with fs.ErrExist when another process got there first.
 func create(opts Options) (*os.File, error) {
 	path := opts.Path
 	if opts.Capacity < goHeaderSize+5 {
@@ -143,42 +174,135 @@ func create(opts Options) (*os.File, error) {
 	if mode == 0 {
 		mode = 0o600
 	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.tmp-%d-%x", filepath.Base(path), os.Getpid(), rnd))
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, mode)
-	if err != nil {
-		return nil, newError("create", path, -1, err)
+	dir := filepath.Dir(path)
+	removeStaleTemps(dir)
+	for {
+		f, unsupported, err := createIn(dir, path, mode, opts)
+		if unsupported {
+			tmpfileUnsupported.Store(true)
+			continue
+		}
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			err = newError("create", path, -1, err)
+		}
+		return f, err
+	}
+}
+
+// tmpfileUnsupported is set once an O_TMPFILE file could not be linked (no /proc and no
+// CAP_DAC_READ_SEARCH): creates use a named temporary file from then on. noTmpfile makes tests
+// take that path.
+var (
+	tmpfileUnsupported atomic.Bool
+	noTmpfile          bool
+)
+
+// createTestHook, when a test sets it, runs once the temporary file is full-size, before it is
+// linked: a child process pauses there to be killed.
+var createTestHook func()
+
+// createIn makes the file and links it at path; unsupported asks the caller to try again
+// without O_TMPFILE.
+func createIn(dir, path string, mode os.FileMode, opts Options) (_ *os.File, unsupported bool, err error) {
+	var f *os.File
+	tmp := ""
+	if !noTmpfile && !tmpfileUnsupported.Load() {
+		if f, err = openTmpfile(dir, mode); err != nil {
+			return nil, false, err
+		}
+	}
+	if f == nil {
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		tmp = filepath.Join(dir, fmt.Sprintf(".%s%s%d-%x", filepath.Base(path), tmpInfix, os.Getpid(), rnd))
+		fd, err := openRetry(tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(mode))
+		if err != nil {
+			return nil, false, err
+		}
+		f = os.NewFile(uintptr(fd), tmp)
 	}
 	ok := false
 	defer func() {
-		os.Remove(tmp)
+		if tmp != "" {
+			os.Remove(tmp)
+		}
 		if !ok {
 			f.Close()
 		}
 	}()
 	// Exactly the requested permissions, whatever the umask: the mode is how a log is shared.
 	if err := f.Chmod(mode); err != nil {
-		return nil, newError("create", path, -1, err)
+		return nil, false, err
 	}
 	if err := f.Truncate(opts.Capacity); err != nil {
-		return nil, newError("create", path, -1, err)
+		return nil, false, err
 	}
 	if err := fallocate.Reserve(int(f.Fd()), opts.Capacity); err != nil {
-		return nil, newError("create", path, -1, fmt.Errorf("reserving %d bytes in %s: %w", opts.Capacity, filepath.Dir(path), err))
+		return nil, false, fmt.Errorf("reserving %d bytes in %s: %w", opts.Capacity, dir, err)
 	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
 	id := binary.LittleEndian.Uint64(rnd[:]) | 1 // never 0: 0 means "no identity"
-	if _, err := f.WriteAt(newHeader(opts.WideFrames, id, time.Now().UnixNano()), 0); err != nil {
-		return nil, newError("create", path, -1, err)
+	hdr := newHeader(opts.WideFrames, id, time.Now().UnixNano())
+	if opts.WideFrames {
+		fenceNode(hdr, opts.Capacity)
 	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil, err
-		}
-		return nil, newError("create", path, -1, err)
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		return nil, false, err
+	}
+	if h := createTestHook; h != nil {
+		h()
+	}
+	if tmp != "" {
+		err = unix.Link(tmp, path)
+	} else {
+		unsupported, err = linkTmpfile(f, path)
+	}
+	if err != nil {
+		return nil, unsupported, err
 	}
 	ok = true
-	return f, nil
+	return f, false, nil
+}
+
+// tmpInfix sits between a log's name and the creating pid in a temporary file's name:
+// ".NAME.tmp-PID-RANDOM".
+const tmpInfix = ".tmp-"
+
+// removeStaleTemps removes the temporary files (".NAME.tmp-PID-RANDOM", regular files only) that
+// processes which no longer exist left in dir while creating a log. A pid of another pid
+// namespace sharing the directory looks dead here; O_TMPFILE makes such files rare.
+func removeStaleTemps(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pid, ok := tempPID(e.Name())
+		if !ok || !e.Type().IsRegular() || pid == os.Getpid() {
+			continue
+		}
+		if unix.Kill(pid, 0) == unix.ESRCH {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// tempPID parses the pid out of a temporary file name made by createIn.
+func tempPID(name string) (int, bool) {
+	i := strings.LastIndex(name, tmpInfix)
+	if !strings.HasPrefix(name, ".") || i < 2 {
+		return 0, false
+	}
+	pidStr, rnd, ok := strings.Cut(name[i+len(tmpInfix):], "-")
+	if !ok || len(rnd) != 16 || strings.Trim(rnd, "0123456789abcdef") != "" {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil || pid <= 0 || strconv.Itoa(pid) != pidStr {
+		return 0, false
+	}
+	return pid, true
 }
 
 func debugFromEnv() bool {
@@ -210,7 +334,7 @@ func mapLog(f *os.File, opts Options) (*Log, error) {
 		mmap.Unmap(mem)
 		return nil, err
 	}
-	l.size = u64at(mem, offSize)
+	l.size = u64at(mem, l.lo.sizeOff)
 	if !l.lo.nodeFormat {
 		hdr := mem
 		if !opts.Writable {
@@ -270,6 +394,7 @@ func (l *Log) Header() (h Header) {
 		h.ID = le.Uint64(l.mem[offID:])
 		h.WriterPID = int(u32at(l.mem, offWriterPID).Load())
 		h.Waiters = u32at(l.mem, offWaiters).Load()
+		h.Conflicts = u32at(l.mem, offConflicts).Load()
 	}
 	return h
 }
@@ -291,25 +416,24 @@ func (l *Log) CommitTag() (tag uint64, ok bool, err error) {
 		}
 	}()
 	defer recoverFault(debug.SetPanicOnFault(true), "commit tag", l.path, -1, &err)
-	for {
+	// A writer reuses a slot (tag first, then end) only after the committed end moved past it.
+	// So a tag read while the end stays unchanged belongs to it; if the end moved meanwhile,
+	// the slots may describe newer commits (or one not yet published): read again. A bound
+	// keeps a writer committing without pause from holding us here for ever.
+	for range 1 << 16 {
 		end := l.size.Load()
+		found := false
 		for _, s := range [2]int{offTag0End, offTag1End} {
 			if u64at(l.mem, s).Load() == end {
-				tag = u64at(l.mem, s+8).Load()
-				// A writer reuses this slot (tag first, then end) only after the committed end
-				// moved past it: if the end is unchanged, the tag read belongs to it. Otherwise the
-				// slot may hold the tag of a commit not yet published: read again.
-				if l.size.Load() == end {
-					return tag, true, nil
-				}
+				tag, found = u64at(l.mem, s+8).Load(), true
 				break
 			}
 		}
 		if l.size.Load() == end {
-			return 0, false, nil
+			return tag, found, nil
 		}
-		// The end moved while we looked: a tagged commit may have passed us. Look again.
 	}
+	return 0, false, nil
 }
 
 // WriterStatus reports whether a writer, in any process, holds the log's writer lock, and its pid
@@ -331,20 +455,22 @@ func (l *Log) WriterStatus() (held bool, pid int, err error) {
 	return held, pid, nil
 }
 
-// Close closes the writer if one is open (discarding uncommitted frames), unmaps the file and
-// closes it. Frames returned by iterators are invalid afterwards, and every method of the log,
-// its writer and its iterators returns ErrClosed. Iterator methods running in other goroutines
-// meanwhile (Wait included, which Close wakes) return ErrClosed, and the unmapping waits for
-// them to return. The writer is the exception: Close must not run while another goroutine is
-// inside a writer method or still writes into frames it allocated.
+// Close closes the writer if one is open (discarding uncommitted frames: then the error wraps
+// ErrUncommitted, see Writer.Close), unmaps the file and closes it. Frames returned by iterators
+// are invalid afterwards, and every method of the log, its writer and its iterators returns
+// ErrClosed. Iterator methods running in other goroutines meanwhile (Wait included, which Close
+// wakes) return ErrClosed, and the unmapping waits for them to return. The writer is the
+// exception: Close must not run while another goroutine is inside a writer method or still
+// writes into frames it allocated.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.unmapped {
 		return newError("close", l.path, -1, ErrClosed)
 	}
+	var werr error // ErrUncommitted: the log closes all the same
 	if l.writer != nil {
-		l.writer.closeLocked()
+		werr = l.writer.closeLocked()
 	}
 	l.startClose()
 	drainUsers(l.users.Load)
@@ -356,9 +482,9 @@ func (l *Log) Close() error {
 	}
 	errs = append(errs, l.unmapData(), l.file.Close())
 	if err := errors.Join(errs...); err != nil {
-		return newError("close", l.path, -1, err)
+		return errors.Join(werr, newError("close", l.path, -1, err))
 	}
-	return nil
+	return werr
 }
 
 // Sealed reports whether the writer sealed the log (see Writer.Seal): every frame it will ever

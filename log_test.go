@@ -785,8 +785,8 @@ func TestMappingGoneWriter(t *testing.T) {
 	if err := w.CommitTagged(7); !errors.Is(err, ErrMappingGone) {
 		t.Fatalf("CommitTagged after truncation: %v, want ErrMappingGone", err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatalf("writer Close after truncation: %v", err)
+	if err := w.Close(); !errors.Is(err, ErrUncommitted) {
+		t.Fatalf("writer Close after truncation with a frame allocated: %v, want ErrUncommitted", err)
 	}
 	if _, err := l.Writer(); !errors.Is(err, ErrMappingGone) {
 		t.Fatalf("Writer after truncation: %v, want ErrMappingGone", err)

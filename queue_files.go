@@ -28,7 +28,7 @@ func queueFileError(op, path string, err error) error {
 
 // openQueueFile opens a regular file of a queue directory; flags are unix.O_RDONLY or O_RDWR.
 func openQueueFile(op, path string, flags int) (*os.File, error) {
-	fd, err := openRetry(path, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK)
+	fd, err := openRetry(path, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, queueFileError(op, path, err)
 	}
@@ -86,7 +86,7 @@ func openDir(op, path string, follow bool) (*os.File, error) {
 	if !follow {
 		flags |= unix.O_NOFOLLOW
 	}
-	fd, err := openRetry(path, flags)
+	fd, err := openRetry(path, flags, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOTDIR) {
 			return nil, errorf(op, path, -1, ErrBadHeader, "not a directory (or a symbolic link)")

@@ -43,7 +43,7 @@ func readSegHeader(path string) (segHeader, error) {
 	if err != nil {
 		return h, err
 	}
-	h.committed = int64(le.Uint64(buf[offSize:])) - lo.dataOffset
+	h.committed = int64(le.Uint64(buf[lo.sizeOff:])) - lo.dataOffset
 	if lo.nodeFormat {
 		h.nodeFmt = true
 		return h, nil

@@ -270,8 +270,13 @@ func TestSharedWriterTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	shAppend(t, a, 1, 0, 1) // the lock is free again
-	if n := len(utReadAll(t, utIter(t, l))); n != 2 {
-		t.Fatalf("%d frames, want 2", n)
+	if err := a.Append([]byte("dropped")); err != nil {
+		t.Fatal(err)
+	}
+	utIs(t, a.Close(), ErrUncommitted, "Close with an allocated frame")
+	shAppend(t, b, 2, 0, 1) // Close released the lock
+	if n := len(utReadAll(t, utIter(t, l))); n != 3 {
+		t.Fatalf("%d frames, want 3", n)
 	}
 }
 

@@ -80,7 +80,7 @@ func (l *Log) SharedWriter() (*SharedWriter, error) {
 // openShared opens the log's file again for this Log's shared-writer locks: a flock on the Log's
 // own descriptor would convert the exclusive Writer's lock instead of conflicting with it.
 func openShared(l *Log) (*sharedLog, error) {
-	fd, err := openRetry(l.path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK)
+	fd, err := openRetry(l.path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, newError("shared writer", l.path, -1, fmt.Errorf("reopen: %w", err))
 	}
@@ -229,6 +229,12 @@ func (sw *SharedWriter) acquire(op string) (err error) {
 	if end < int(l.lo.dataOffset) || end > len(l.mem) {
 		return errorf(op, l.path, int64(end), ErrCorrupt, "committed end %d outside [%d, %d]", end, l.lo.dataOffset, len(l.mem))
 	}
+	if !sh.repaired {
+		// As Writer.claim: frames after an end that is not a frame boundary could never be read.
+		if err := checkBoundary(l.mem, int(l.lo.dataOffset), end, l.lo.lenSize); err != nil {
+			return errorf(op, l.path, int64(end), ErrCorrupt, "committed end %d is not the end of a frame: %v", end, err)
+		}
+	}
 	if stolen || !sh.repaired {
 		sh.repair(end)
 	}
@@ -335,12 +341,17 @@ func (sw *SharedWriter) Sync() (err error) {
 	return nil
 }
 
-// Close closes the writer, discarding frames allocated and not committed (and releasing the lock
-// if it held it). The last shared writer of the Log releases the Log's locks; an exclusive Writer
+// Close closes the writer. Like Writer.Close it does not commit: frames allocated since the last
+// Commit are discarded (and the lock released), and Close then returns an error wrapping
+// ErrUncommitted that says how many. The last shared writer of the Log releases the Log's locks; an exclusive Writer
 // may open once no process shares the log any more.
 func (sw *SharedWriter) Close() error {
 	l := sw.log
-	if sw.w != nil {
+	var lost error
+	if w := sw.w; w != nil {
+		if w.end != w.committed && w.mem != nil {
+			lost = errorf("close writer", l.path, int64(w.committed), ErrUncommitted, "%s (%d bytes) allocated after the last Commit were discarded", w.uncommittedFrames(), w.end-w.committed)
+		}
 		sw.release()
 	}
 	l.mu.Lock()
@@ -354,5 +365,5 @@ func (sw *SharedWriter) Close() error {
 		sh.closeLocked() // no writer left to hold the turn
 		l.shared = nil
 	}
-	return nil
+	return lost
 }

@@ -2,17 +2,32 @@ package shmio
 
 import (
 	"context"
+	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmio/shmio/internal/futex"
+	"golang.org/x/sys/unix"
 )
 
-// sleepSlice bounds each sleep in Wait. Commits by this package's writers wake sleepers at once;
-// the bound is for writers that do not (Node shmio never touches the wake word) and for noticing
-// a cancelled context even if its wake-up raced with going to sleep. A variable so that tests can
-// stretch it to prove that wake-ups, not time-outs, end the sleeps.
-var sleepSlice = 10 * time.Millisecond
+// sleepSlice bounds each sleep in Wait while no writer of this package holds the log: such writers
+// wake sleepers at once, but Node shmio writers take no lock and never touch the wake word, so a
+// sleeper must look for their commits itself. longSlice bounds each sleep while a writer of this
+// package holds the log (see writerProbe.goWriter): it wakes readers, and the slice is only how soon a
+// truncated file or a cancelled context whose wake-up raced with going to sleep is noticed.
+// Variables so that tests can stretch them to prove that wake-ups, not time-outs, end the sleeps.
+var (
+	sleepSlice = 10 * time.Millisecond
+	longSlice  = 500 * time.Millisecond
+)
+
+// Test instrumentation: waitSleeps counts the sleeps of sleepFutex, and waitTestHook, when a test
+// sets it, runs just before a reader announces itself as a sleeper.
+var (
+	waitSleeps   atomic.Uint64
+	waitTestHook func()
+)
 
 // Wait returns nil as soon as a frame beyond the cursor is committed, or ctx.Err() once ctx is
 // done. It first polls the committed end for the iterator's Spin time, then sleeps: on Linux on a
@@ -81,6 +96,7 @@ func (it *Iterator) sleepFutex(ctx context.Context) error {
 	defer l.waiters.Add(^uint32(0))
 	stop := context.AfterFunc(ctx, func() { futex.Wake(l.wake) })
 	defer stop()
+	var alive writerProbe
 	for {
 		seq := l.wake.Load()
 		if it.available() {
@@ -95,15 +111,65 @@ func (it *Iterator) sleepFutex(ctx context.Context) error {
 		if l.closed.Load() {
 			return it.checkOpen("wait")
 		}
-		// Announce the sleep, then look once more: the writer may have committed before it
-		// could see the flag. (Set only here, so that a reader woken with frames to read
-		// leaves it as the writer left it, clear.)
+		if err := it.truncated(); err != nil {
+			return err
+		}
+		if h := waitTestHook; h != nil {
+			h()
+		}
+		// Announce the sleep, then look once more: the writer may have committed, or sealed,
+		// before it could see the flag. (Set only here, so that a reader woken with frames to
+		// read leaves it as the writer left it, clear.)
 		l.sleepers.Store(1)
 		if it.available() {
 			return nil
 		}
-		futex.Wait(l.wake, seq, sliceUntil(ctx, sleepSlice))
+		if err := it.sealed(); err != nil {
+			return err
+		}
+		slice := sleepSlice
+		if alive.goWriter(it.mem) {
+			slice = longSlice
+		}
+		waitSleeps.Add(1)
+		futex.Wait(l.wake, seq, sliceUntil(ctx, slice))
 	}
+}
+
+// writerProbe remembers, for one Wait, whether a writer of this package holds the log.
+type writerProbe struct {
+	pid   uint32
+	at    time.Time
+	alive bool
+}
+
+// goWriter reports whether a writer of this package holds the log, so that it will wake
+// sleepers itself. Such a writer records its pid in the header while it holds the lock and
+// clears it at Close; a writer that died without closing leaves its pid, so the process must also
+// still exist (kill(pid, 0)), which is asked at most once per longSlice. A pid reused by another
+// process, or the pid of a writer in another pid namespace, is taken at its word: readers then
+// see a Node writer's commits up to longSlice late, never later.
+func (p *writerProbe) goWriter(mem []byte) bool {
+	pid := u32at(mem, offWriterPID).Load()
+	if pid == 0 {
+		return false
+	}
+	if now := time.Now(); pid != p.pid || now.Sub(p.at) >= longSlice {
+		p.pid, p.at = pid, now
+		p.alive = int(pid) == os.Getpid() || unix.Kill(int(pid), 0) != unix.ESRCH
+	}
+	return p.alive
+}
+
+// truncated returns ErrMappingGone once the file is smaller than the mapping: another process
+// truncated it, and frames beyond its new end can never be read (or committed). Wait checks it
+// once per sleep, not per frame.
+func (it *Iterator) truncated() error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(it.log.file.Fd()), &st); err == nil && st.Size < int64(len(it.mem)) {
+		return errorf("wait", it.log.path, st.Size, ErrMappingGone, "file truncated to %d bytes under a mapping of %d", st.Size, len(it.mem))
+	}
+	return nil
 }
 
 // sleepPoll polls with exponential backoff from 10µs up to sleepSlice.
@@ -126,6 +192,9 @@ func (it *Iterator) sleepPoll(ctx context.Context) error {
 			return err
 		}
 		if err := it.checkOpen("wait"); err != nil {
+			return err
+		}
+		if err := it.truncated(); err != nil {
 			return err
 		}
 		if d *= 2; d > sleepSlice {

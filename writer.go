@@ -36,7 +36,8 @@ type Writer struct {
 
 // Writer opens the log's single writer. It resumes at the committed end: frames that a previous
 // writer allocated but did not commit are overwritten. It returns ErrReadOnly unless the log was
-// opened Writable, and ErrLocked while another writer (in this or another process) is open.
+// opened Writable, ErrLocked while another writer (in this or another process) is open, ErrSealed
+// on a sealed log, and ErrCorrupt when the committed end is not the end of a frame (FORMAT.md).
 func (l *Log) Writer() (*Writer, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -84,6 +85,14 @@ func (w *Writer) claim() (err error) {
 	if end < int(l.lo.dataOffset) || end > len(l.mem) {
 		return errorf("writer", l.path, int64(end), ErrCorrupt, "committed end %d outside [%d, %d]", end, l.lo.dataOffset, len(l.mem))
 	}
+	if !l.lo.nodeFormat && u32at(l.mem, offFlags).Load()&flagSealed != 0 {
+		return errorf("writer", l.path, -1, ErrSealed, "the log is sealed: no frame may follow its last one")
+	}
+	// Frames appended after an end that is not a frame boundary could never be reached by
+	// reading forward: refuse such a log rather than add to it.
+	if err := checkBoundary(l.mem, int(l.lo.dataOffset), end, l.lo.lenSize); err != nil {
+		return errorf("writer", l.path, int64(end), ErrCorrupt, "committed end %d is not the end of a frame: %v", end, err)
+	}
 	w.end, w.committed = end, end
 	if !l.lo.nodeFormat {
 		u32at(l.mem, offWriterPID).Store(uint32(os.Getpid()))
@@ -94,6 +103,30 @@ func (w *Writer) claim() (err error) {
 				u64at(l.mem, s).Store(0)
 			}
 		}
+	}
+	return nil
+}
+
+// boundaryFrames is how many frames checkBoundary walks back from the committed end.
+const boundaryFrames = 8
+
+// checkBoundary verifies that end is the end of a frame: walking back from it by trailing lengths,
+// each frame's leading length must agree, up to boundaryFrames frames or the data offset. A
+// committed end inside a frame would have to hit matching lengths by chance boundaryFrames
+// times in a row (or land exactly on the data offset).
+func checkBoundary(mem []byte, base, end, lsize int) error {
+	for p, n := end, 0; p > base && n < boundaryFrames; n++ {
+		if p-base < 2*lsize+1 {
+			return fmt.Errorf("%d bytes before it, too few for a frame", p-base)
+		}
+		t := trailerLen(mem, p, lsize)
+		if t < 2*lsize+1 || t > p-base {
+			return fmt.Errorf("trailing length %d at %d does not fit after the data offset", t, p-lsize)
+		}
+		if l, err := frameLen(mem, p-t, p, lsize); err != nil || l != t {
+			return fmt.Errorf("trailing length %d at %d, leading length %d at %d", t, p-lsize, l, p-t)
+		}
+		p -= t
 	}
 	return nil
 }
@@ -217,7 +250,9 @@ func (w *Writer) Append(p []byte) error {
 
 // Commit publishes every frame allocated since the last commit with one atomic store of the
 // committed end, then wakes readers sleeping in Wait (only if the header says some sleep, so a
-// commit with no sleepers costs one store and one load).
+// commit with no sleepers costs one store and one load). If the committed end is not where this
+// writer last stored it, a writer that ignores the lock (Node shmio) appended meanwhile: Commit
+// then publishes nothing and returns ErrConflict, as every later Commit does; close the writer.
 func (w *Writer) Commit() (err error) {
 	if w.mem == nil {
 		return newError("commit", w.log.path, -1, ErrClosed)
@@ -226,10 +261,10 @@ func (w *Writer) Commit() (err error) {
 	if w.end == w.committed {
 		return nil
 	}
+	if got := w.log.size.Load(); got != uint64(w.committed) {
+		return w.conflict(got)
+	}
 	if w.debug {
-		if err := w.checkCommitted(); err != nil {
-			return err
-		}
 		if err := w.checkLast(); err != nil {
 			return err
 		}
@@ -255,6 +290,9 @@ func (w *Writer) CommitTagged(tag uint64) (err error) {
 		return newError("commit", w.log.path, -1, fmt.Errorf("commit tags need a file made by shmio-go: %w", errors.ErrUnsupported))
 	}
 	cur := uint64(w.committed)
+	if got := w.log.size.Load(); got != cur {
+		return w.conflict(got)
+	}
 	slot := offTag0End
 	if u64at(w.mem, offTag0End).Load() == cur {
 		slot = offTag1End
@@ -267,9 +305,6 @@ func (w *Writer) CommitTagged(tag uint64) (err error) {
 		}
 	}
 	if w.debug {
-		if err := w.checkCommitted(); err != nil {
-			return err
-		}
 		if err := w.checkLast(); err != nil {
 			return err
 		}
@@ -282,13 +317,18 @@ func (w *Writer) CommitTagged(tag uint64) (err error) {
 	return nil
 }
 
-// checkCommitted verifies (DebugChecks only) that nobody moved the committed end behind this
-// writer's back, such as a second writer that ignores the lock.
-func (w *Writer) checkCommitted() error {
-	if got := int(w.log.size.Load()); got != w.committed {
-		return errorf("commit", w.log.path, int64(got), ErrCorrupt, "committed end moved from %d to %d under the writer", w.committed, got)
+// conflict reports (and counts in the header, for Header.Conflicts) a commit refused because the
+// committed end is no longer where this writer left it: a process that ignores the writer lock
+// (Node shmio writers take none) appended or rewound the log. Storing our end would move the
+// committed end under the other writer's feet, so nothing is committed, now or later.
+func (w *Writer) conflict(got uint64) error {
+	l := w.log
+	if !l.lo.nodeFormat {
+		u32at(w.mem, offConflicts).Add(1)
 	}
-	return nil
+	return errorf("commit", l.path, int64(got), ErrConflict,
+		"committed end moved from %d to %d under this writer (a writer that takes no lock, such as Node shmio?); nothing committed, and frames of both writers past %d may be damaged: close this writer",
+		w.committed, got, min(uint64(w.committed), got))
 }
 
 // wakeReaders wakes every reader asleep in Wait, if any may be: the writer's side of the wake
@@ -314,8 +354,10 @@ func (w *Writer) Sync() error {
 	return nil
 }
 
-// Close releases the writer lock. Frames allocated since the last Commit are discarded: they
-// were never published and the next writer overwrites them.
+// Close releases the writer lock. It does not commit: frames allocated since the last Commit are
+// discarded (never published; the next writer overwrites them), and then Close returns an error
+// wrapping ErrUncommitted that says how many, after releasing the lock all the same. Commit
+// before Close to keep them.
 func (w *Writer) Close() error {
 	w.log.mu.Lock()
 	defer w.log.mu.Unlock()
@@ -327,15 +369,42 @@ func (w *Writer) Close() error {
 
 func (w *Writer) closeLocked() error {
 	l := w.log
+	var lost error
+	if w.end != w.committed {
+		lost = errorf("close writer", l.path, int64(w.committed), ErrUncommitted, "%s (%d bytes) allocated after the last Commit were discarded", w.uncommittedFrames(), w.end-w.committed)
+	}
 	if !l.lo.nodeFormat {
 		clearPID(w.mem, l.path)
 	}
 	w.mem, w.fastMax = nil, 0
 	l.writer = nil
 	if err := flock.Unlock(int(l.file.Fd())); err != nil {
-		return newError("close writer", l.path, -1, fmt.Errorf("unlock: %w", err))
+		return errors.Join(lost, newError("close writer", l.path, -1, fmt.Errorf("unlock: %w", err)))
 	}
-	return nil
+	return lost
+}
+
+// uncommittedFrames describes the frames between the committed end and the allocated end.
+func (w *Writer) uncommittedFrames() (desc string) {
+	var err error
+	defer func() {
+		if err != nil {
+			desc = "frames (the file was truncated: count unknown)"
+		}
+	}()
+	defer recoverFault(debug.SetPanicOnFault(true), "close writer", w.log.path, -1, &err)
+	n := 0
+	for p := w.committed; p < w.end; n++ {
+		flen, err := frameLen(w.mem, p, w.end, w.lenSize)
+		if err != nil {
+			return fmt.Sprintf("%d or more frames (damaged lengths)", n+1)
+		}
+		p += flen
+	}
+	if n == 1 {
+		return "1 frame"
+	}
+	return fmt.Sprintf("%d frames", n)
 }
 
 // Seal commits any allocated frames and marks the file sealed: the writer is done with it and no

@@ -211,8 +211,8 @@ func TestWriterUncommittedDiscarded(t *testing.T) {
 	if got := utReadAll(t, reader); len(got) != 2 {
 		t.Fatalf("%d frames visible with 3 allocated but uncommitted, want 2", len(got))
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
+	if err := w.Close(); !errors.Is(err, ErrUncommitted) || !strings.Contains(err.Error(), "3 frames (162 bytes)") {
+		t.Fatalf("Close with 3 frames allocated: %v, want ErrUncommitted naming 3 frames (162 bytes)", err)
 	}
 	if h := l.Header(); h.Size != 192+14+24 {
 		t.Fatalf("size %d after Close, want %d", h.Size, 192+14+24)
@@ -493,7 +493,7 @@ func TestWriterDebugChecks(t *testing.T) {
 		// Someone moved the committed end under the writer (a second writer ignoring the lock).
 		l.size.Store(l.size.Load() + 9)
 		utAppendNoCommit(t, w, 2, 1)
-		utIs(t, w.Commit(), ErrCorrupt, "Commit after the end moved")
+		utIs(t, w.Commit(), ErrConflict, "Commit after the end moved")
 		l.Close()
 	}
 }

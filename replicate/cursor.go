@@ -138,3 +138,9 @@ func (p *Pusher) persist(force bool) error {
 	p.persisted, p.lastSave = cur, time.Now()
 	return nil
 }
+
+// DefaultCursorFile is where a pusher of the log (or queue directory) at path to stream keeps
+// its cursor when not told otherwise: next to the log, <path>.<stream>.cursor.
+func DefaultCursorFile(path, stream string) string {
+	return filepath.Clean(path) + "." + stream + ".cursor"
+}

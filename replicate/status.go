@@ -23,6 +23,9 @@ type StatusOptions struct {
 	LogID      uint64      // the source log's identity
 	CursorFile string      // the pusher's cursor file, if any
 
+	// Dest is the pulled log or queue, if it exists: it sets Pull, Tag, TagOK, and Durable
+	// when empty (DefaultDurable of its identity).
+	Dest    shmio.Store
 	Pull    bool
 	Tag     uint64 // the destination log's commit tag
 	TagOK   bool   // false: the destination log has no tag (nothing pulled yet)
@@ -82,6 +85,9 @@ type Status struct {
 
 // GetStatus reports how far behind each side is.
 func GetStatus(ctx context.Context, o StatusOptions) (*Status, error) {
+	if err := o.resolveDest(); err != nil {
+		return nil, err
+	}
 	js, err := jetstream.New(o.Conn)
 	if err != nil {
 		return nil, fmt.Errorf("replicate: %w", err)
@@ -129,6 +135,22 @@ func GetStatus(ctx context.Context, o StatusOptions) (*Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// resolveDest fills Pull, Tag, TagOK and Durable from Dest.
+func (o *StatusOptions) resolveDest() error {
+	if o.Dest == nil {
+		return nil
+	}
+	o.Pull = true
+	var err error
+	if o.Tag, o.TagOK, err = o.Dest.CommitTag(); err != nil {
+		return fmt.Errorf("replicate: %s: %w", o.Dest.Path(), err)
+	}
+	if o.Durable == "" {
+		o.Durable = DefaultDurable(StoreID(o.Dest))
+	}
+	return nil
 }
 
 // runPos is where a stream message's run sits in the source log.

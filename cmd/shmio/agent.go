@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -137,22 +135,6 @@ fixed, it answers every prompt that waited.`,
 }
 
 // agentIO is the agent's input and output opened from paths (logs or queues).
-type agentIO struct {
-	input    agent.Source
-	output   agent.Sink
-	outcomes agent.Source
-	lag      func(int64) (int64, int64, error)
-	inputID  string
-	maxRec   int
-	closers  []func() error
-}
-
-func (x *agentIO) close() {
-	for i := len(x.closers) - 1; i >= 0; i-- {
-		_ = x.closers[i]()
-	}
-}
-
 func runAgent(cmd *cobra.Command, o agentOptions) error {
 	if o.from != "start" && o.from != "end" {
 		return fmt.Errorf(`--from must be "start" or "end", not %q`, o.from)
@@ -206,11 +188,16 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 		return fmt.Errorf(`--client must be "anthropic" or "echo", not %q`, o.client)
 	}
 
-	aio, err := openAgentIO(o)
-	if err != nil {
+	aio, err := agent.OpenLogs(o.in, o.out, int64(o.capacity))
+	if pe := (*agent.PathError)(nil); errors.As(err, &pe) {
+		if errors.Is(err, shmio.ErrLocked) {
+			return writerError(pe.Path, err)
+		}
+		return openError(pe.Path, pe.Path == o.out, pe.Err)
+	} else if err != nil {
 		return err
 	}
-	defer aio.close()
+	defer aio.Close()
 
 	level := slog.LevelInfo
 	if o.verbose {
@@ -219,21 +206,21 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 
 	cfg := agent.Config{
-		Input: aio.input, Output: aio.output, Outcomes: aio.outcomes, Lag: aio.lag, Client: client,
-		CheckpointPath: o.checkpoint, InputID: aio.inputID, Model: o.model, MaxTokens: o.maxTokens,
+		Input: aio.Input, Output: aio.Output, Outcomes: aio.Outcomes, Lag: aio.Lag, Client: client,
+		CheckpointPath: o.checkpoint, InputID: aio.InputID, Model: o.model, MaxTokens: o.maxTokens,
 		System: o.system, MaxInFlight: o.maxInFlight, ReadMaxFrames: o.readBatch, TTL: o.ttl,
 		RequestsPerMinute: o.rpm, RequestBurst: o.rpmBurst, InputTokensPerMinute: o.itpm, MaxAttempts: o.maxAttempts,
 		Decoder: agent.NewDecoder(format), Prices: prices, Stream: o.stream, CacheSystem: o.cacheSystem,
 		Batch: o.batchAPI, BatchSize: o.batchSize, BatchAge: o.batchAge, BatchPoll: o.batchPoll, BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, PauseOnFatal: o.onFatal == "pause",
 		RequestTimeout: o.requestTimeout, Coalesce: o.coalesce, Linger: o.linger,
-		DrainTimeout: o.drainTimeout, MaxRecordBytes: aio.maxRec, Logger: logger,
+		DrainTimeout: o.drainTimeout, MaxRecordBytes: aio.MaxRecordBytes, Logger: logger,
 	}
 	if o.drainTimeout == 0 {
 		cfg.DrainTimeout = time.Nanosecond // 0 means the default in agent.Config; the flag means "do not wait"
 	}
 	if o.from == "end" {
 		if _, err := os.Stat(o.checkpoint); errors.Is(err, fs.ErrNotExist) {
-			if _, err := aio.input.Seek(0, io.SeekEnd); err != nil {
+			if _, err := aio.Input.Seek(0, io.SeekEnd); err != nil {
 				return fmt.Errorf("%s: seek to the end: %w", o.in, err)
 			}
 		}
@@ -271,103 +258,6 @@ func runAgent(cmd *cobra.Command, o agentOptions) error {
 		"rejected", s.Rejected, "refused", s.Refused, "cache_read_tokens", s.CacheReadTokens, "cost_usd", s.CostUSD, "retries", s.Retries, "input_tokens", s.InputTokens, "output_tokens", s.OutputTokens,
 		"checkpoint", s.Checkpoint)
 	return nil
-}
-
-// openAgentIO opens (creating when missing) the prompt and response logs or queues.
-func openAgentIO(o agentOptions) (_ *agentIO, err error) {
-	aio := &agentIO{}
-	defer func() {
-		if err != nil {
-			aio.close()
-		}
-	}()
-	if isDir(o.in) {
-		q, err := shmio.OpenQueue(shmio.QueueOptions{Dir: o.in})
-		if errors.Is(err, fs.ErrNotExist) { // an empty directory: make it a queue
-			q, err = shmio.OpenQueue(shmio.QueueOptions{Dir: o.in, Writable: true})
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s", o.in, rootCause(err))
-		}
-		aio.closers = append(aio.closers, q.Close)
-		it, err := q.NewIterator(shmio.IteratorOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s", o.in, rootCause(err))
-		}
-		aio.closers = append(aio.closers, it.Close)
-		aio.input, aio.lag = it, q.Lag
-		if abs, err := filepath.Abs(o.in); err == nil {
-			aio.inputID = "queue:" + abs
-		}
-	} else {
-		l, err := openOrCreate(o.in, int64(o.capacity), false)
-		if err != nil {
-			return nil, err
-		}
-		aio.closers = append(aio.closers, l.Close)
-		it, err := l.NewIterator(shmio.IteratorOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s", o.in, rootCause(err))
-		}
-		aio.closers = append(aio.closers, it.Close)
-		aio.input = it
-		if id := l.Header().ID; id != 0 {
-			aio.inputID = strconv.FormatUint(id, 16)
-		}
-	}
-	if isDir(o.out) {
-		q, err := shmio.OpenQueue(shmio.QueueOptions{Dir: o.out, Writable: true})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s", o.out, rootCause(err))
-		}
-		aio.closers = append(aio.closers, q.Close)
-		w, err := q.Writer()
-		if err != nil {
-			return nil, writerError(o.out, err)
-		}
-		aio.closers = append(aio.closers, w.Close)
-		it, err := q.NewIterator(shmio.IteratorOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s", o.out, rootCause(err))
-		}
-		aio.closers = append(aio.closers, it.Close)
-		aio.output, aio.outcomes, aio.maxRec = w, it, q.MaxPayload()
-	} else {
-		l, err := openOrCreate(o.out, int64(o.capacity), true)
-		if err != nil {
-			return nil, err
-		}
-		aio.closers = append(aio.closers, l.Close)
-		w, err := l.Writer()
-		if err != nil {
-			return nil, writerError(o.out, err)
-		}
-		aio.closers = append(aio.closers, w.Close)
-		it, err := l.NewIterator(shmio.IteratorOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s", o.out, rootCause(err))
-		}
-		aio.closers = append(aio.closers, it.Close)
-		aio.output, aio.outcomes, aio.maxRec = w, it, l.MaxPayload()
-	}
-	return aio, nil
-}
-
-func isDir(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.IsDir()
-}
-
-// openOrCreate opens a log, creating it with capacity when it does not exist.
-func openOrCreate(path string, capacity int64, writable bool) (*shmio.Log, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		l, err := shmio.Open(shmio.Options{Path: path, Capacity: capacity, Writable: true})
-		if err != nil {
-			return nil, openError(path, true, err)
-		}
-		return l, nil
-	}
-	return openLog(path, writable, false)
 }
 
 // writerError words a failure to take a log's writer lock.

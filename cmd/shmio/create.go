@@ -153,27 +153,25 @@ func removeLog(path string, fi fs.FileInfo) error {
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("%s: is a %s, not a shmio log; --force only replaces a log%s", path, fileKind(fi.Mode()), how)
 	}
-	l, err := shmio.Open(shmio.Options{Path: path})
-	if err != nil {
-		if errors.Is(err, shmio.ErrBadHeader) {
-			return fmt.Errorf("%s: not a shmio log (%s); --force only replaces a log%s", path, strings.TrimPrefix(rootCause(err), shmio.ErrBadHeader.Error()+": "), how)
+	// shmio.Remove holds the writer lock while it unlinks: no writer can slip in between.
+	switch err := shmio.Remove(path); {
+	case err == nil:
+		return nil
+	case errors.Is(err, shmio.ErrBadHeader):
+		why := strings.TrimSuffix(strings.TrimPrefix(rootCause(err), shmio.ErrBadHeader.Error()+": "), ": not removed")
+		return fmt.Errorf("%s: not a shmio log (%s); --force only replaces a log%s", path, why, how)
+	case errors.Is(err, shmio.ErrLocked):
+		if l, oerr := shmio.Open(shmio.Options{Path: path}); oerr == nil {
+			_, pid, _ := l.WriterStatus()
+			l.Close()
+			if pid != 0 {
+				return fmt.Errorf("%s: a writer (pid %d) holds the log; stop it before replacing the log", path, pid)
+			}
 		}
-		return fmt.Errorf("%s: cannot check the file before replacing it: %s", path, rootCause(err))
-	}
-	held, pid, err := l.WriterStatus()
-	l.Close()
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s: cannot tell whether a writer holds the log: %s", path, rootCause(err))
-	case held && pid != 0:
-		return fmt.Errorf("%s: a writer (pid %d) holds the log; stop it before replacing the log", path, pid)
-	case held:
 		return fmt.Errorf("%s: a writer holds the log; stop it before replacing the log", path)
-	}
-	if err := os.Remove(path); err != nil {
+	default:
 		return fmt.Errorf("%s: cannot remove the old log: %s", path, rootCause(err))
 	}
-	return nil
 }
 
 func runCreateQueue(cmd *cobra.Command, o *createOptions) error {

@@ -173,21 +173,7 @@ func queueCursorString(c int64) string {
 }
 
 // parseCursor parses a cursor the user gave: a number, or for a queue also SEGMENT:OFFSET.
-func (t *target) parseCursor(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	if a, b, ok := strings.Cut(s, ":"); ok && t.q != nil {
-		seg, err1 := strconv.ParseInt(a, 10, 64)
-		off, err2 := strconv.ParseInt(b, 10, 64)
-		if err1 == nil && err2 == nil && seg >= 0 && off >= 0 && seg <= 1<<31-1 && off <= 1<<32-1 {
-			return shmio.QueueCursor(seg, off), nil
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("invalid cursor %q", s)
-	}
-	return n, nil
-}
+func (t *target) parseCursor(s string) (int64, error) { return shmio.ParseCursor(s, t.q != nil) }
 
 // seek positions it at cursor c the user gave, with a message naming what is wrong with c.
 func (t *target) seek(it shmio.FrameIterator, c int64) error {
@@ -218,13 +204,9 @@ func (t *target) corrupt(c int64, ending bool, err error) string {
 		}
 		return fmt.Sprintf("%s cursor %s: %s", frame, t.cursorString(c), rootCause(err))
 	}
-	what := t.log.FrameProblem(c, ending)
-	if what == "" {
-		what = rootCause(err)
-	}
-	p := shmio.Problem{Segment: -1, Cursor: c, Offset: t.log.Header().DataOffset + c, What: what, Kind: shmio.ProblemFrame}
-	if ending {
-		p.Kind = shmio.ProblemFrameEnd
+	p := t.log.FrameProblemAt(c, ending)
+	if p.What == "" {
+		p.What = rootCause(err)
 	}
 	return p.String()
 }

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,14 +33,6 @@ type natsFlags struct {
 	connectTimeout                     time.Duration
 }
 
-// Environment variables for secrets (the file flags take precedence).
-const (
-	envNATSUser     = "SHMIO_NATS_USER"
-	envNATSPassword = "SHMIO_NATS_PASSWORD"
-	envNATSToken    = "SHMIO_NATS_TOKEN"
-	envNATSNKey     = "SHMIO_NATS_NKEY_FILE"
-)
-
 func (n *natsFlags) add(cmd *cobra.Command, embedded bool, connectTimeout time.Duration) {
 	f := cmd.Flags()
 	f.StringVar(&n.url, "nats", "", `NATS server URL(s), comma-separated for a cluster (nats://host:4222, tls://host:4222)`)
@@ -52,10 +42,10 @@ func (n *natsFlags) add(cmd *cobra.Command, embedded bool, connectTimeout time.D
 		f.StringVar(&n.listen, "listen", "127.0.0.1:4222", "address the embedded server listens on (other processes connect there)")
 	}
 	f.StringVar(&n.creds, "creds", "", "NATS credentials file (JWT and nkey seed, as made by nsc)")
-	f.StringVar(&n.nkeyFile, "nkey-file", "", "file holding a user nkey seed (or $"+envNATSNKey+")")
-	f.StringVar(&n.user, "user", "", "user name for user/password authentication (or $"+envNATSUser+")")
-	f.StringVar(&n.passwordFile, "password-file", "", "file holding the password (or $"+envNATSPassword+")")
-	f.StringVar(&n.tokenFile, "token-file", "", "file holding an authentication token (or $"+envNATSToken+")")
+	f.StringVar(&n.nkeyFile, "nkey-file", "", "file holding a user nkey seed (or $"+replicate.EnvNKeyFile+")")
+	f.StringVar(&n.user, "user", "", "user name for user/password authentication (or $"+replicate.EnvUser+")")
+	f.StringVar(&n.passwordFile, "password-file", "", "file holding the password (or $"+replicate.EnvPassword+")")
+	f.StringVar(&n.tokenFile, "token-file", "", "file holding an authentication token (or $"+replicate.EnvToken+")")
 	f.StringVar(&n.tlsCA, "tls-ca", "", "PEM file of the CA(s) that signed the server certificate")
 	f.StringVar(&n.tlsCert, "tls-cert", "", "client certificate (PEM) for servers that require mutual TLS")
 	f.StringVar(&n.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
@@ -63,43 +53,18 @@ func (n *natsFlags) add(cmd *cobra.Command, embedded bool, connectTimeout time.D
 	_ = cmd.MarkFlagRequired("nats")
 }
 
-// secret reads a secret from file (trailing newline trimmed) or else from the environment.
-func secret(file, env, what string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("%s file: %w", what, err)
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	return os.Getenv(env), nil
-}
-
 // options turns the flags into replicate.ConnectOptions, reading secrets.
 func (n *natsFlags) options(url, name string) (replicate.ConnectOptions, error) {
 	o := replicate.ConnectOptions{URL: url, Creds: n.creds, TLSCA: n.tlsCA, TLSCert: n.tlsCert, TLSKey: n.tlsKey, Name: name,
 		ConnectTimeout: n.connectTimeout, Logf: func(f string, a ...any) { stderrf(f, a...) }}
-	if strings.Contains(n.url, "@") {
-		return o, errors.New("--nats: credentials in the URL would show in the process list: use --user with " +
-			envNATSPassword + " or --password-file, --token-file, --nkey-file or --creds")
+	err := o.LoadSecrets(replicate.SecretSources{User: n.user, PasswordFile: n.passwordFile, TokenFile: n.tokenFile, NKeyFile: n.nkeyFile})
+	switch {
+	case errors.Is(err, replicate.ErrURLCredentials):
+		err = fmt.Errorf("--nats: %w: use --user with %s or --password-file, --token-file, --nkey-file or --creds", err, replicate.EnvPassword)
+	case err != nil && o.User == "" && o.Password != "":
+		err = errors.New("a password needs a user name: --user or $" + replicate.EnvUser)
 	}
-	var err error
-	if o.User = n.user; o.User == "" {
-		o.User = os.Getenv(envNATSUser)
-	}
-	if o.Password, err = secret(n.passwordFile, envNATSPassword, "password"); err != nil {
-		return o, err
-	}
-	if o.Token, err = secret(n.tokenFile, envNATSToken, "token"); err != nil {
-		return o, err
-	}
-	if o.NKeySeed = n.nkeyFile; o.NKeySeed == "" {
-		o.NKeySeed = os.Getenv(envNATSNKey)
-	}
-	if o.Password != "" && o.User == "" {
-		return o, errors.New("a password needs a user name: --user or $" + envNATSUser)
-	}
-	return o, nil
+	return o, err
 }
 
 // connect dials NATS, starting the embedded server first when asked; stop undoes both. A server
@@ -112,7 +77,7 @@ func (n *natsFlags) connect(ctx context.Context, name string) (nc *nats.Conn, st
 	}
 	var srv *server.Server
 	if url == "embedded" {
-		if srv, url, err = startEmbedded(n.storeDir, n.listen); err != nil {
+		if srv, url, err = replicate.StartEmbedded(n.storeDir, n.listen); err != nil {
 			return nil, nil, err
 		}
 		o.URL = url
@@ -135,57 +100,6 @@ func (n *natsFlags) connect(ctx context.Context, name string) (nc *nats.Conn, st
 			srv.WaitForShutdown()
 		}
 	}, nil
-}
-
-// startEmbedded runs a nats-server with JetStream in this process.
-func startEmbedded(storeDir, listen string) (*server.Server, string, error) {
-	host, portStr, err := net.SplitHostPort(listen)
-	if err != nil {
-		return nil, "", fmt.Errorf("--listen %q: want host:port, such as 127.0.0.1:4222", listen)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return nil, "", fmt.Errorf("--listen %q: bad port", listen)
-	}
-	if port != 0 {
-		// nats-server reports a busy port only in its log; say it plainly instead.
-		l, err := net.Listen("tcp", listen)
-		if err != nil {
-			return nil, "", fmt.Errorf("cannot listen on %s (%v): if another shmio replicate runs the embedded "+
-				"server there, connect to it with --nats nats://%s, or pick another --listen", listen, unwrapNetError(err), listen)
-		}
-		l.Close()
-	} else {
-		port = -1 // nats-server's "pick a free port"
-	}
-	if err := os.MkdirAll(storeDir, 0o700); err != nil {
-		return nil, "", fmt.Errorf("--store-dir: %w", err)
-	}
-	srv, err := server.NewServer(&server.Options{
-		ServerName: "shmio-embedded", Host: host, Port: port, JetStream: true, StoreDir: storeDir,
-		NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("embedded NATS server: %w", err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(15 * time.Second) {
-		srv.Shutdown()
-		return nil, "", fmt.Errorf("embedded NATS server did not start on %s (is %s in use by another server?)", listen, storeDir)
-	}
-	if !srv.JetStreamEnabled() {
-		srv.Shutdown()
-		return nil, "", fmt.Errorf("embedded NATS server: JetStream did not start in %s", storeDir)
-	}
-	return srv, srv.ClientURL(), nil
-}
-
-func unwrapNetError(err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return oe.Err
-	}
-	return err
 }
 
 func newReplicateCmd() *cobra.Command {
@@ -225,18 +139,6 @@ func parseLogIDFlag(flag string) (uint64, error) {
 	return id, nil
 }
 
-// replicateLogID returns the identity used in message ids: the header's, or --log-id for Node-made logs.
-func replicateLogID(l *shmio.Log, flag string) (uint64, error) {
-	if id, err := parseLogIDFlag(flag); id != 0 || err != nil {
-		return id, err
-	}
-	if id := l.Header().ID; id != 0 {
-		return id, nil
-	}
-	return 0, fmt.Errorf("%s was made by Node shmio and has no identity: pass --log-id with a random hex "+
-		"number (for example --log-id %016x), and the same one on every restart", l.Path(), time.Now().UnixNano())
-}
-
 // replSource is what push and status read: a log file or a queue directory.
 type replSource struct {
 	store shmio.Store
@@ -250,30 +152,24 @@ func openReplSource(path, idFlag string) (*replSource, error) {
 	if err != nil {
 		return nil, err
 	}
+	var s shmio.Store
 	if shmio.IsQueue(path) {
-		q, err := openQueue(path, false)
-		if err != nil {
-			return nil, err
-		}
-		if id == 0 {
-			id = q.ID()
-		}
-		return &replSource{store: q, id: id}, nil
+		s, err = openQueue(path, false)
+	} else {
+		s, err = openLog(path, false, false)
 	}
-	l, err := openLog(path, false, false)
 	if err != nil {
 		return nil, err
 	}
-	if id, err = replicateLogID(l, idFlag); err != nil {
-		l.Close()
-		return nil, err
+	if id == 0 {
+		id = replicate.StoreID(s)
 	}
-	return &replSource{store: l, id: id}, nil
-}
-
-// defaultCursorFile is the pusher's cursor file next to the log (or queue directory).
-func defaultCursorFile(path, stream string) string {
-	return filepath.Clean(path) + "." + stream + ".cursor"
+	if id == 0 {
+		s.Close()
+		return nil, fmt.Errorf("%s was made by Node shmio and has no identity: pass --log-id with a random hex "+
+			"number (for example --log-id %016x), and the same one on every restart", path, time.Now().UnixNano())
+	}
+	return &replSource{store: s, id: id}, nil
 }
 
 // signalContext is cancelled by SIGINT or SIGTERM: push and pull then stop cleanly.
@@ -376,7 +272,7 @@ fails); an existing stream is used as it is. A server that does not answer at st
 			}
 			defer it.Close()
 			if cursor == "" {
-				cursor = defaultCursorFile(logPath, stream)
+				cursor = replicate.DefaultCursorFile(logPath, stream)
 			}
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
@@ -432,36 +328,22 @@ fails); an existing stream is used as it is. A server that does not answer at st
 	return cmd
 }
 
-// openPullLog opens (or creates) the destination log and returns it with its commit tag.
-func openPullLog(path string, capacity int64, wide bool) (*shmio.Log, uint64, error) {
-	_, statErr := os.Stat(path)
-	if errors.Is(statErr, fs.ErrNotExist) {
+// openPullLog opens (or creates, with capacity) the destination log.
+func openPullLog(path string, capacity int64, wide bool) (*shmio.Log, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		l, err := shmio.Open(shmio.Options{Path: path, Capacity: capacity, Writable: true, WideFrames: wide})
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: cannot create a log of %s: %s", path, formatSize(capacity), rootCause(err))
+			return nil, fmt.Errorf("%s: cannot create a log of %s: %s", path, formatSize(capacity), rootCause(err))
 		}
 		stderrf("created %s (%s)", path, formatSize(capacity))
-		return l, 0, nil
+		return l, nil
 	}
 	l, err := openLog(path, true, false)
-	if err != nil {
-		return nil, 0, err
-	}
-	h := l.Header()
-	if h.NodeFormat {
+	if err == nil && l.Header().NodeFormat {
 		l.Close()
-		return nil, 0, fmt.Errorf("%s was made by Node shmio, which has no room for the commit tag pull needs; pull into a new log", path)
+		return nil, fmt.Errorf("%s was made by Node shmio, which has no room for the commit tag pull needs; pull into a new log", path)
 	}
-	tag, ok, err := l.CommitTag()
-	if err != nil {
-		l.Close()
-		return nil, 0, err
-	}
-	if !ok && h.Size != h.DataOffset {
-		l.Close()
-		return nil, 0, fmt.Errorf("%s holds frames that pull did not write (no commit tag); pull into a new or empty log", path)
-	}
-	return l, tag, nil
+	return l, err
 }
 
 // replDest is what pull appends to: a log file or a queue directory, with its writer.
@@ -476,52 +358,35 @@ type replDest struct {
 // with capacity when missing). Queues are made with shmio create --queue beforehand: their
 // segment size and retention are choices pull has no business guessing.
 func openReplDest(path string, capacity int64, wide bool) (*replDest, error) {
+	var s shmio.Store
+	var err error
 	if shmio.IsQueue(path) {
-		q, err := openQueue(path, true)
-		if err != nil {
-			return nil, err
-		}
-		tag, ok, err := q.CommitTag()
-		if err != nil {
-			q.Close()
-			return nil, fmt.Errorf("%s: %s", path, rootCause(err))
-		}
-		if !ok {
-			segs, err := q.Segments()
-			if err != nil {
-				q.Close()
-				return nil, fmt.Errorf("%s: %s", path, rootCause(err))
-			}
-			for _, s := range segs {
-				if s.Committed > 0 {
-					q.Close()
-					return nil, fmt.Errorf("%s holds frames that pull did not write (no commit tag); pull into a new or empty queue", path)
-				}
-			}
-		}
-		w, err := q.Writer()
-		if err != nil {
-			q.Close()
-			if errors.Is(err, shmio.ErrLocked) {
-				return nil, fmt.Errorf("%s: another process writes to this queue (only one pull per queue)", path)
-			}
-			return nil, fmt.Errorf("%s: %s", path, rootCause(err))
-		}
-		return &replDest{sink: w, id: q.ID(), tag: tag, close: func() { q.Close() }}, nil // Close closes w
+		s, err = openQueue(path, true)
+	} else {
+		s, err = openPullLog(path, capacity, wide)
 	}
-	l, tag, err := openPullLog(path, capacity, wide)
 	if err != nil {
 		return nil, err
 	}
-	w, err := l.Writer()
+	tag, err := replicate.DestTag(s)
+	if errors.Is(err, replicate.ErrForeignFrames) {
+		err = fmt.Errorf("%s %w", path, replicate.ErrForeignFrames)
+	} else if err != nil {
+		err = fmt.Errorf("%s: %s", path, rootCause(err))
+	}
 	if err != nil {
-		l.Close()
+		s.Close()
+		return nil, err
+	}
+	w, err := s.OpenWriter()
+	if err != nil {
+		s.Close()
 		if errors.Is(err, shmio.ErrLocked) {
-			return nil, fmt.Errorf("%s: another process writes to this log (only one pull per log)", path)
+			return nil, fmt.Errorf("%s: another process writes to it (only one pull per log or queue)", path)
 		}
 		return nil, fmt.Errorf("%s: %s", path, rootCause(err))
 	}
-	return &replDest{sink: w, id: l.Header().ID, tag: tag, close: func() { w.Close(); l.Close() }}, nil
+	return &replDest{sink: w, id: replicate.StoreID(s), tag: tag, close: func() { w.Close(); s.Close() }}, nil
 }
 
 func newReplicatePullCmd() *cobra.Command {
@@ -575,7 +440,7 @@ creates one): the commit tag then rides on the queue's segments, across rolls.`,
 			}
 			defer d.close()
 			if durable == "" {
-				durable = fmt.Sprintf("shmio-pull-%016x", d.id)
+				durable = replicate.DefaultDurable(d.id)
 			}
 			p, err := replicate.NewPuller(d.sink, replicate.PullConfig{
 				Conn: nc, Stream: stream, Durable: durable, FilterSubject: subject, Tag: d.tag, Batch: batch, Once: once,

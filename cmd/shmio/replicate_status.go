@@ -18,55 +18,7 @@ import (
 )
 
 // statusJSON is the --json form of replicate status.
-type statusJSON struct {
-	Stream struct {
-		Name        string   `json:"name"`
-		Subjects    []string `json:"subjects"`
-		Replicas    int      `json:"replicas"`
-		Storage     string   `json:"storage"`
-		Messages    uint64   `json:"messages"`
-		Bytes       uint64   `json:"bytes"`
-		FirstSeq    uint64   `json:"first_seq"`
-		LastSeq     uint64   `json:"last_seq"`
-		LastLogID   string   `json:"last_log_id,omitempty"`
-		LastEnd     *int64   `json:"last_end_cursor,omitempty"`
-		Leader      string   `json:"leader,omitempty"`
-		Current     int      `json:"replicas_current,omitempty"`
-		Unavailable int      `json:"replicas_unavailable,omitempty"`
-		MsgsPerSec  *float64 `json:"msgs_per_s,omitempty"`
-		BytesPerSec *float64 `json:"bytes_per_s,omitempty"`
-	} `json:"stream"`
-	Push     *pushStatusJSON `json:"push,omitempty"`
-	Pull     *pullStatusJSON `json:"pull,omitempty"`
-	Exceeded []string        `json:"exceeded,omitempty"` // thresholds passed (--max-lag, --max-behind)
-}
-
-type pushStatusJSON struct {
-	Log          string   `json:"log"`
-	LogID        string   `json:"log_id"`
-	Committed    int64    `json:"committed_cursor"`
-	StreamEnd    int64    `json:"stream_end_cursor"`
-	CursorFile   *int64   `json:"cursor_file_cursor,omitempty"`
-	BehindFrames int64    `json:"behind_frames"`
-	BehindBytes  int64    `json:"behind_bytes"`
-	LagMillis    float64  `json:"lag_ms"`
-	FramesPerSec *float64 `json:"frames_per_s,omitempty"`
-	Foreign      bool     `json:"stream_from_another_log,omitempty"`
-}
-
-type pullStatusJSON struct {
-	Log             string   `json:"log"`
-	Exists          bool     `json:"exists"`
-	Tag             *uint64  `json:"commit_tag"`
-	BehindMessages  uint64   `json:"behind_messages"`
-	BehindFrames    *int64   `json:"behind_frames"`
-	BehindBytes     *int64   `json:"behind_bytes"`
-	LagMillis       float64  `json:"lag_ms"`
-	MsgsPerSec      *float64 `json:"msgs_per_s,omitempty"`
-	Durable         string   `json:"durable,omitempty"`
-	ConsumerPending *uint64  `json:"consumer_pending,omitempty"`
-	ConsumerUnacked *uint64  `json:"consumer_unacked,omitempty"`
-}
+type statusJSON = replicate.Report
 
 // exitBehind is status's exit code when a side passes --max-lag or --max-behind.
 const exitBehind = 3
@@ -112,13 +64,13 @@ be queue directories.`,
 				defer rs.store.Close()
 				o.Source, o.LogID = rs.store, rs.id
 				if cursor == "" {
-					cursor = defaultCursorFile(logPath, stream)
+					cursor = replicate.DefaultCursorFile(logPath, stream)
 				}
 				o.CursorFile = cursor
 			}
-			pullExists := false
+			ro := replicate.ReportOptions{Log: logPath, PullLog: pullLog, Interval: interval, MaxLag: maxLag, MaxBehind: maxBehind}
 			if pullLog != "" {
-				o.Pull = true
+				o.Pull, o.Durable = true, durable
 				if _, err := os.Stat(pullLog); errors.Is(err, fs.ErrNotExist) {
 					if durable == "" {
 						durable = "(none: the log does not exist yet)"
@@ -129,14 +81,7 @@ be queue directories.`,
 						return fmt.Errorf("%s: %s", pullLog, rootCause(err))
 					}
 					defer ds.Close()
-					pullExists = true
-					if o.Tag, o.TagOK, err = ds.CommitTag(); err != nil {
-						return fmt.Errorf("%s: %s", pullLog, rootCause(err))
-					}
-					if durable == "" {
-						durable = fmt.Sprintf("shmio-pull-%016x", storeID(ds))
-					}
-					o.Durable = durable
+					o.Dest, ro.PullExists = ds, true
 				}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second+nf.connectTimeout+interval)
@@ -147,27 +92,17 @@ be queue directories.`,
 			}
 			defer stop()
 			o.Conn = nc
-			st, err := replicate.GetStatus(ctx, o)
+			out, err := replicate.GetReport(ctx, o, ro)
 			if err != nil {
 				return err
 			}
-			var prev *replicate.Status
-			if interval > 0 {
-				prev = st
-				if !sleepCmd(ctx, interval) {
-					return ctx.Err()
-				}
-				if st, err = replicate.GetStatus(ctx, o); err != nil {
-					return err
-				}
+			if out.Pull != nil && out.Pull.Durable == "" {
+				out.Pull.Durable = durable // the placeholder for a log not made yet
 			}
-			var out statusJSON
-			fillStatusJSON(&out, st, prev, o.Source, logPath, pullLog, durable, pullExists)
-			out.Exceeded = exceeded(st, maxLag, maxBehind)
 			if asJSON {
 				err = writeJSON(cmd.OutOrStdout(), out)
 			} else {
-				printReplicateStatus(cmd.OutOrStdout(), &out)
+				printReplicateStatus(cmd.OutOrStdout(), out)
 			}
 			if err == nil && len(out.Exceeded) > 0 {
 				err = &exitError{code: exitBehind, err: fmt.Errorf("replication behind: %s", strings.Join(out.Exceeded, "; "))}
@@ -190,112 +125,6 @@ be queue directories.`,
 	_ = cmd.MarkFlagRequired("stream")
 	return cmd
 }
-
-// storeID is the identity of a log or queue (it names the default durable consumer).
-func storeID(s shmio.Store) uint64 {
-	switch v := s.(type) {
-	case *shmio.Log:
-		return v.Header().ID
-	case *shmio.Queue:
-		return v.ID()
-	}
-	return 0
-}
-
-func sleepCmd(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// exceeded lists the thresholds a side passes.
-func exceeded(st *replicate.Status, maxLag time.Duration, maxBehind int64) []string {
-	var out []string
-	if p := st.Push; p != nil {
-		if maxLag > 0 && p.Lag > maxLag {
-			out = append(out, fmt.Sprintf("push lags %v (more than %v)", p.Lag.Round(time.Millisecond), maxLag))
-		}
-		if maxBehind > 0 && p.BehindFrames > maxBehind {
-			out = append(out, fmt.Sprintf("push is %d frames behind (more than %d)", p.BehindFrames, maxBehind))
-		}
-	}
-	if p := st.Pull; p != nil {
-		if maxLag > 0 && p.Lag > maxLag {
-			out = append(out, fmt.Sprintf("pull lags %v (more than %v)", p.Lag.Round(time.Millisecond), maxLag))
-		}
-		behind, what := p.BehindFrames, "frames"
-		if behind < 0 {
-			behind, what = int64(p.BehindMsgs), "messages"
-		}
-		if maxBehind > 0 && behind > maxBehind {
-			out = append(out, fmt.Sprintf("pull is %d %s behind (more than %d)", behind, what, maxBehind))
-		}
-	}
-	return out
-}
-
-func rate(delta float64, from, to time.Time) *float64 {
-	r := delta / to.Sub(from).Seconds()
-	return &r
-}
-
-func fillStatusJSON(out *statusJSON, st, prev *replicate.Status, src shmio.Store, logPath, pullLog, durable string, pullExists bool) {
-	s := &out.Stream
-	s.Name, s.Subjects, s.Replicas, s.Storage = st.Stream.Name, st.Stream.Subjects, st.Stream.Replicas, strings.ToLower(st.Stream.Storage)
-	s.Messages, s.Bytes, s.FirstSeq, s.LastSeq = st.Stream.Msgs, st.Stream.Bytes, st.Stream.FirstSeq, st.Stream.LastSeq
-	if st.Stream.LastEnd >= 0 {
-		s.LastLogID = fmt.Sprintf("%016x", st.Stream.LastLogID)
-		c := st.Stream.LastEnd
-		s.LastEnd = &c
-	}
-	s.Leader, s.Current, s.Unavailable = st.Stream.Leader, st.Stream.CurrentReplicas, st.Stream.UnhealthyReplicas
-	if prev != nil {
-		s.MsgsPerSec = rate(float64(st.Stream.LastSeq)-float64(prev.Stream.LastSeq), prev.Time, st.Time)
-		s.BytesPerSec = rate(float64(st.Stream.Bytes)-float64(prev.Stream.Bytes), prev.Time, st.Time)
-	}
-	if p := st.Push; p != nil {
-		out.Push = &pushStatusJSON{Log: logPath, LogID: fmt.Sprintf("%016x", p.LogID), Committed: p.Committed, StreamEnd: p.StreamEnd,
-			BehindFrames: p.BehindFrames, BehindBytes: p.BehindBytes, Foreign: p.ForeignStream, LagMillis: millis(p.Lag)}
-		if p.FileCursor >= 0 {
-			c := p.FileCursor
-			out.Push.CursorFile = &c
-		}
-		if prev != nil && prev.Push != nil && src != nil && p.StreamEnd >= prev.Push.StreamEnd {
-			if n, _, err := src.Distance(prev.Push.StreamEnd, p.StreamEnd); err == nil {
-				out.Push.FramesPerSec = rate(float64(n), prev.Time, st.Time)
-			}
-		}
-	}
-	if p := st.Pull; p != nil {
-		out.Pull = &pullStatusJSON{Log: pullLog, Exists: pullExists, BehindMessages: p.BehindMsgs, Durable: durable, LagMillis: millis(p.Lag)}
-		if p.TagOK {
-			t := p.Tag
-			out.Pull.Tag = &t
-		}
-		if p.BehindBytes >= 0 {
-			b := p.BehindBytes
-			out.Pull.BehindBytes = &b
-		}
-		if p.BehindFrames >= 0 {
-			b := p.BehindFrames
-			out.Pull.BehindFrames = &b
-		}
-		if prev != nil && prev.Pull != nil {
-			out.Pull.MsgsPerSec = rate(float64(p.Tag)-float64(prev.Pull.Tag), prev.Time, st.Time)
-		}
-		if p.ConsumerExists {
-			pend, unacked := p.ConsumerPending, p.ConsumerAckWait
-			out.Pull.ConsumerPending, out.Pull.ConsumerUnacked = &pend, &unacked
-		}
-	}
-}
-
-func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func printReplicateStatus(w io.Writer, s *statusJSON) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

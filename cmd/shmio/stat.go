@@ -13,33 +13,11 @@ import (
 
 func init() { register(newStatCmd()) }
 
-// statInfo is what stat reports; its JSON form is the --json output.
-type statInfo struct {
-	Path           string  `json:"path"`
-	Format         string  `json:"format"` // "node", "shmio-go" or "shmio-go-wide"
-	WideFrames     bool    `json:"wide_frames"`
-	NodeCompatible bool    `json:"node_compatible"`
-	Version        uint32  `json:"version"`
-	ID             string  `json:"id,omitempty"`
-	HeaderSize     int64   `json:"header_size"`
-	DataOffset     int64   `json:"data_offset"`
-	Capacity       int64   `json:"capacity"`
-	DataCapacity   int64   `json:"data_capacity"`
-	CommittedEnd   int64   `json:"committed_end"`
-	Committed      int64   `json:"committed_bytes"`
-	FillPercent    float64 `json:"fill_percent"`
-	MaxPayload     int     `json:"max_payload"`
-	Frames         int64   `json:"frames"`
-	FirstCursor    *int64  `json:"first_cursor"`
-	LastCursor     *int64  `json:"last_cursor"`
-	Sealed         bool    `json:"sealed"`
-	WriterLockHeld bool    `json:"writer_lock_held"`
-	WriterPID      int     `json:"writer_pid,omitempty"`
-	LastWriterPID  int     `json:"last_writer_pid,omitempty"`
-	ReadersWaiting uint32  `json:"readers_waiting"`
-	CommitTag      *uint64 `json:"commit_tag,omitempty"`
-	Corrupt        string  `json:"corrupt,omitempty"`
-}
+// statInfo and queueStatInfo are what stat reports; their JSON form is the --json output.
+type (
+	statInfo      = shmio.LogStat
+	queueStatInfo = shmio.QueueStat
+)
 
 func newStatCmd() *cobra.Command {
 	var asJSON bool
@@ -98,86 +76,12 @@ retention policy, every named reader's lag in frames, bytes and time, and the wr
 }
 
 func collectStat(t *target) (*statInfo, error) {
-	l, path := t.log, t.path
-	h := l.Header()
-	info := &statInfo{
-		Path:           path,
-		WideFrames:     h.WideFrames,
-		NodeCompatible: !h.WideFrames,
-		Version:        h.Version,
-		HeaderSize:     h.HeaderSize,
-		DataOffset:     h.DataOffset,
-		Capacity:       h.Capacity,
-		DataCapacity:   h.Capacity - h.DataOffset,
-		MaxPayload:     l.MaxPayload(),
-		Sealed:         h.Sealed,
-		LastWriterPID:  h.WriterPID,
-		ReadersWaiting: h.Waiters,
-		ID:             logID(h),
-	}
-	switch {
-	case h.NodeFormat:
-		info.Format = "node"
-	case h.WideFrames:
-		info.Format = "shmio-go-wide"
-	default:
-		info.Format = "shmio-go"
-	}
-	if tag, ok, err := l.CommitTag(); err == nil && ok {
-		info.CommitTag = &tag
-	}
-	if held, pid, err := l.WriterStatus(); err == nil {
-		info.WriterLockHeld, info.WriterPID = held, pid
-	}
-	// The library walks what was committed when it started, so a busy writer cannot keep stat walking.
-	res, err := l.Verify()
-	if len(res.Problems) > 0 {
-		info.Corrupt = res.Problems[0].String()
-	} else if err != nil {
-		return nil, fmt.Errorf("%s: %s", path, rootCause(err))
-	}
-	end := res.End
-	info.Committed, info.CommittedEnd, info.Frames = end, end+h.DataOffset, res.Frames
-	if info.DataCapacity > 0 {
-		info.FillPercent = float64(end) * 100 / float64(info.DataCapacity)
-	}
-	if info.Frames > 0 {
-		last, err := lastCursor(l, res)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s", path, rootCause(err))
-		}
-		first := int64(0)
-		info.FirstCursor, info.LastCursor = &first, &last
-	}
-	return info, nil
-}
-
-// lastCursor is the cursor of the last frame Verify found good: one step back from the end, or
-// on a damaged log, the last frame before the damage (where no backward step can start).
-func lastCursor(l *shmio.Log, res shmio.VerifyResult) (int64, error) {
-	if len(res.Problems) == 0 {
-		it, err := l.NewIterator(shmio.IteratorOptions{StartCursor: res.Bytes})
-		if err != nil {
-			return 0, err
-		}
-		defer it.Close()
-		f, err := it.PrevFrame()
-		return f.Cursor, err
-	}
-	it, err := l.NewIterator(shmio.IteratorOptions{})
+	info, err := t.log.Stat()
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("%s: %s", t.path, rootCause(err))
 	}
-	defer it.Close()
-	var last int64
-	for n := int64(0); n < res.Frames; n++ {
-		f, err := it.NextFrame()
-		if err != nil || f.Data == nil {
-			return last, err
-		}
-		last = f.Cursor
-	}
-	return last, nil
+	info.Path = t.path
+	return &info, nil
 }
 
 func printStat(w io.Writer, s *statInfo) {
@@ -214,16 +118,7 @@ func printStat(w io.Writer, s *statInfo) {
 	if s.Sealed {
 		row("sealed", "yes (no frame will follow)")
 	}
-	switch {
-	case s.WriterLockHeld && s.WriterPID != 0:
-		row("writer", "lock held by pid %d", s.WriterPID)
-	case s.WriterLockHeld:
-		row("writer", "lock held (pid unknown)")
-	case s.LastWriterPID != 0:
-		row("writer", "none (last writer pid %d did not close cleanly)", s.LastWriterPID)
-	default:
-		row("writer", "none")
-	}
+	row("writer", "%s", writerText(s.WriterLockHeld, s.WriterPID, s.LastWriterPID))
 	waiting := fmt.Sprint(s.ReadersWaiting)
 	if s.ReadersWaiting > 0 {
 		waiting += " (possibly stale: a reader killed while waiting stays counted)"
@@ -238,6 +133,19 @@ func printStat(w io.Writer, s *statInfo) {
 	tw.Flush()
 }
 
+// writerText says who holds the writer lock, or which writer did not close cleanly (lastPID).
+func writerText(held bool, pid, lastPID int) string {
+	switch {
+	case held && pid != 0:
+		return fmt.Sprintf("lock held by pid %d", pid)
+	case held:
+		return "lock held (pid unknown)"
+	case lastPID != 0:
+		return fmt.Sprintf("none (last writer pid %d did not close cleanly)", lastPID)
+	}
+	return "none"
+}
+
 // percent prints a fill level with one decimal, never rounding a non-empty log down to 0.0%.
 func percent(p float64) string {
 	if p > 0 && p < 0.1 {
@@ -246,112 +154,23 @@ func percent(p float64) string {
 	return fmt.Sprintf("%.1f%%", p)
 }
 
-// queueStatInfo is what stat reports for a queue; its JSON form is the --json output.
-type queueStatInfo struct {
-	Path           string                `json:"path"`
-	Kind           string                `json:"kind"` // "queue"
-	SegmentSize    int64                 `json:"segment_size"`
-	MaxPayload     int                   `json:"max_payload"`
-	Retention      shmio.RetentionPolicy `json:"retention"`
-	RetentionText  string                `json:"retention_text"`
-	Segments       []queueSegStat        `json:"segments"`
-	TotalBytes     int64                 `json:"total_file_bytes"`
-	Committed      int64                 `json:"committed_bytes"`
-	FirstCursor    int64                 `json:"first_cursor"`
-	Readers        []queueReaderStat     `json:"readers"`
-	WriterLockHeld bool                  `json:"writer_lock_held"`
-	WriterPID      int                   `json:"writer_pid,omitempty"`
-	CommitTag      *uint64               `json:"commit_tag,omitempty"`
-}
-
-type queueSegStat struct {
-	Number    int64  `json:"number"`
-	Path      string `json:"path"`
-	FileSize  int64  `json:"file_size"`
-	Committed int64  `json:"committed_bytes"`
-	Sealed    bool   `json:"sealed"`
-	State     string `json:"state"` // sealed, head (being written) or prepared (made ahead, empty)
-	Created   string `json:"created,omitempty"`
-	SealedAt  string `json:"sealed_at,omitempty"`
-	Error     string `json:"error,omitempty"`
-}
-
-type queueReaderStat struct {
-	Name      string  `json:"name"`
-	Cursor    int64   `json:"cursor"`
-	Segment   int64   `json:"segment"`
-	Offset    int64   `json:"offset"`
-	Active    bool    `json:"active"`
-	PID       int     `json:"pid,omitempty"`
-	LagFrames int64   `json:"lag_frames"`
-	LagBytes  int64   `json:"lag_bytes"`
-	LagSecs   float64 `json:"lag_seconds"`
-	Error     string  `json:"error,omitempty"`
-}
-
 func collectQueueStat(t *target) (*queueStatInfo, error) {
-	q, dir := t.q, t.path
-	info := &queueStatInfo{Path: dir, Kind: "queue", SegmentSize: q.SegmentSize(), MaxPayload: q.MaxPayload(),
-		Segments: []queueSegStat{}, Readers: []queueReaderStat{}}
-	if qi, err := q.Info(); err == nil {
-		info.Retention = qi.Retention
-		if qi.SegmentSize != 0 {
-			info.SegmentSize = qi.SegmentSize
-		}
-	}
-	info.RetentionText = info.Retention.String()
-	segs, err := q.Segments()
+	info, err := t.q.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", dir, rootCause(err))
+		return nil, fmt.Errorf("%s: %s", t.path, rootCause(err))
 	}
-	stamp := func(t time.Time) string {
-		if t.IsZero() {
-			return ""
+	info.Path = t.path
+	for i, g := range info.Segments {
+		if g.Err != nil {
+			info.Segments[i].Error = rootCause(g.Err)
 		}
-		return t.UTC().Format(time.RFC3339Nano)
 	}
-	headSeen := false
-	for i, s := range segs {
-		ss := queueSegStat{Number: s.Number, Path: s.Path, FileSize: s.FileSize, Committed: s.Committed,
-			Sealed: s.Sealed, Created: stamp(s.Created), SealedAt: stamp(s.SealedAt)}
-		switch {
-		case s.Sealed:
-			ss.State = "sealed"
-		case !headSeen:
-			ss.State, headSeen = "head", true
-		default:
-			ss.State = "prepared"
-		}
-		if s.Err != nil {
-			ss.Error = rootCause(s.Err)
-		}
-		if i == 0 {
-			info.FirstCursor = s.FirstCursor
-		}
-		info.TotalBytes += s.FileSize
-		info.Committed += s.Committed
-		info.Segments = append(info.Segments, ss)
-	}
-	readers, err := q.Readers()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s", dir, rootCause(err))
-	}
-	for _, r := range readers {
-		seg, off := shmio.SplitQueueCursor(r.Cursor)
-		rs := queueReaderStat{Name: r.Name, Cursor: r.Cursor, Segment: seg, Offset: off, Active: r.Active, PID: r.PID,
-			LagFrames: r.LagFrames, LagBytes: r.LagBytes, LagSecs: r.Lag.Seconds()}
+	for i, r := range info.Readers {
 		if r.Err != nil {
-			rs.Error = rootCause(r.Err)
+			info.Readers[i].Error = rootCause(r.Err)
 		}
-		info.Readers = append(info.Readers, rs)
 	}
-	if held, pid, err := q.WriterStatus(); err == nil {
-		info.WriterLockHeld, info.WriterPID = held, pid
-	}
-	if tag, ok, err := q.CommitTag(); err == nil && ok {
-		info.CommitTag = &tag
-	}
-	return info, nil
+	return &info, nil
 }
 
 func printQueueStat(w io.Writer, s *queueStatInfo) {
@@ -363,14 +182,7 @@ func printQueueStat(w io.Writer, s *queueStatInfo) {
 	row("retention", "%s", s.RetentionText)
 	row("segments", "%d, %s of files, %d bytes committed", len(s.Segments), formatSize(s.TotalBytes), s.Committed)
 	row("first cursor", "%s", queueCursorString(s.FirstCursor))
-	switch {
-	case s.WriterLockHeld && s.WriterPID != 0:
-		row("writer", "lock held by pid %d", s.WriterPID)
-	case s.WriterLockHeld:
-		row("writer", "lock held (pid unknown)")
-	default:
-		row("writer", "none")
-	}
+	row("writer", "%s", writerText(s.WriterLockHeld, s.WriterPID, 0))
 	if s.CommitTag != nil {
 		row("commit tag", "%d", *s.CommitTag)
 	}

@@ -4,21 +4,19 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"unicode/utf8"
 
 	"github.com/shmio/shmio"
+	"github.com/shmio/shmio/internal/cursorfile"
 	"github.com/spf13/cobra"
 )
 
@@ -265,8 +263,10 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 		if o.name != "" {
 			return errors.New("--name is for queues (a named reader); with a log file use --cursor-file")
 		}
-		if saved, resume, err = loadCursor(o.cursorFile, t.log.Header()); err != nil {
-			return err
+		if o.cursorFile != "" {
+			if saved, resume, err = cursorfile.Load(o.cursorFile, t.log.Header().ID); err != nil {
+				return fmt.Errorf("--cursor-file %w", err)
+			}
 		}
 		fromGiven = fromGiven || o.cursorFile != ""
 		if it, err = t.s.OpenReader(shmio.IteratorOptions{}); err != nil {
@@ -380,7 +380,7 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 	}
 	// Saved only after the frames before it reached the output; Close stores a named reader's.
 	if o.cursorFile != "" {
-		if err := saveCursor(o.cursorFile, path, t.log.Header(), it.Cursor()); err != nil {
+		if err := cursorfile.Save(o.cursorFile, path, t.log.Header().ID, it.Cursor()); err != nil {
 			return err
 		}
 	}
@@ -391,89 +391,4 @@ func runTail(cmd *cobra.Command, path string, o tailOptions) error {
 		walkErr = events.err()
 	}
 	return walkErr
-}
-
-// cursorFileData is the content of a --cursor-file. ID ties it to one log: a log recreated at the
-// same path gets a new ID, and resuming there at an old byte offset would be wrong.
-type cursorFileData struct {
-	Log    string `json:"log"`
-	ID     string `json:"id,omitempty"`
-	Cursor int64  `json:"cursor"`
-}
-
-// loadCursor reads a cursor file. A missing or empty file means "no saved cursor". A bare
-// number is accepted too, for hand-written files.
-func loadCursor(name string, h shmio.Header) (cursor int64, ok bool, err error) {
-	if name == "" {
-		return 0, false, nil
-	}
-	b, err := os.ReadFile(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("--cursor-file %s: %w", name, unwrapPathError(err))
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return 0, false, nil
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
-		return n, true, nil
-	}
-	var d cursorFileData
-	if err := json.Unmarshal([]byte(s), &d); err != nil || d.Cursor < 0 {
-		return 0, false, fmt.Errorf("--cursor-file %s: not a saved cursor (want JSON written by shmio tail, or a number)", name)
-	}
-	if id := logID(h); d.ID != "" && id != "" && d.ID != id {
-		return 0, false, fmt.Errorf("--cursor-file %s: saved for log id %s, but this log has id %s (recreated?); delete the file to start over", name, d.ID, id)
-	}
-	return d.Cursor, true, nil
-}
-
-// saveCursor replaces the cursor file atomically: temporary file, fsync, rename, fsync of the
-// directory, so a crash leaves either the old cursor or the new one, never a torn file.
-func saveCursor(name, logPath string, h shmio.Header, cursor int64) error {
-	abs, err := filepath.Abs(logPath)
-	if err != nil {
-		abs = logPath
-	}
-	b, _ := json.Marshal(cursorFileData{Log: abs, ID: logID(h), Cursor: cursor})
-	b = append(b, '\n')
-	dir := filepath.Dir(name)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("saving cursor %d to %s: %w", cursor, name, unwrapPathError(err))
-	}
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("saving cursor %d to %s: %w", cursor, name, unwrapPathError(err))
-	}
-	if _, err := tmp.Write(b); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("saving cursor %d to %s: %w", cursor, name, unwrapPathError(err))
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // best effort: the rename is already visible to the next run
-		d.Close()
-	}
-	return nil
-}
-
-// logID is the header ID as text, "" for logs without one (Node-made).
-func logID(h shmio.Header) string {
-	if h.ID == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%016x", h.ID)
 }

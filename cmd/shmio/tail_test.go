@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shmio/shmio"
+	"github.com/shmio/shmio/internal/cursorfile"
 )
 
 // numbered returns "prefix1" .. "prefixN".
@@ -96,13 +97,13 @@ func TestTailFollow(t *testing.T) {
 }
 
 // cursorFile reads a saved cursor file.
-func cursorFile(t testing.TB, name string) cursorFileData {
+func cursorFile(t testing.TB, name string) cursorfile.Data {
 	t.Helper()
 	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d cursorFileData
+	var d cursorfile.Data
 	if err := json.Unmarshal(b, &d); err != nil {
 		t.Fatalf("cursor file %q: %v", b, err)
 	}

@@ -34,6 +34,7 @@ const (
 	OffID        = 40  // u64 random identity, set at creation
 	OffCreated   = 48  // u64 creation time, Unix nanoseconds
 	OffWriterPID = 56  // u32 pid of the last writer (informational)
+	OffConflicts = 60  // u32 commits refused because the committed end moved under the writer (ErrConflict)
 	OffTag0End   = 64  // u64 commit-tag slot 0: committed end it belongs to
 	OffTag0Tag   = 72  // u64 commit-tag slot 0: tag
 	OffTag1End   = 80  // u64 commit-tag slot 1: committed end
@@ -41,6 +42,7 @@ const (
 	OffSegNum    = 96  // u64 queue segments: segment number (0: not a segment, or not yet stamped)
 	OffSegPrevID = 104 // u64 queue segments: ID of the previous segment (0 for the first)
 	OffSealedAt  = 112 // u64 queue segments: Unix nanoseconds when sealed
+	OffFenceEnd  = 120 // u64 committed end of a fenced wide file (FlagNodeFence): its commit point
 	// OffSegPrevEnd: u64 queue segments: the final committed size of the previous segment,
 	// written when the writer moves on from it (0: unknown), so that a cursor at the end of a
 	// segment retention removed still names a position.
@@ -57,9 +59,13 @@ const (
 const (
 	FlagWide   = 1 << 0 // frames have u32 lengths
 	FlagSealed = 1 << 1 // the writer finished the file; no frame will follow
+	// FlagNodeFence: Node shmio's dataOffset and size words both hold the file size, so that Node
+	// shmio sees a full, empty log and neither reads u32 frames as u16 ones nor appends; frames
+	// start at headerSize and the committed end lives at OffFenceEnd. Set on wide files.
+	FlagNodeFence = 1 << 2
 
 	// FlagsKnown are the bits this version understands; a file with others is refused.
-	FlagsKnown = FlagWide | FlagSealed
+	FlagsKnown = FlagWide | FlagSealed | FlagNodeFence
 )
 
 // Magic marks a header carrying this library's extension.

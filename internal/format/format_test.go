@@ -50,7 +50,7 @@ func TestFormatMDAgrees(t *testing.T) {
 	want := map[key]int{
 		{false, "headerSize"}: OffHeaderSize, {false, "dataOffset"}: OffDataOffset, {false, "size"}: OffSize,
 		{false, "magic"}: OffMagic, {false, "version"}: OffVersion, {false, "flags"}: OffFlags,
-		{false, "id"}: OffID, {false, "created"}: OffCreated, {false, "writerPID"}: OffWriterPID,
+		{false, "id"}: OffID, {false, "created"}: OffCreated, {false, "writerPID"}: OffWriterPID, {false, "conflicts"}: OffConflicts, {false, "fenceEnd"}: OffFenceEnd,
 		{false, "tag0.end"}: OffTag0End, {false, "tag0.tag"}: OffTag0Tag,
 		{false, "tag1.end"}: OffTag1End, {false, "tag1.tag"}: OffTag1Tag,
 		{false, "segment"}: OffSegNum, {false, "prevID"}: OffSegPrevID, {false, "sealedAt"}: OffSealedAt, {false, "prevEnd"}: OffSegPrevEnd,
