@@ -140,7 +140,7 @@ func shHolderChild() error {
 		return err
 	}
 	sh := w.sh
-	sh.turn <- struct{}{}
+	sh.turn.take(nil)
 	if _, err := sh.lock.lock(nil); err != nil {
 		return err
 	}

@@ -35,11 +35,10 @@ type SharedWriter struct {
 
 // sharedLog is a Log's side of shared writing: its own descriptor (holding the shared flock and
 // the token's lock), the lock word, and the Writer state that the SharedWriter holding the lock
-// uses. The turn (a one-slot channel, so that Log.Close can interrupt a wait for it) is held
-// from a commit's first Allocate to its Commit: the writers of one Log contend for the word one
-// at a time.
+// uses. The turn is held from a commit's first Allocate to its Commit: the writers of one Log
+// contend for the word one at a time.
 type sharedLog struct {
-	turn     chan struct{}
+	turn     turn
 	lock     *shareLock
 	w        Writer // the exclusive writer's code, run under the lock
 	writers  int    // open SharedWriters (under the Log's mu)
@@ -110,7 +109,7 @@ func openShared(l *Log) (*sharedLog, error) {
 	if l.lo.wide {
 		maxLen = MaxWidePayload
 	}
-	sh := &sharedLog{lock: lk, turn: make(chan struct{}, 1)}
+	sh := &sharedLog{lock: lk, turn: turn{wake: make(chan struct{}, 1)}}
 	sh.w = Writer{
 		log: l, mem: l.mem, capacity: len(l.mem),
 		lenSize: l.lo.lenSize, overhead: l.lo.overhead(), maxLen: maxLen, wide: l.lo.wide,
@@ -151,11 +150,10 @@ func (l *Log) closeShared() {
 	if sh == nil {
 		return
 	}
-	select {
-	case sh.turn <- struct{}{}:
+	if sh.turn.try() {
 		sh.closeLocked()
-		<-sh.turn
-	default:
+		sh.turn.release()
+	} else {
 		var err error
 		func() {
 			defer recoverFault(debug.SetPanicOnFault(true), "close", l.path, -1, &err)
@@ -196,13 +194,11 @@ func (sw *SharedWriter) acquire(op string) (err error) {
 	if sw.closed {
 		return newError(op, l.path, -1, ErrClosed)
 	}
-	select {
-	case sh.turn <- struct{}{}:
-	case <-l.closing:
+	if !sh.turn.take(l.closing) {
 		return newError(op, l.path, -1, ErrClosed)
 	}
 	if sh.closed.Load() || !l.enter() {
-		<-sh.turn
+		sh.turn.release()
 		return newError(op, l.path, -1, ErrClosed)
 	}
 	defer l.leave()
@@ -212,7 +208,7 @@ func (sw *SharedWriter) acquire(op string) (err error) {
 			if locked {
 				sh.lock.unlock()
 			}
-			<-sh.turn
+			sh.turn.release()
 		}
 	}()
 	defer recoverFault(debug.SetPanicOnFault(true), op, l.path, -1, &err)
@@ -259,7 +255,7 @@ func (sw *SharedWriter) release() {
 			sh.yield = sh.lock.unlock()
 		}()
 	}
-	<-sh.turn
+	sh.turn.release()
 }
 
 // repair clears what a writer that died holding the lock may have left: a tag slot naming an end
@@ -366,4 +362,44 @@ func (sw *SharedWriter) Close() error {
 		l.shared = nil
 	}
 	return lost
+}
+
+// turn is a mutex whose waiters Log.Close can send away: a word for the uncontended case and a
+// one-slot channel to wake a waiter.
+type turn struct {
+	held    atomic.Bool
+	waiters atomic.Int32
+	wake    chan struct{}
+}
+
+func (t *turn) try() bool { return t.held.CompareAndSwap(false, true) }
+
+// take waits for the turn; false when closing is closed first.
+func (t *turn) take(closing <-chan struct{}) bool {
+	if t.try() {
+		return true
+	}
+	t.waiters.Add(1)
+	defer t.waiters.Add(-1)
+	for {
+		// A release after this try sees the waiter counted and leaves a token in wake.
+		if t.try() {
+			return true
+		}
+		select {
+		case <-t.wake:
+		case <-closing:
+			return false
+		}
+	}
+}
+
+func (t *turn) release() {
+	t.held.Store(false)
+	if t.waiters.Load() != 0 {
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
+	}
 }
