@@ -55,6 +55,7 @@ func TestFormatMDAgrees(t *testing.T) {
 		{false, "tag1.end"}: OffTag1End, {false, "tag1.tag"}: OffTag1Tag,
 		{false, "segment"}: OffSegNum, {false, "prevID"}: OffSegPrevID, {false, "sealedAt"}: OffSealedAt, {false, "prevEnd"}: OffSegPrevEnd,
 		{false, "wake"}: OffWake, {false, "waiters"}: OffWaiters, {false, "sleepers"}: OffSleepers,
+		{false, "shareLock"}: OffShareLock, {false, "shareSleepers"}: OffShareSleepers, {false, "shareSteals"}: OffShareSteals,
 		{true, "magic"}: OffReaderMagic, {true, "version"}: OffReaderVersion, {true, "pid"}: OffReaderPID,
 		{true, "cursor"}: OffReaderCursor, {true, "caughtUp"}: OffReaderCaughtUp, {true, "created"}: OffReaderCreated,
 	}
