@@ -45,7 +45,10 @@ func TestOpenLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l2.Close()
-	if l2.Lag != nil || l2.InputID == "" {
+	if l2.Lag == nil || l2.InputID == "" {
 		t.Fatalf("log input: lag %v id %q", l2.Lag != nil, l2.InputID)
+	}
+	if f, b, err := l2.Lag(0); err != nil || f != 0 || b != 0 {
+		t.Fatalf("lag of an empty log: %d frames, %d bytes, %v", f, b, err)
 	}
 }
