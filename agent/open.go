@@ -52,9 +52,10 @@ func OpenLogs(in, out string, capacity int64) (_ *Logs, err error) {
 		return nil, wrap(in, err)
 	}
 	l.closers = append(l.closers, l.Input.Close)
+	// Lag is exact for logs and queues alike: Store.Distance walks the frames between.
+	l.Lag = func(c int64) (frames, bytes int64, err error) { return src.Distance(c, -1) }
 	switch s := src.(type) {
 	case *shmio.Queue:
-		l.Lag = s.Lag
 		if abs, err := filepath.Abs(in); err == nil {
 			l.InputID = "queue:" + abs
 		}

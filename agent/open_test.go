@@ -45,7 +45,11 @@ func TestOpenLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l2.Close()
-	if l2.Lag != nil || l2.InputID == "" {
+	if l2.Lag == nil || l2.InputID == "" {
 		t.Fatalf("log input: lag %v id %q", l2.Lag != nil, l2.InputID)
+	}
+	end, _ := l2.Input.(interface{ End() int64 })
+	if f, b, err := l2.Lag(0); err != nil || b != end.End() || (f == 0) != (b == 0) {
+		t.Fatalf("lag of the log from its start: %d frames, %d bytes, %v; want %d bytes", f, b, err, end.End())
 	}
 }

@@ -199,7 +199,7 @@ func TestAgentShmioEcho(t *testing.T) {
 	if cp.Cursor != end || cp.InputID != cfg.InputID || cp.OutCursor != l.out.Header().Size-l.out.Header().DataOffset {
 		t.Fatalf("checkpoint %+v, want cursor %d", cp, end)
 	}
-	if s := a.Stats(); s.Answered != n || s.LagBytes != 0 || s.CommittedSize != end {
+	if s := a.Stats(); s.Answered != n || s.LagBytes != 0 || s.InputEnd != end {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -321,7 +321,7 @@ func TestAgentShmioLagStats(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	// 4 read (2 in flight, 2 queued), 6 unread: 1000 bytes behind the watermark.
-	if s.Read != 4 || s.InFlight != 2 || s.Pending != 4 || s.LagBytes != 1000 || s.UnreadBytes != 600 || s.LagFrames != 10 || s.CommittedSize != 1000 {
+	if s.Read != 4 || s.InFlight != 2 || s.Pending != 4 || s.LagBytes != 1000 || s.UnreadBytes != 600 || s.LagFrames != 10 || s.InputEnd != 1000 {
 		t.Fatalf("stats %+v", s)
 	}
 	close(release)

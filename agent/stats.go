@@ -32,10 +32,10 @@ type Stats struct {
 	RateLimitWaits    uint64        // sends delayed by the client-side budget or a retry-after pause
 	RateLimitWaitTime time.Duration // total delay
 
-	ReadCursor    int64 // input cursor after the last frame read
-	Watermark     int64 // every prompt before it has a committed outcome
-	Checkpoint    int64 // cursor in the checkpoint file (-1 before the first write)
-	CommittedSize int64 // committed end of the input, as last seen
+	ReadCursor int64 // input cursor after the last frame read
+	Watermark  int64 // every prompt before it has a committed outcome
+	Checkpoint int64 // cursor in the checkpoint file (-1 before the first write)
+	InputEnd   int64 // cursor of the input's committed end, as last seen
 	// LagBytes and LagFrames measure the input from Watermark to its committed end; UnreadBytes
 	// from ReadCursor. With Config.Lag they are exact; otherwise bytes are cursor differences
 	// and LagFrames counts the frames read past the watermark plus an estimate of the unread ones
@@ -86,7 +86,7 @@ func (a *Agent) Stats() Stats {
 		Records: c.records.Load(), Requests: c.requests.Load(), Retries: c.retries.Load(),
 		InFlight: c.inFlight.Load(), InputTokens: c.inTok.Load(), OutputTokens: c.outTok.Load(),
 		RateLimitWaits: c.rlWaits.Load(), RateLimitWaitTime: time.Duration(c.rlWaitNS.Load()),
-		ReadCursor: c.readCursor.Load(), CommittedSize: c.committed.Load(), Checkpoint: c.checkpoint.Load(),
+		ReadCursor: c.readCursor.Load(), InputEnd: c.committed.Load(), Checkpoint: c.checkpoint.Load(),
 		CheckpointErrors: c.cpErrors.Load(), BatchesInFlight: int(c.batches.Load()), Refused: c.refused.Load(), CacheWriteTokens: c.cacheWrite.Load(),
 		CacheReadTokens: c.cacheRead.Load(), Deltas: c.deltas.Load(), CostUSD: float64(c.costMicro.Load()) / 1e6,
 	}
@@ -108,8 +108,8 @@ func (a *Agent) Stats() Stats {
 			return s
 		}
 	}
-	s.LagBytes = max(0, s.CommittedSize-s.Watermark)
-	s.UnreadBytes = max(0, s.CommittedSize-s.ReadCursor)
+	s.LagBytes = max(0, s.InputEnd-s.Watermark)
+	s.UnreadBytes = max(0, s.InputEnd-s.ReadCursor)
 	s.LagFrames = a.tr.window()
 	if n := s.Read + s.Recovered; n > 0 && s.UnreadBytes > 0 {
 		mean := max(1, c.readBytes.Load()/int64(n))
