@@ -436,14 +436,15 @@ func (l *Log) CommitTag() (tag uint64, ok bool, err error) {
 	return 0, false, nil
 }
 
-// WriterStatus reports whether a writer, in any process, holds the log's writer lock, and its pid
-// when the system tells (Linux does, through /proc/locks; elsewhere pid is 0).
+// WriterStatus reports whether a writer, in any process, holds the log's writer lock (the
+// exclusive Writer's, or on Linux the shared writers'), and its pid (one of them for shared
+// writers) when the system tells (Linux does, through /proc/locks; elsewhere pid is 0).
 func (l *Log) WriterStatus() (held bool, pid int, err error) {
 	if l.closed.Load() {
 		return false, 0, newError("writer status", l.path, -1, ErrClosed)
 	}
 	l.mu.Lock()
-	mine := l.writer != nil
+	mine := l.writer != nil || l.shared != nil
 	l.mu.Unlock()
 	if mine {
 		return true, os.Getpid(), nil
@@ -451,6 +452,11 @@ func (l *Log) WriterStatus() (held bool, pid int, err error) {
 	held, pid, err = flock.Holder(l.path)
 	if err != nil {
 		return false, 0, newError("writer status", l.path, -1, err)
+	}
+	if !held { // shared writers hold a shared flock (one pid of them is reported)
+		if mode, p := flock.Mode(l.path); mode == "shared" {
+			return true, p, nil
+		}
 	}
 	return held, pid, nil
 }

@@ -123,6 +123,10 @@ func TestSharedWriterModes(t *testing.T) {
 			t.Fatalf("error does not name the mode: %v", e)
 		}
 	}
+	ro := utReopen(t, path, false, false)
+	if held, pid, err := ro.WriterStatus(); err != nil || !held || pid != os.Getpid() {
+		t.Fatalf("WriterStatus beside shared writers = %v %d %v", held, pid, err)
+	}
 	if tr := shReadAll(t, l); tr[1] != 4 || tr[2] != 2 {
 		t.Fatalf("frames per writer %v, want 1:4 2:2", tr)
 	}
@@ -145,7 +149,6 @@ func TestSharedWriterModes(t *testing.T) {
 	w.Close()
 	shWriter(t, other) // the exclusive writer's lock is gone
 
-	ro := utReopen(t, path, false, false)
 	_, err = ro.SharedWriter()
 	utIs(t, err, ErrReadOnly, "SharedWriter on a reader")
 
