@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/shmio/shmio/internal/testproc"
-	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -211,30 +210,10 @@ func hqTaggerChild() error {
 			}
 		}
 	}
-	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: 4096})
+	w, seq, err := qxResume(QueueOptions{Dir: dir, Writable: true, SegmentSize: 4096})
 	if err != nil {
 		return err
 	}
-	w, err := q.Writer()
-	if err != nil {
-		return err
-	}
-	it, err := q.NewIterator(IteratorOptions{})
-	if err != nil {
-		return err
-	}
-	if _, err := it.Seek(0, io.SeekEnd); err != nil {
-		return err
-	}
-	last, err := it.Prev()
-	if err != nil {
-		return err
-	}
-	seq := uint64(0)
-	if last != nil {
-		seq = le.Uint64(last) + 1
-	}
-	it.Close()
 	fmt.Printf("s %d\n", seq)
 	for {
 		for k := 1 + xpMix(seq)%80; k > 0; k-- {

@@ -232,30 +232,10 @@ func qxKilleeChild() error {
 			}
 		}
 	}
-	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: 4096, Retention: RetentionPolicy{MaxSegments: 20}})
+	w, seq, err := qxResume(QueueOptions{Dir: dir, Writable: true, SegmentSize: 4096, Retention: RetentionPolicy{MaxSegments: 20}})
 	if err != nil {
 		return err
 	}
-	w, err := q.Writer()
-	if err != nil {
-		return err
-	}
-	it, err := q.NewIterator(IteratorOptions{})
-	if err != nil {
-		return err
-	}
-	if _, err := it.Seek(0, io.SeekEnd); err != nil {
-		return err
-	}
-	last, err := it.Prev()
-	if err != nil {
-		return err
-	}
-	seq := uint64(0)
-	if last != nil {
-		seq = le.Uint64(last) + 1
-	}
-	it.Close()
 	fmt.Printf("s %d\n", seq)
 	for {
 		for k := 1 + xpMix(seq)%20; k > 0; k-- {
@@ -374,4 +354,30 @@ func TestQueueKill9(t *testing.T) {
 	if errors.Is(err, ErrCursor) {
 		t.Fatal(err)
 	}
+}
+
+// qxResume opens a writer child's queue and its writer, and finds the sequence number after the
+// last committed frame: a restarted writer goes on where the killed one stopped.
+func qxResume(opts QueueOptions) (*QueueWriter, uint64, error) {
+	q, err := OpenQueue(opts)
+	if err != nil {
+		return nil, 0, err
+	}
+	w, err := q.Writer()
+	if err != nil {
+		return nil, 0, err
+	}
+	it, err := q.NewIterator(IteratorOptions{})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer it.Close()
+	if _, err := it.Seek(0, io.SeekEnd); err != nil {
+		return nil, 0, err
+	}
+	last, err := it.Prev()
+	if err != nil || last == nil {
+		return w, 0, err
+	}
+	return w, le.Uint64(last) + 1, nil
 }
