@@ -142,9 +142,8 @@ func runCreateLog(cmd *cobra.Command, path string, o *createOptions) error {
 }
 
 // removeLog removes the log at path for create --force: only a regular file holding a shmio log
-// whose writer lock is free. The check and the removal are two steps, so a writer starting in
-// between is not seen.
-// TODO: use the library's removal (harden-log branch) once merged: it takes the writer lock.
+// whose writer lock is free (shmio.Remove, which holds that lock while it unlinks), and says how
+// to proceed otherwise.
 func removeLog(path string, fi fs.FileInfo) error {
 	const how = "; remove it yourself if you mean to replace it"
 	switch {
