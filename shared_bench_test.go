@@ -129,7 +129,7 @@ func benchSharedProcs(b *testing.B, procs, commit int) {
 	per := (b.N + procs - 1) / procs
 	var cs []*testproc.Child
 	for range procs {
-		c := testproc.Start(b, "shbench", "PATH="+path, fmt.Sprint("N=", per), fmt.Sprint("COMMIT=", commit), "SPIN_NS="+os.Getenv("SHMIO_BENCH_SPIN_NS"))
+		c := testproc.Start(b, "shbench", "PATH="+path, fmt.Sprint("N=", per), fmt.Sprint("COMMIT=", commit), "SPIN_NS="+os.Getenv("SHMIO_BENCH_SPIN_NS"), "HANDOFF_NS="+os.Getenv("SHMIO_BENCH_HANDOFF_NS"), "QUANTUM_NS="+os.Getenv("SHMIO_BENCH_QUANTUM_NS"))
 		c.WaitLine(time.Minute, "ready", func(s string) bool { return s == "ready" })
 		cs = append(cs, c)
 	}
@@ -164,6 +164,12 @@ func shBenchChild() error {
 	}
 	if v := testproc.ParamInt("SPIN_NS", -1); v >= 0 {
 		shareSpin = time.Duration(v)
+	}
+	if v := testproc.ParamInt("QUANTUM_NS", -1); v >= 0 {
+		shareQuantum = time.Duration(v)
+	}
+	if v := testproc.ParamInt("HANDOFF_NS", -1); v >= 0 {
+		shareHandoff = time.Duration(v)
 	}
 	n := int(testproc.ParamInt("N", 1))
 	commit := int(testproc.ParamInt("COMMIT", 1))

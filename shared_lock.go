@@ -31,6 +31,9 @@ var (
 	// shareHandoff is how long a writer whose release woke sleepers leaves the free word to them
 	// before it competes again (see yieldTo): about a wake-up's latency.
 	shareHandoff = 50 * time.Microsecond
+	// shareQuantum is how long a writer that commits again and again may keep the word while
+	// others sleep for it (see unlock).
+	shareQuantum = 500 * time.Microsecond
 )
 
 // shareLock is one process's (one Log's) handle on the lock word.
@@ -42,6 +45,9 @@ type shareLock struct {
 	fd       *os.File // this Log's own descriptor: the shared flock and the token's OFD lock
 	owner    uint64   // pid<<32 | token
 	token    uint32
+
+	waiting   int       // releases since sleepers were first seen (see unlock)
+	waitSince time.Time // when
 }
 
 // newShareLock picks a token no live writer holds and locks its byte on fd.
@@ -151,15 +157,42 @@ func (s *shareLock) sleep(cur uint64) {
 
 // unlock releases the word if this process still holds it (a waiter that judged us dead may
 // have taken it: then we are not told, but nothing of ours was published after that point
-// either, see SharedWriter.Commit) and wakes sleeping waiters.
-func (s *shareLock) unlock() (woke bool) {
+// either, see SharedWriter.Commit). Sleeping waiters are woken when force is set (the writer
+// closes) or once they have waited shareQuantum since a release first saw them: a busy writer
+// keeps the word for its quantum instead of handing the word's cache line, and the tail's, to
+// another core at every commit, which is most of what many writers on few cores cost. A
+// sleeper not woken yet takes a free word at the end of its sleep slice (shareCheck) at the
+// latest.
+func (s *shareLock) unlock(force bool) (woke bool) {
 	s.word.CompareAndSwap(s.owner, 0)
-	if s.sleepers.Load() != 0 {
-		s.sleepers.Store(0)
-		futex.Wake(s.low)
+	if s.sleepers.Load() == 0 {
+		s.waiting = 0
+		return false
+	}
+	if !force && !s.quantumOver() {
+		return false
+	}
+	s.waiting = 0
+	s.sleepers.Store(0)
+	futex.Wake(s.low)
+	return true
+}
+
+// quantumOver counts a release that found sleepers and reports whether the first such release
+// was shareQuantum ago; the clock is read at every 16th.
+func (s *shareLock) quantumOver() bool {
+	if shareQuantum <= 0 {
 		return true
 	}
-	return false
+	s.waiting++
+	switch {
+	case s.waiting == 1:
+		s.waitSince = time.Now()
+		return false
+	case s.waiting&15 != 0:
+		return false
+	}
+	return time.Since(s.waitSince) >= shareQuantum
 }
 
 // yieldTo is fairness for a writer that releases and takes the word again at once: when its
