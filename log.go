@@ -273,7 +273,18 @@ const tmpInfix = ".tmp-"
 // processes which no longer exist left in dir while creating a log. A pid of another pid
 // namespace sharing the directory looks dead here; O_TMPFILE makes such files rare.
 func removeStaleTemps(dir string) {
-	ents, err := os.ReadDir(dir)
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	removeStaleTempsAt(d)
+}
+
+// removeStaleTempsAt is removeStaleTemps in an open directory (a queue's readers/, opened
+// without following links): names are removed relative to it.
+func removeStaleTempsAt(d *os.File) {
+	ents, err := d.ReadDir(-1)
 	if err != nil {
 		return
 	}
@@ -283,7 +294,7 @@ func removeStaleTemps(dir string) {
 			continue
 		}
 		if unix.Kill(pid, 0) == unix.ESRCH {
-			os.Remove(filepath.Join(dir, e.Name()))
+			unix.Unlinkat(int(d.Fd()), e.Name(), 0)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -75,5 +76,26 @@ func TestQueueFullFilesystem(t *testing.T) {
 	}
 	if _, err := q.Verify(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNamedReaderSweepsStaleTemps: a reader killed while creating its file leaves
+// readers/.NAME.reader.tmp-PID-RANDOM behind; the next named reader opened removes it when its
+// process is gone, and keeps one of a live process.
+func TestNamedReaderSweepsStaleTemps(t *testing.T) {
+	q := qtOpen(t, QueueOptions{})
+	qtNamed(t, q, "first", IteratorOptions{}).Close()
+	rd := filepath.Join(q.Dir(), "readers")
+	dead := ".x.reader.tmp-999999999-0123456789abcdef"
+	live := ".y.reader.tmp-1-0123456789abcdef" // pid 1 is alive
+	for _, n := range []string{dead, live} {
+		if err := os.WriteFile(filepath.Join(rd, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qtNamed(t, q, "second", IteratorOptions{}).Close()
+	names := utDirNames(t, rd)
+	if slices.Contains(names, dead) || !slices.Contains(names, live) {
+		t.Fatalf("readers/ holds %q: want %s removed and %s kept", names, dead, live)
 	}
 }

@@ -70,6 +70,7 @@ func (q *Queue) openNamedReader(name string) (*namedReader, bool, error) {
 		return nil, false, err
 	}
 	defer d.Close()
+	removeStaleTempsAt(d) // left by readers killed inside createReaderFile
 	created := false
 	f, err := openQueueFileAt("iterator", d, name+readerSuffix, unix.O_RDWR)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -157,33 +157,38 @@ func (s *shareLock) sleep(cur uint64) {
 
 // unlock releases the word if this process still holds it (a waiter that judged us dead may
 // have taken it: then we are not told, but nothing of ours was published after that point
-// either, see SharedWriter.Commit). Sleeping waiters are woken when force is set (the writer
-// closes) or once they have waited shareQuantum since a release first saw them: a busy writer
-// keeps the word for its quantum instead of handing the word's cache line, and the tail's, to
-// another core at every commit, which is most of what many writers on few cores cost. A
-// sleeper not woken yet takes a free word at the end of its sleep slice (shareCheck) at the
-// latest.
+// either, see SharedWriter.Commit) and reports whether it woke a sleeping waiter.
+//
+// With force (the writer closes or gives up) every sleeper is woken. Otherwise a busy writer
+// keeps the word for shareQuantum after a release first saw sleepers, then wakes one of them
+// (and leaves it the word, see yieldTo) and starts a new quantum with the flag still up for the
+// rest: handing the word, and the tail's cache lines, to another core at every commit, and
+// making every sleeper runnable at once on a machine with fewer cores than writers, is most
+// of what many writers cost. A sleeper not woken takes a free word at the end of its sleep
+// slice (shareCheck) at the latest.
 func (s *shareLock) unlock(force bool) (woke bool) {
 	s.word.CompareAndSwap(s.owner, 0)
 	if s.sleepers.Load() == 0 {
 		s.waiting = 0
 		return false
 	}
-	if !force && !s.quantumOver() {
+	if force || shareQuantum <= 0 {
+		s.waiting = 0
+		s.sleepers.Store(0)
+		futex.Wake(s.low)
+		return true
+	}
+	if !s.quantumOver() {
 		return false
 	}
 	s.waiting = 0
-	s.sleepers.Store(0)
-	futex.Wake(s.low)
+	futex.WakeOne(s.low)
 	return true
 }
 
 // quantumOver counts a release that found sleepers and reports whether the first such release
 // was shareQuantum ago; the clock is read at every 16th.
 func (s *shareLock) quantumOver() bool {
-	if shareQuantum <= 0 {
-		return true
-	}
 	s.waiting++
 	switch {
 	case s.waiting == 1:

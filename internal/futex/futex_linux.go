@@ -28,3 +28,8 @@ func Wait(addr *atomic.Uint32, val uint32, timeout time.Duration) {
 func Wake(addr *atomic.Uint32) {
 	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWake, uintptr(1<<31-1), 0, 0, 0)
 }
+
+// WakeOne wakes one process or thread sleeping in Wait on addr, if any.
+func WakeOne(addr *atomic.Uint32) {
+	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWake, 1, 0, 0, 0)
+}

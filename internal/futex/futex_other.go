@@ -15,3 +15,6 @@ func Wait(_ *atomic.Uint32, _ uint32, timeout time.Duration) { time.Sleep(timeou
 
 // Wake does nothing: sleepers poll.
 func Wake(*atomic.Uint32) {}
+
+// WakeOne does nothing: sleepers poll.
+func WakeOne(*atomic.Uint32) {}
