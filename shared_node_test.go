@@ -3,20 +3,26 @@ package shmio
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"fmt"
+	"hash/crc32"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shmio/shmio/internal/testproc"
 )
 
 // TestSharedNodeLayout: a log written by shared writers (two Logs, interleaved commits) has
 // exactly the layout Node shmio 1.0.4 reads: the golden checks' reference decoder walks the
 // frames from Node's three header words, the shared-writer words leave bytes 0 to 23 alone, and
 // the lock word is free after the writers close. Where node is installed, a JavaScript decoder
-// of Node shmio's layout (header words, u16 frames) reads the file too. Node shmio 1.0.4 itself
-// is not installed: npm's registry here answers 404 for it.
+// of Node shmio's layout (header words, u16 frames) reads the file too, and with
+// SHMIO_NODE_MODULE set (README, "Node compatibility") so does the real Node shmio's iterator.
 func TestSharedNodeLayout(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
 	l := utOpen(t, Options{Path: path, Capacity: 1 << 20})
@@ -56,6 +62,19 @@ func TestSharedNodeLayout(t *testing.T) {
 			t.Fatalf("reference decoder: frame %d differs", i)
 		}
 	}
+	nodeDecodeJS(t, path, want)
+	// The real Node shmio's iterator reads the same frames, in order.
+	node, module := nodeReal(t)
+	if module == "" {
+		return
+	}
+	nodeDumpEqual(t, node, module, path, want)
+}
+
+// nodeDecodeJS reads the log at path with a JavaScript decoder of Node shmio's layout, where
+// node is installed, and checks the frame count and a checksum of want.
+func nodeDecodeJS(t *testing.T, path string, want [][]byte) {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Log("node not found: the JavaScript decoder is skipped")
@@ -80,11 +99,185 @@ console.log(n + ' ' + sum);`
 	}
 	var sum uint32
 	for _, p := range want {
-		for _, c := range p {
-			sum = sum*31 + uint32(c)
-		}
+		sum = nodeSum(sum, p)
 	}
 	if f := strings.Fields(string(out)); len(f) != 2 || f[0] != strconv.Itoa(len(want)) || f[1] != strconv.FormatUint(uint64(sum), 10) {
 		t.Fatalf("node read %q, want %d frames, checksum %d", out, len(want), sum)
 	}
+}
+
+// nodeDumpEqual reads the log at path with the real Node shmio's iterator and checks that it
+// returns exactly want, in order, and a committed size that ends just past the last of them.
+func nodeDumpEqual(t *testing.T, node, module, path string, want [][]byte) {
+	t.Helper()
+	c := testproc.StartCmd(t, "node dump", nodeCmd(node, module, "dump", path))
+	code, lines := c.Exit(time.Minute)
+	if code != 0 || len(lines) == 0 {
+		t.Fatalf("node dump: exit %d after %d lines; stderr:\n%s", code, len(lines), c.Stderr())
+	}
+	var size int
+	for _, p := range want {
+		size += len(p) + 4
+	}
+	if end := fmt.Sprintf("end %d %d", len(want), size); lines[len(lines)-1] != end {
+		t.Fatalf("node dump ends with %q, want %q", lines[len(lines)-1], end)
+	}
+	for i, p := range want {
+		if lines[i] != hex.EncodeToString(p) {
+			t.Fatalf("real Node shmio: frame %d is %s, want %x", i, lines[i], p)
+		}
+	}
+}
+
+// nodeModuleEnv names the variable that points the tests at a built Node shmio (the package
+// directory, whose index exports createSharedLog, or the addon's mmap.node, which exports
+// openSharedLog). Unset, the checks with the real module are skipped, saying so.
+const nodeModuleEnv = "SHMIO_NODE_MODULE"
+
+// nodeReal returns node and the module path, or "" after logging why the real-module checks
+// are skipped.
+func nodeReal(t *testing.T) (node, module string) {
+	t.Helper()
+	module = os.Getenv(nodeModuleEnv)
+	if module == "" {
+		t.Log(nodeModuleEnv + " is unset: the checks with a real Node shmio are skipped")
+		return "", ""
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("%s is set but node is not found: %v", nodeModuleEnv, err)
+	}
+	if module, err = filepath.Abs(module); err != nil {
+		t.Fatal(err)
+	}
+	return node, module
+}
+
+// nodeCmd runs nodeJS in mode with args, loading the module at the absolute path module.
+func nodeCmd(node, module, mode string, args ...string) *exec.Cmd {
+	cmd := exec.Command(node, append([]string{"-e", nodeJS, mode}, args...)...)
+	cmd.Env = testproc.ChildEnv(nodeModuleEnv + "=" + module)
+	return cmd
+}
+
+// nodeJS drives the real Node shmio through its public API (createSharedLog, or the addon's
+// openSharedLog): its iterator, its writer and its mapping's open. Modes:
+//
+//	dump PATH: print every committed frame as hex, one a line, then "end FRAMES COMMITTEDSIZE".
+//	follow PATH WRITERS N: print "ready", then follow the log (polling, 60 s at most) until each
+//	  of WRITERS writers delivered N shared-writer test frames (writer u32, seq u64, ..., crc32),
+//	  checking each whole (CRC) and in its writer's order; print {"frames","sum"}, sum being
+//	  nodeSum over every payload in the order read.
+//	fence PATH: read the file, then open it writable and try to append and commit one frame;
+//	  print {"frames","committed","allocErr"}.
+//	write PATH CAPACITY N BATCH: create a log, print "created", wait for a line on stdin, then
+//	  write nodeFrame(0..N-1) in commits of BATCH, pausing now and then; print {"frames"}.
+const nodeJS = `
+const m = require(process.env.SHMIO_NODE_MODULE)
+const [mode, path, ...args] = process.argv.slice(1)
+const open = (o) => {
+  if (m.createSharedLog) return m.createSharedLog(o)
+  const cap = o.capacityBytes === undefined ? undefined : BigInt(o.capacityBytes)
+  const h = m.openSharedLog({ path: o.path, writable: o.writable, capacityBytes: cap })
+  return { createIterator: () => h.createIterator(), writer: o.writable ? h.createWriter() : undefined, close: () => h.close() }
+}
+const nap = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+const crcTable = new Int32Array(256).map((_, n) => {
+  let c = n
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+  return c
+})
+const crc32 = (b, end) => {
+  let c = -1
+  for (let i = 0; i < end; i++) c = crcTable[(c ^ b[i]) & 0xff] ^ (c >>> 8)
+  return (c ^ -1) >>> 0
+}
+const out = (v) => process.stdout.write((typeof v === 'string' ? v : JSON.stringify(v)) + '\n')
+if (mode === 'dump') {
+  const log = open({ path, writable: false })
+  const it = log.createIterator()
+  let n = 0
+  for (let f; (f = it.next()) !== null; n++) out(f.toString('hex'))
+  out('end ' + n + ' ' + it.committedSize())
+} else if (mode === 'follow') {
+  const writers = Number(args[0]), want = Number(args[1])
+  const log = open({ path, writable: false })
+  const it = log.createIterator()
+  const next = new Map()
+  let frames = 0, done = 0, sum = 0
+  const deadline = Date.now() + 60000
+  out('ready')
+  while (done < writers) {
+    const batch = it.nextBatch()
+    if (batch.length === 0) {
+      if (Date.now() > deadline) throw new Error('timed out after ' + frames + ' frames')
+      nap(1)
+      continue
+    }
+    for (const f of batch) {
+      const at = it.cursor()
+      if (f.length < 16 || crc32(f, f.length - 4) !== f.readUInt32LE(f.length - 4)) throw new Error('torn frame of ' + f.length + ' bytes before cursor ' + at)
+      const w = f.readUInt32LE(0), seq = Number(f.readBigUInt64LE(4)), exp = next.get(w) || 0
+      if (seq !== exp) throw new Error('writer ' + w + ': frame ' + seq + ', want ' + exp)
+      next.set(w, exp + 1)
+      if (exp + 1 === want) done++
+      for (let i = 0; i < f.length; i++) sum = (Math.imul(sum, 31) + f[i]) >>> 0
+      frames++
+    }
+  }
+  out({ frames, sum })
+} else if (mode === 'fence') {
+  const r = open({ path, writable: false })
+  const it = r.createIterator()
+  let frames = 0
+  while (it.next() !== null) frames++
+  const committed = Number(it.committedSize())
+  r.close()
+  const w = open({ path, writable: true, capacityBytes: 1 << 20 })
+  let allocErr = ''
+  try { w.writer.allocate(8).fill(0x55) } catch (e) { allocErr = e.message }
+  w.writer.commit()
+  w.close()
+  out({ frames, committed, allocErr })
+} else if (mode === 'write') {
+  const [capacity, n, batch] = args.map(Number)
+  const log = open({ path, writable: true, capacityBytes: capacity })
+  out('created')
+  require('fs').readSync(0, Buffer.alloc(1))
+  for (let seq = 0; seq < n; seq++) {
+    const len = 8 + (seq * 37) % 200
+    const p = log.writer.allocate(len)
+    p.writeUInt32LE(seq, 0)
+    for (let j = 4; j < len - 4; j++) p[j] = (seq * 31 + j * 7) & 0xff
+    p.writeUInt32LE(crc32(p, len - 4), len - 4)
+    if ((seq + 1) % batch === 0 || seq === n - 1) {
+      log.writer.commit()
+      if ((seq + 1) % (batch * 16) === 0) nap(1)
+    }
+  }
+  out({ frames: n })
+} else {
+  throw new Error('unknown mode ' + mode)
+}
+`
+
+// nodeSum is the follow mode's checksum: over every byte of every frame in order,
+// sum = sum*31 + b (mod 2^32).
+func nodeSum(sum uint32, p []byte) uint32 {
+	for _, c := range p {
+		sum = sum*31 + uint32(c)
+	}
+	return sum
+}
+
+// nodeFrame is frame seq of the write mode: [seq u32][(seq*31 + j*7) & 0xff ...][crc32 u32],
+// 8 + seq*37%200 bytes, the CRC over all that precedes it.
+func nodeFrame(seq int) []byte {
+	p := make([]byte, 8+seq*37%200)
+	le.PutUint32(p, uint32(seq))
+	for j := 4; j < len(p)-4; j++ {
+		p[j] = byte(seq*31 + j*7)
+	}
+	le.PutUint32(p[len(p)-4:], crc32.ChecksumIEEE(p[:len(p)-4]))
+	return p
 }
