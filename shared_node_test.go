@@ -281,3 +281,115 @@ func nodeFrame(seq int) []byte {
 	le.PutUint32(p[len(p)-4:], crc32.ChecksumIEEE(p[:len(p)-4]))
 	return p
 }
+
+// TestNodeWideFence: the real Node shmio sees a fenced wide log (FORMAT.md, "Wide files") as
+// empty and full: its iterator finds no frame and a committed size of 0, and its writer, opened
+// on the file while a Go writer holds it, fails to allocate and changes no byte of the file; the
+// Go log reads and appends on. Needs SHMIO_NODE_MODULE.
+func TestNodeWideFence(t *testing.T) {
+	node, module := nodeReal(t)
+	if module == "" {
+		t.Skip(nodeModuleEnv + " is unset")
+	}
+	path := filepath.Join(t.TempDir(), "wide")
+	l := utOpen(t, Options{Path: path, Capacity: 1 << 20, WideFrames: true})
+	w := utWriter(t, l)
+	want := [][]byte{utPayload(0, 3), utPayload(1, 200_000), utPayload(2, 70)}
+	for _, p := range want {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	before := utFileBytes(t, path)
+	if do, size := le.Uint64(before[8:]), le.Uint64(before[16:]); do != 1<<20 || size != 1<<20 {
+		t.Fatalf("fenced header: dataOffset %d, size %d, want the file size", do, size)
+	}
+	c := testproc.StartCmd(t, "node fence", nodeCmd(node, module, "fence", path))
+	var res struct {
+		Frames    int    `json:"frames"`
+		Committed int64  `json:"committed"`
+		AllocErr  string `json:"allocErr"`
+	}
+	c.Finish(time.Minute, &res)
+	if res.Frames != 0 || res.Committed != 0 || res.AllocErr != "Shared memory exhausted while allocating frame" {
+		t.Fatalf("real Node shmio on a fenced wide log: %+v", res)
+	}
+	if after := utFileBytes(t, path); !bytes.Equal(after, before) {
+		i := 0
+		for before[i] == after[i] {
+			i++
+		}
+		t.Fatalf("Node shmio changed the fenced file, first at byte %d", i)
+	}
+	want = append(want, utPayload(3, 100_000))
+	if err := w.Append(want[3]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := utReadAll(t, utIter(t, l))
+	if len(got) != len(want) {
+		t.Fatalf("read %d frames, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("frame %d differs", i)
+		}
+	}
+}
+
+// TestNodeWriterLive: the real Node shmio creates a log and writes 20,000 frames in commits of
+// 7, with no lock, while a Go reader follows it (Iterator.Wait polls Node-made files): the reader
+// gets every frame once, in order, whole. Needs SHMIO_NODE_MODULE.
+func TestNodeWriterLive(t *testing.T) {
+	node, module := nodeReal(t)
+	if module == "" {
+		t.Skip(nodeModuleEnv + " is unset")
+	}
+	const n = 20_000
+	path := filepath.Join(testproc.ShmDir(t), "node.log")
+	c := testproc.StartCmd(t, "node write", nodeCmd(node, module, "write", path, "4194304", strconv.Itoa(n), "7"))
+	if l := c.Line(time.Minute); l != "created" {
+		t.Fatalf("node write said %q", l)
+	}
+	l := utReopen(t, path, false, true)
+	if !l.Header().NodeFormat {
+		t.Fatal("the Node-made log is not read in Node format")
+	}
+	it := utIter(t, l)
+	if _, err := c.Stdin().Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var frames []Frame
+	got, waits := 0, 0
+	for got < n {
+		var err error
+		if frames, err = it.NextFrames(frames[:0], BatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if len(frames) == 0 {
+			waits++
+			if err := it.Wait(ctx); err != nil {
+				t.Fatalf("after %d frames: %v", got, err)
+			}
+			continue
+		}
+		for _, f := range frames {
+			if got >= n || !bytes.Equal(f.Data, nodeFrame(got)) {
+				t.Fatalf("frame %d at cursor %d: %d bytes %x..., want frame %d", got, f.Cursor, len(f.Data), f.Data[:min(len(f.Data), 8)], got)
+			}
+			got++
+		}
+	}
+	c.Finish(time.Minute, nil)
+	if p, err := it.Next(); p != nil || err != nil {
+		t.Fatalf("after the last frame: %d bytes, %v", len(p), err)
+	}
+	t.Logf("Go reader followed %d frames from the real Node shmio writer, waiting %d times", got, waits)
+}
