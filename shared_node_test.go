@@ -166,8 +166,10 @@ func nodeCmd(node, module, mode string, args ...string) *exec.Cmd {
 //	dump PATH: print every committed frame as hex, one a line, then "end FRAMES COMMITTEDSIZE".
 //	follow PATH WRITERS N: print "ready", then follow the log (polling, 60 s at most) until each
 //	  of WRITERS writers delivered N shared-writer test frames (writer u32, seq u64, ..., crc32),
-//	  checking each whole (CRC) and in its writer's order; print {"frames","sum"}, sum being
-//	  nodeSum over every payload in the order read.
+//	  checking each whole (CRC) and in its writer's order; print {"frames","sum","batches","empty"},
+//	  sum being nodeSum over every payload in the order read, batches the non-empty reads (each to
+//	  the committed end it saw) and
+//	  empty the reads that found nothing new.
 //	fence PATH: read the file, then open it writable and try to append and commit one frame;
 //	  print {"frames","committed","allocErr"}.
 //	write PATH CAPACITY N BATCH: create a log, print "created", wait for a line on stdin, then
@@ -204,16 +206,18 @@ if (mode === 'dump') {
   const log = open({ path, writable: false })
   const it = log.createIterator()
   const next = new Map()
-  let frames = 0, done = 0, sum = 0
+  let frames = 0, done = 0, sum = 0, batches = 0, empty = 0
   const deadline = Date.now() + 60000
   out('ready')
   while (done < writers) {
-    const batch = it.nextBatch()
+    const batch = it.nextBatch({ maxMessages: 1 << 20, maxBytes: 1 << 30 })
     if (batch.length === 0) {
+      empty++
       if (Date.now() > deadline) throw new Error('timed out after ' + frames + ' frames')
       nap(1)
       continue
     }
+    batches++
     for (const f of batch) {
       const at = it.cursor()
       if (f.length < 16 || crc32(f, f.length - 4) !== f.readUInt32LE(f.length - 4)) throw new Error('torn frame of ' + f.length + ' bytes before cursor ' + at)
@@ -225,7 +229,7 @@ if (mode === 'dump') {
       frames++
     }
   }
-  out({ frames, sum })
+  out({ frames, sum, batches, empty })
 } else if (mode === 'fence') {
   const r = open({ path, writable: false })
   const it = r.createIterator()
