@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -172,6 +173,7 @@ func nodeCmd(node, module, mode string, args ...string) *exec.Cmd {
 //	  empty the reads that found nothing new.
 //	fence PATH: read the file, then open it writable and try to append and commit one frame;
 //	  print {"frames","committed","allocErr"}.
+//	append PATH HEX...: open the log writable and append the frames given in hex, in one commit.
 //	write PATH CAPACITY N BATCH: create a log, print "created", wait for a line on stdin, then
 //	  write nodeFrame(0..N-1) in commits of BATCH, pausing now and then; print {"frames"}.
 const nodeJS = `
@@ -243,6 +245,12 @@ if (mode === 'dump') {
   w.writer.commit()
   w.close()
   out({ frames, committed, allocErr })
+} else if (mode === 'append') {
+  const log = open({ path, writable: true, capacityBytes: require('fs').statSync(path).size })
+  for (const h of args) Buffer.from(h, 'hex').copy(log.writer.allocate(h.length / 2))
+  log.writer.commit()
+  log.close()
+  out({ frames: args.length })
 } else if (mode === 'write') {
   const [capacity, n, batch] = args.map(Number)
   const log = open({ path, writable: true, capacityBytes: capacity })
@@ -396,4 +404,55 @@ func TestNodeWriterLive(t *testing.T) {
 		t.Fatalf("after the last frame: %d bytes, %v", len(p), err)
 	}
 	t.Logf("Go reader followed %d frames from the real Node shmio writer, waiting %d times", got, waits)
+}
+
+// TestNodeWriterConflict: a real Node shmio writer (which takes no lock) appends to a log while
+// a Go SharedWriter holds the append lock with a frame allocated: Node's frame is committed
+// whole, the Go Commit is refused with ErrConflict and counted, and the next Go commit follows
+// Node's frame. Go and Node then read the same frames. Needs SHMIO_NODE_MODULE.
+func TestNodeWriterConflict(t *testing.T) {
+	node, module := nodeReal(t)
+	if module == "" {
+		t.Skip(nodeModuleEnv + " is unset")
+	}
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path, Capacity: 1 << 16})
+	sw := shWriter(t, l)
+	shAppend(t, sw, 1, 0, 5)
+	frame := func(seq uint64) []byte {
+		p := make([]byte, shSize(1, seq))
+		shFill(p, 1, seq)
+		return p
+	}
+	if err := sw.Append(frame(5)); err != nil {
+		t.Fatal(err)
+	}
+	nodeFrames := [][]byte{[]byte("from node"), bytes.Repeat([]byte{0xab}, 300)}
+	c := testproc.StartCmd(t, "node append", nodeCmd(node, module, "append", path, hex.EncodeToString(nodeFrames[0]), hex.EncodeToString(nodeFrames[1])))
+	c.Finish(time.Minute, nil)
+	if err := sw.Commit(); !errors.Is(err, ErrConflict) {
+		t.Fatalf("Commit after Node appended: %v, want ErrConflict", err)
+	}
+	if n := l.Header().Conflicts; n != 1 {
+		t.Fatalf("header counts %d conflicts, want 1", n)
+	}
+	shAppend(t, sw, 1, 5, 1)
+	var want [][]byte
+	for seq := range uint64(5) {
+		want = append(want, frame(seq))
+	}
+	want = append(append(want, nodeFrames...), frame(5))
+	got := utReadAll(t, utIter(t, l))
+	if len(got) != len(want) {
+		t.Fatalf("Go reads %d frames, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("Go reads frame %d as %x, want %x", i, got[i], want[i])
+		}
+	}
+	if _, err := l.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	nodeDumpEqual(t, node, module, path, want)
 }
