@@ -456,3 +456,32 @@ func TestNodeWriterConflict(t *testing.T) {
 	}
 	nodeDumpEqual(t, node, module, path, want)
 }
+
+// TestNodeReadsGoldenAppend: the real Node shmio reads the golden file (written by Node shmio
+// 1.0.4) and, after a Go Writer appended to it (frames up to the 65,531-byte maximum, over the
+// three frames Node allocated and never committed), the golden frames and the Go frames, in
+// order. Needs SHMIO_NODE_MODULE.
+func TestNodeReadsGoldenAppend(t *testing.T) {
+	node, module := nodeReal(t)
+	if module == "" {
+		t.Skip(nodeModuleEnv + " is unset")
+	}
+	info, _, _, _ := utGolden(t)
+	path := utGoldenCopy(t)
+	var want [][]byte
+	for i, n := range info.Frames {
+		want = append(want, utPayload(i, n))
+	}
+	nodeDumpEqual(t, node, module, path, want)
+	l := utReopen(t, path, true, false)
+	w := utWriter(t, l)
+	more := []int{1, 65531, 7, 300}
+	utAppend(t, w, len(want), more...)
+	for k, n := range more {
+		want = append(want, utPayload(len(info.Frames)+k, n))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nodeDumpEqual(t, node, module, path, want)
+}
