@@ -164,7 +164,8 @@ func nodeCmd(node, module, mode string, args ...string) *exec.Cmd {
 // nodeJS drives the real Node shmio through its public API (createSharedLog, or the addon's
 // openSharedLog): its iterator, its writer and its mapping's open. Modes:
 //
-//	dump PATH: print every committed frame as hex, one a line, then "end FRAMES COMMITTEDSIZE".
+//	dump PATH...: for each log, print every committed frame as hex, one a line, then
+//	  "end FRAMES COMMITTEDSIZE".
 //	follow PATH WRITERS N: print "ready", then follow the log (polling, 60 s at most) until each
 //	  of WRITERS writers delivered N shared-writer test frames (writer u32, seq u64, ..., crc32),
 //	  checking each whole (CRC) and in its writer's order; print {"frames","sum","batches","empty"},
@@ -198,11 +199,14 @@ const crc32 = (b, end) => {
 }
 const out = (v) => process.stdout.write((typeof v === 'string' ? v : JSON.stringify(v)) + '\n')
 if (mode === 'dump') {
-  const log = open({ path, writable: false })
-  const it = log.createIterator()
-  let n = 0
-  for (let f; (f = it.next()) !== null; n++) out(f.toString('hex'))
-  out('end ' + n + ' ' + it.committedSize())
+  for (const p of [path, ...args]) {
+    const log = open({ path: p, writable: false })
+    const it = log.createIterator()
+    let n = 0
+    for (let f; (f = it.next()) !== null; n++) out(f.toString('hex'))
+    out('end ' + n + ' ' + it.committedSize())
+    log.close()
+  }
 } else if (mode === 'follow') {
   const writers = Number(args[0]), want = Number(args[1])
   const log = open({ path, writable: false })
@@ -484,4 +488,66 @@ func TestNodeReadsGoldenAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodeDumpEqual(t, node, module, path, want)
+}
+
+// TestNodeReadsQueueSegments: each segment of a queue (4 KiB segments, over 30 rolls, the
+// writer still open) is a log the real Node shmio reads: in segment order their frames are the
+// queue's, and it sees none beyond them. Needs SHMIO_NODE_MODULE.
+func TestNodeReadsQueueSegments(t *testing.T) {
+	node, module := nodeReal(t)
+	if module == "" {
+		t.Skip(nodeModuleEnv + " is unset")
+	}
+	q := qtOpen(t, QueueOptions{})
+	w := qtWriter(t, q)
+	var want [][]byte
+	for i := range 1000 {
+		p := utPayload(i, 60+i%100)
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 == 4 {
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want = append(want, p)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := q.Segments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, s := range segs {
+		paths = append(paths, s.Path)
+	}
+	if len(paths) < 30 {
+		t.Fatalf("%d segments, want many rolls", len(paths))
+	}
+	c := testproc.StartCmd(t, "node dump", nodeCmd(node, module, "dump", paths...))
+	code, lines := c.Exit(time.Minute)
+	if code != 0 {
+		t.Fatalf("node dump: exit %d; stderr:\n%s", code, c.Stderr())
+	}
+	var got []string
+	ends := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "end ") {
+			ends++
+		} else {
+			got = append(got, l)
+		}
+	}
+	if ends != len(paths) || len(got) != len(want) {
+		t.Fatalf("real Node shmio read %d segments, %d frames; want %d, %d", ends, len(got), len(paths), len(want))
+	}
+	for i := range want {
+		if got[i] != hex.EncodeToString(want[i]) {
+			t.Fatalf("real Node shmio: frame %d differs", i)
+		}
+	}
+	t.Logf("real Node shmio read %d frames from %d segments", len(got), len(paths))
 }
