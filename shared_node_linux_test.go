@@ -6,14 +6,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmio/shmio/internal/format"
 	"github.com/shmio/shmio/internal/testproc"
 )
 
 // TestSharedNodeLive: three Go shared-writer processes append (commits of 1 to 16 frames, a
 // pause after each) while the real Node shmio's iterator follows the log in another process:
 // Node gets every writer's frames once, in that writer's order, none torn (CRC), and the same
-// bytes in the same order as a Go reader of the finished log (count and checksum). Needs
-// SHMIO_NODE_MODULE.
+// bytes in the same order as a Go reader of the finished log (count and checksum). Before they
+// start, a writer is killed (SIGKILL) holding the lock with garbage past the committed end,
+// which Node never sees. Needs SHMIO_NODE_MODULE.
 func TestSharedNodeLive(t *testing.T) {
 	node, module := nodeReal(t)
 	if module == "" {
@@ -26,6 +28,11 @@ func TestSharedNodeLive(t *testing.T) {
 	if l := r.Line(time.Minute); l != "ready" {
 		t.Fatalf("node follow said %q", l)
 	}
+	// A writer killed while it holds the append lock, garbage written past the committed end:
+	// the writers below take the lock over and write over the garbage, which Node never sees.
+	h := testproc.Start(t, "shholder", "PATH="+path)
+	h.WaitLine(time.Minute, "held", func(s string) bool { return s == "held" })
+	h.Kill9()
 	var ws []*testproc.Child
 	for id := range writers {
 		// Pausing 0.1 ms after each commit keeps the writers going while Node reads; the line on
@@ -61,6 +68,9 @@ func TestSharedNodeLive(t *testing.T) {
 		if tr[id] != uint64(n) {
 			t.Fatalf("writer %d: %d frames in the log, want %d", id, tr[id], n)
 		}
+	}
+	if n := u32at(l.mem, format.OffShareSteals).Load(); n != 1 {
+		t.Fatalf("%d lock take-overs, want 1 (from the killed holder)", n)
 	}
 	if res.Frames != len(all) || res.Sum != sum {
 		t.Fatalf("real Node shmio read %d frames, checksum %d; the log holds %d, checksum %d", res.Frames, res.Sum, len(all), sum)
