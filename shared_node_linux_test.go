@@ -45,7 +45,7 @@ func TestSharedNodeLive(t *testing.T) {
 	}
 	for _, w := range ws {
 		var res shWriterResult
-		w.Finish(2*time.Minute, &res)
+		w.Finish(5*time.Minute, &res)
 		if res.Frames != int64(n) {
 			t.Fatalf("writer reports %d frames, want %d", res.Frames, n)
 		}
@@ -56,7 +56,7 @@ func TestSharedNodeLive(t *testing.T) {
 		Batches int    `json:"batches"`
 		Empty   int    `json:"empty"`
 	}
-	r.Finish(2*time.Minute, &res)
+	r.Finish(5*time.Minute, &res)
 	l := utReopen(t, path, false, false)
 	tr := shReadAll(t, l)
 	var sum uint32

@@ -166,7 +166,7 @@ func nodeCmd(node, module, mode string, args ...string) *exec.Cmd {
 //
 //	dump PATH...: for each log, print every committed frame as hex, one a line, then
 //	  "end FRAMES COMMITTEDSIZE".
-//	follow PATH WRITERS N: print "ready", then follow the log (polling, 60 s at most) until each
+//	follow PATH WRITERS N: print "ready", then follow the log (polling, 4 minutes at most) until each
 //	  of WRITERS writers delivered N shared-writer test frames (writer u32, seq u64, ..., crc32),
 //	  checking each whole (CRC) and in its writer's order; print {"frames","sum","batches","empty"},
 //	  sum being nodeSum over every payload in the order read, batches the non-empty reads (each to
@@ -213,7 +213,7 @@ if (mode === 'dump') {
   const it = log.createIterator()
   const next = new Map()
   let frames = 0, done = 0, sum = 0, batches = 0, empty = 0
-  const deadline = Date.now() + 60000
+  const deadline = Date.now() + 240000
   out('ready')
   while (done < writers) {
     const batch = it.nextBatch({ maxMessages: 1 << 20, maxBytes: 1 << 30 })
