@@ -17,10 +17,7 @@ import (
 // start, a writer is killed (SIGKILL) holding the lock with garbage past the committed end,
 // which Node never sees. Needs SHMIO_NODE_MODULE.
 func TestSharedNodeLive(t *testing.T) {
-	node, module := nodeReal(t)
-	if module == "" {
-		t.Skip(nodeModuleEnv + " is unset")
-	}
+	node, module := nodeNeeded(t)
 	const writers = 3
 	n := shScale(20_000)
 	path := xpCreate(t, testproc.ShmDir(t), "shared.log", int64(writers*n*85)+1<<20)

@@ -23,7 +23,7 @@ import (
 // frames from Node's three header words, the shared-writer words leave bytes 0 to 23 alone, and
 // the lock word is free after the writers close. Where node is installed, a JavaScript decoder
 // of Node shmio's layout (header words, u16 frames) reads the file too, and with
-// SHMIO_NODE_MODULE set (README, "Node compatibility") so does the real Node shmio's iterator.
+// SHMIO_NODE_MODULE set (README, "Testing") so does the real Node shmio's iterator.
 func TestSharedNodeLayout(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
 	l := utOpen(t, Options{Path: path, Capacity: 1 << 20})
@@ -135,8 +135,17 @@ func nodeDumpEqual(t *testing.T, node, module, path string, want [][]byte) {
 // openSharedLog). Unset, the checks with the real module are skipped, saying so.
 const nodeModuleEnv = "SHMIO_NODE_MODULE"
 
-// nodeReal returns node and the module path, or "" after logging why the real-module checks
-// are skipped.
+// nodeNeeded is nodeReal for tests that are only about the real module: they skip without it.
+func nodeNeeded(t *testing.T) (node, module string) {
+	t.Helper()
+	if os.Getenv(nodeModuleEnv) == "" {
+		t.Skip(nodeModuleEnv + " is unset: this check needs a real Node shmio")
+	}
+	return nodeReal(t)
+}
+
+// nodeReal returns node and the module's absolute path, or "" after logging why the checks
+// with the real module are skipped.
 func nodeReal(t *testing.T) (node, module string) {
 	t.Helper()
 	module = os.Getenv(nodeModuleEnv)
@@ -166,12 +175,12 @@ func nodeCmd(node, module, mode string, args ...string) *exec.Cmd {
 //
 //	dump PATH...: for each log, print every committed frame as hex, one a line, then
 //	  "end FRAMES COMMITTEDSIZE".
-//	follow PATH WRITERS N: print "ready", then follow the log (polling, 4 minutes at most) until each
-//	  of WRITERS writers delivered N shared-writer test frames (writer u32, seq u64, ..., crc32),
-//	  checking each whole (CRC) and in its writer's order; print {"frames","sum","batches","empty"},
-//	  sum being nodeSum over every payload in the order read, batches the non-empty reads (each to
-//	  the committed end it saw) and
-//	  empty the reads that found nothing new.
+//	follow PATH WRITERS N: print "ready", then follow the log (polling, 4 minutes at most)
+//	  until each of WRITERS writers delivered N shared-writer test frames (writer u32, seq u64,
+//	  ..., crc32), checking each whole (CRC) and in its writer's order; print
+//	  {"frames","sum","batches","empty"}: sum is nodeSum over every payload in the order read,
+//	  batches the reads that found frames (each up to the committed end it saw), empty the
+//	  reads that found none.
 //	fence PATH: read the file, then open it writable and try to append and commit one frame;
 //	  print {"frames","committed","allocErr"}.
 //	append PATH HEX...: open the log writable and append the frames given in hex, in one commit.
@@ -303,10 +312,7 @@ func nodeFrame(seq int) []byte {
 // on the file while a Go writer holds it, fails to allocate and changes no byte of the file; the
 // Go log reads and appends on. Needs SHMIO_NODE_MODULE.
 func TestNodeWideFence(t *testing.T) {
-	node, module := nodeReal(t)
-	if module == "" {
-		t.Skip(nodeModuleEnv + " is unset")
-	}
+	node, module := nodeNeeded(t)
 	path := filepath.Join(t.TempDir(), "wide")
 	l := utOpen(t, Options{Path: path, Capacity: 1 << 20, WideFrames: true})
 	w := utWriter(t, l)
@@ -362,10 +368,7 @@ func TestNodeWideFence(t *testing.T) {
 // 7, with no lock, while a Go reader follows it (Iterator.Wait polls Node-made files): the reader
 // gets every frame once, in order, whole. Needs SHMIO_NODE_MODULE.
 func TestNodeWriterLive(t *testing.T) {
-	node, module := nodeReal(t)
-	if module == "" {
-		t.Skip(nodeModuleEnv + " is unset")
-	}
+	node, module := nodeNeeded(t)
 	const n = 20_000
 	path := filepath.Join(testproc.ShmDir(t), "node.log")
 	c := testproc.StartCmd(t, "node write", nodeCmd(node, module, "write", path, "4194304", strconv.Itoa(n), "7"))
@@ -415,10 +418,7 @@ func TestNodeWriterLive(t *testing.T) {
 // whole, the Go Commit is refused with ErrConflict and counted, and the next Go commit follows
 // Node's frame. Go and Node then read the same frames. Needs SHMIO_NODE_MODULE.
 func TestNodeWriterConflict(t *testing.T) {
-	node, module := nodeReal(t)
-	if module == "" {
-		t.Skip(nodeModuleEnv + " is unset")
-	}
+	node, module := nodeNeeded(t)
 	path := filepath.Join(t.TempDir(), "log")
 	l := utOpen(t, Options{Path: path, Capacity: 1 << 16})
 	sw := shWriter(t, l)
@@ -466,10 +466,7 @@ func TestNodeWriterConflict(t *testing.T) {
 // three frames Node allocated and never committed), the golden frames and the Go frames, in
 // order. Needs SHMIO_NODE_MODULE.
 func TestNodeReadsGoldenAppend(t *testing.T) {
-	node, module := nodeReal(t)
-	if module == "" {
-		t.Skip(nodeModuleEnv + " is unset")
-	}
+	node, module := nodeNeeded(t)
 	info, _, _, _ := utGolden(t)
 	path := utGoldenCopy(t)
 	var want [][]byte
@@ -494,10 +491,7 @@ func TestNodeReadsGoldenAppend(t *testing.T) {
 // writer still open) is a log the real Node shmio reads: in segment order their frames are the
 // queue's, and it sees none beyond them. Needs SHMIO_NODE_MODULE.
 func TestNodeReadsQueueSegments(t *testing.T) {
-	node, module := nodeReal(t)
-	if module == "" {
-		t.Skip(nodeModuleEnv + " is unset")
-	}
+	node, module := nodeNeeded(t)
 	q := qtOpen(t, QueueOptions{})
 	w := qtWriter(t, q)
 	var want [][]byte
