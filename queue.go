@@ -56,6 +56,7 @@ type Queue struct {
 	mu     sync.Mutex // guards writer, iters and Close
 	closed atomic.Bool
 	writer *QueueWriter
+	shared *queueShared // this Queue's shared writers, nil when none is open
 	iters  map[*QueueIterator]struct{}
 
 	retMu sync.Mutex // serialises retention passes
@@ -412,6 +413,9 @@ func (q *Queue) Close() error {
 	var errs []error
 	if q.writer != nil {
 		errs = append(errs, q.writer.closeLocked())
+	}
+	if q.shared != nil {
+		errs = append(errs, q.shared.closeAll())
 	}
 	for it := range q.iters {
 		errs = append(errs, it.closeLocked())

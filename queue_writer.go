@@ -97,6 +97,9 @@ func (q *Queue) Writer() (*QueueWriter, error) {
 	if q.writer != nil {
 		return nil, errorf("writer", q.dir, -1, ErrLocked, "this Queue already has an open writer")
 	}
+	if q.shared != nil {
+		return nil, errorf("writer", q.dir, -1, ErrLocked, "this Queue has shared writers open")
+	}
 	lf, err := q.openLockFile()
 	if err != nil {
 		return nil, err
@@ -104,7 +107,7 @@ func (q *Queue) Writer() (*QueueWriter, error) {
 	switch err := flock.TryLock(int(lf.Fd())); {
 	case errors.Is(err, flock.ErrWouldBlock):
 		lf.Close()
-		return nil, newError("writer", q.dir, -1, ErrLocked)
+		return nil, q.lockedError("writer")
 	case err != nil:
 		lf.Close()
 		return nil, newError("writer", q.dir, -1, fmt.Errorf("flock: %w", err))
