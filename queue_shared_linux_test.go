@@ -28,7 +28,7 @@ func init() {
 
 // qshWriterChild writes frames 0..N-1 of writer ID into the queue in DIR through a
 // QueueSharedWriter, in commits of 1 to BATCH frames, as shWriterChild does for a log (REPORT,
-// PAUSE_US). With STAGE set it kills itself the AFTER-th time a roll or commit reaches that stage.
+// PAUSE_US); each commit is tagged with the writer's count of frames. With STAGE set it kills itself the AFTER-th time a roll or commit reaches that stage.
 func qshWriterChild() error {
 	if stage := testproc.Param("STAGE"); stage != "" {
 		after := testproc.ParamInt("AFTER", 1)
@@ -66,7 +66,7 @@ func qshWriterChild() error {
 			}
 			shFill(p, id, seq+i)
 		}
-		if err := w.Commit(); err != nil {
+		if err := w.CommitTagged(seq + k); err != nil { // tags cross rolls too (commit-between)
 			return err
 		}
 		d := time.Since(t0).Nanoseconds()
