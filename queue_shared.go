@@ -55,11 +55,16 @@ func (s qsSeg) held() bool { return s.sw.w != nil }
 type queueShared struct {
 	q       *Queue
 	lock    *os.File
-	mu      sync.Mutex
-	segs    map[int64]*qsLog
 	writers map[*QueueSharedWriter]struct{} // under q.mu
 	retain  atomic.Bool                     // a retention pass runs
-	bg      sync.WaitGroup
+	bg      sync.WaitGroup                  // background work: retention, the spare, unmapping
+
+	mu      sync.Mutex // guards what follows
+	segs    map[int64]*qsLog
+	spare   *Log // see queue_shared_prep.go
+	making  bool // the spare is being made
+	noSpare bool // spares cannot be made here
+	closing bool
 }
 
 // qsLog is a segment mapped for this process's shared writers. anchor keeps the Log's
@@ -122,6 +127,7 @@ func (q *Queue) SharedWriter() (*QueueSharedWriter, error) {
 	}
 	q.shared = qs
 	qs.writers[w] = struct{}{}
+	qs.kickSpare()
 	return w, nil
 }
 
@@ -199,10 +205,12 @@ func (qs *queueShared) get(num int64, create bool) (*qsLog, error) {
 	var l *Log
 	var err error
 	if create {
-		// Open creates atomically (a full file linked into place): racing rollers end with
-		// one file, the loser opening it.
+		// The spare is linked into place, or Open creates atomically (a full file linked into
+		// place): racing rollers end with one file, the loser opening it.
 		opts.Capacity, opts.Mode = q.segSize, q.opts.Mode
-		l, err = Open(opts)
+		if l = qs.takeSpare(num); l == nil {
+			l, err = Open(opts)
+		}
 	} else {
 		var f *os.File
 		if f, err = openExisting(opts.Path, true); err == nil {
@@ -240,15 +248,26 @@ func (qs *queueShared) put(e *qsLog) {
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
 	if e.refs--; e.refs == 0 {
-		e.anchor.Close()
-		e.log.Close()
 		delete(qs.segs, e.num)
+		qs.bg.Add(1)
+		go func() { // unmapping a segment costs about as much as mapping it: not in Commit
+			defer qs.bg.Done()
+			e.anchor.Close()
+			e.log.Close()
+		}()
 	}
 }
 
 // closeLocked releases the shared flock once no writer is left; q.mu is held.
 func (qs *queueShared) closeLocked() error {
+	qs.mu.Lock()
+	qs.closing = true
+	qs.mu.Unlock()
 	qs.bg.Wait()
+	if qs.spare != nil {
+		qs.spare.Close()
+		qs.spare = nil
+	}
 	err := flock.Unlock(int(qs.lock.Fd()))
 	qs.lock.Close()
 	if qs.q.shared == qs {

@@ -102,6 +102,7 @@ func (w *QueueSharedWriter) roll() error {
 		return err
 	}
 	w.cur = next
+	w.qs.kickSpare() // for the next roll of this process
 	return nil
 }
 
