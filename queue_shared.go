@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 
 	"github.com/shmio/shmio/internal/flock"
 )
@@ -56,15 +55,17 @@ type queueShared struct {
 	q       *Queue
 	lock    *os.File
 	writers map[*QueueSharedWriter]struct{} // under q.mu
-	retain  atomic.Bool                     // a retention pass runs
-	bg      sync.WaitGroup                  // background work: retention, the spare, unmapping
+	bg      sync.WaitGroup                  // background work (queue_shared_prep.go) and unmapping
 
-	mu      sync.Mutex // guards what follows
-	segs    map[int64]*qsLog
-	spare   *Log // see queue_shared_prep.go
-	making  bool // the spare is being made
-	noSpare bool // spares cannot be made here
-	closing bool
+	mu       sync.Mutex // guards what follows
+	segs     map[int64]*qsLog
+	kept     map[int64]*Log // sealed segments still mapped, for recycling (queue_shared_prep.go)
+	spare    *Log           // see queue_shared_prep.go
+	spareTmp string         // the spare's temporary name if it is a recycled segment
+	busy     bool           // the background goroutine runs
+	again    bool           // and is to run once more
+	noSpare  bool           // unnamed files cannot be made or linked here
+	closing  bool
 }
 
 // qsLog is a segment mapped for this process's shared writers. anchor keeps the Log's
@@ -107,7 +108,8 @@ func (q *Queue) SharedWriter() (*QueueSharedWriter, error) {
 			lf.Close()
 			return nil, newError("shared writer", q.dir, -1, fmt.Errorf("flock: %w", err))
 		}
-		qs = &queueShared{q: q, lock: lf, segs: map[int64]*qsLog{}, writers: map[*QueueSharedWriter]struct{}{}}
+		qs = &queueShared{q: q, lock: lf, segs: map[int64]*qsLog{}, kept: map[int64]*Log{}, writers: map[*QueueSharedWriter]struct{}{}}
+		removeStaleTemps(q.dir) // spares of dead processes (queue_shared_prep.go)
 		if err := q.writeMeta(); err != nil {
 			qs.closeLocked()
 			return nil, err
@@ -127,7 +129,7 @@ func (q *Queue) SharedWriter() (*QueueSharedWriter, error) {
 	}
 	q.shared = qs
 	qs.writers[w] = struct{}{}
-	qs.kickSpare()
+	qs.kick()
 	return w, nil
 }
 
@@ -227,6 +229,11 @@ func (qs *queueShared) get(num int64, create bool) (*qsLog, error) {
 		l.Close()
 		return nil, errorf("shared writer", opts.Path, -1, ErrBadHeader, "segment %d was not made by a shmio-go queue", num)
 	}
+	// The lock readers hold: retention recycles no segment a writer maps either.
+	if !segReadLock(l.file) {
+		l.Close()
+		return nil, &fs.PathError{Op: "open", Path: opts.Path, Err: fs.ErrNotExist}
+	}
 	if s := l.word64(offSegNum).Load(); s != 0 && s != uint64(num) {
 		l.Close()
 		return nil, q.misnumbered(num)
@@ -253,7 +260,7 @@ func (qs *queueShared) put(e *qsLog) {
 		go func() { // unmapping a segment costs about as much as mapping it: not in Commit
 			defer qs.bg.Done()
 			e.anchor.Close()
-			e.log.Close()
+			qs.keep(e)
 		}()
 	}
 }
@@ -264,10 +271,13 @@ func (qs *queueShared) closeLocked() error {
 	qs.closing = true
 	qs.mu.Unlock()
 	qs.bg.Wait()
-	if qs.spare != nil {
-		qs.spare.Close()
-		qs.spare = nil
+	qs.mu.Lock()
+	qs.dropSpare()
+	for _, l := range qs.kept {
+		l.Close()
 	}
+	qs.kept = nil
+	qs.mu.Unlock()
 	err := flock.Unlock(int(qs.lock.Fd()))
 	qs.lock.Close()
 	if qs.q.shared == qs {

@@ -3,44 +3,119 @@ package shmio
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/shmio/shmio/internal/fallocate"
 	"golang.org/x/sys/unix"
 )
 
-// A spare segment for shared writers' rolls: an unnamed file (O_TMPFILE) that a background
-// goroutine of the process makes full size, with its header, mapped and prefaulted, so that the
-// roll (under the head's lock) only stamps it and links it into place as the next segment. Being
-// unnamed, it cannot be seen before the roll links it, and the kernel frees it if the process
-// dies; a segment that exists already wins (the link fails and the spare waits for a later
-// roll). Each process with shared writers keeps at most one. Where unnamed files cannot be made
-// or linked, rolls create the segment themselves (as Open creates a log).
+// Background work of a process's shared writers, one goroutine at a time: retention (after a
+// seal) and the spare segment for this process's next roll (after a roll). The spare is a file
+// no one else can see, full size, with its header, mapped and populated, so that the roll (under
+// the head's lock) only stamps it and links it into place as the next segment. It is either a
+// segment that retention removes, recycled when nobody maps it (renamed out of sight, as
+// QueueWriter recycles: shared writers hold the read lock readers hold on the segments they
+// map), or an unnamed file (O_TMPFILE) of fresh memory. A segment that exists already wins: the
+// link fails and the spare waits for a later roll. Each process keeps at most one. Where neither
+// can be had, rolls create the segment themselves, as Open creates a log.
 
-// kickSpare starts making the spare if there is none and none is being made.
-func (qs *queueShared) kickSpare() {
+// keptMax bounds the sealed segments a process keeps mapped for recycling (as QueueWriter keeps
+// them: a recycled segment then needs no mapping work). Segments another process removed are
+// let go at the next background pass.
+const keptMax = 8
+
+// kick runs the background work, or runs it once more if it is running.
+func (qs *queueShared) kick() {
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
-	if qs.spare != nil || qs.making || qs.noSpare || qs.closing {
+	if qs.closing {
 		return
 	}
-	qs.making = true
+	if qs.busy {
+		qs.again = true
+		return
+	}
+	qs.busy = true
 	qs.bg.Add(1)
-	go func() {
-		defer qs.bg.Done()
-		l := qs.q.makeSpare()
-		qs.mu.Lock()
-		defer qs.mu.Unlock()
-		qs.making = false
-		switch {
-		case l == nil:
-			qs.noSpare = true
-		case qs.closing:
-			l.Close()
-		default:
-			qs.spare = l
+	go qs.background()
+}
+
+func (qs *queueShared) background() {
+	defer qs.bg.Done()
+	q := qs.q
+	for {
+		if p := q.opts.Retention; !p.zero() {
+			q.retMu.Lock()
+			q.applyRetention(p, time.Now(), qs.recycle)
+			q.retMu.Unlock()
+			qs.pruneKept()
 		}
-	}()
+		qs.mu.Lock()
+		need := qs.spare == nil && !qs.noSpare && !qs.closing
+		qs.mu.Unlock()
+		if need {
+			l := q.makeSpare()
+			qs.mu.Lock()
+			switch {
+			case l == nil:
+				qs.noSpare = true
+			case qs.closing || qs.spare != nil:
+				l.Close()
+			default:
+				qs.spare = l
+			}
+			qs.mu.Unlock()
+		}
+		qs.mu.Lock()
+		if !qs.again || qs.closing {
+			qs.busy = false
+			qs.mu.Unlock()
+			return
+		}
+		qs.again = false
+		qs.mu.Unlock()
+	}
+}
+
+// keep parks the mapping of a segment no writer of this process uses any more: a sealed one, for
+// recycling, while there is a retention policy; else it is unmapped.
+func (qs *queueShared) keep(e *qsLog) {
+	l := e.log
+	if qs.q.opts.Retention.zero() || !segRecycling || !l.Sealed() || l.fileSize() != qs.q.segSize {
+		l.Close()
+		return
+	}
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	if qs.closing || qs.kept[e.num] != nil {
+		l.Close()
+		return
+	}
+	qs.kept[e.num] = l
+	for len(qs.kept) > keptMax {
+		oldest := int64(maxSegNum + 1)
+		for n := range qs.kept {
+			oldest = min(oldest, n)
+		}
+		qs.kept[oldest].Close()
+		delete(qs.kept, oldest)
+	}
+}
+
+// pruneKept unmaps kept segments whose name no longer names them (removed by another process).
+func (qs *queueShared) pruneKept() {
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	for n, l := range qs.kept {
+		var a, b unix.Stat_t
+		if unix.Fstat(int(l.file.Fd()), &a) != nil || unix.Lstat(qs.q.segPath(n), &b) != nil || a.Ino != b.Ino || a.Dev != b.Dev {
+			l.Close()
+			delete(qs.kept, n)
+		}
+	}
 }
 
 // makeSpare makes an unnamed segment file, or returns nil where that cannot be done.
@@ -74,6 +149,78 @@ func (q *Queue) makeSpare() *Log {
 	return l
 }
 
+// recycle is retention's alternative to removing a segment (see retain): when this process has
+// no spare and nobody else maps the segment (the exclusive lock every mapper's shared one
+// excludes), it renames the file out of sight (to readers it is gone) under a temporary name
+// that removeStaleTemps clears if this process dies, and keeps it, mapped and still locked, as
+// the spare. The lock is held until a roll gives the file its new number (takeSpare).
+func (qs *queueShared) recycle(h segHeader) bool {
+	q := qs.q
+	qs.mu.Lock()
+	l := qs.kept[h.num]
+	delete(qs.kept, h.num)
+	have := qs.spare != nil || qs.closing
+	qs.mu.Unlock()
+	if have || !segRecycling || h.fileSize != q.segSize {
+		if l != nil {
+			l.Close() // retention removes it
+		}
+		return false
+	}
+	path := q.segPath(h.num)
+	f := (*os.File)(nil)
+	if l != nil {
+		f = l.file
+	} else {
+		var err error
+		if f, err = openQueueFile("recycle", path, unix.O_RDWR); err != nil {
+			return false
+		}
+	}
+	giveUp := func() bool {
+		if l != nil {
+			l.Close()
+		} else {
+			f.Close()
+		}
+		return false
+	}
+	var b [8]byte
+	if !segTryWriteLock(f) {
+		return giveUp()
+	}
+	if _, err := f.ReadAt(b[:], offSegNum); err != nil || int64(le.Uint64(b[:])) != h.num {
+		segUnlock(f)
+		return giveUp()
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(q.dir, fmt.Sprintf(".%s%s%d-%x", segName(h.num), tmpInfix, os.Getpid(), rnd))
+	if err := os.Rename(path, tmp); err != nil {
+		segUnlock(f)
+		return giveUp()
+	}
+	if l == nil {
+		var err error
+		if l, err = mapLog(f, Options{Path: tmp, Writable: true, DebugChecks: q.debug}); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return true // gone, as retention wanted
+		}
+		l.private = true
+		prefaultSegment(l.mem)
+	}
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	if qs.spare != nil || qs.closing {
+		os.Remove(tmp)
+		l.Close()
+		return true
+	}
+	qs.spare, qs.spareTmp = l, tmp
+	return true
+}
+
 // takeSpare links the spare into place as segment num and returns it, or nil (no spare, or
 // segment num exists already: the spare is kept). qs.mu is held.
 func (qs *queueShared) takeSpare(num int64) *Log {
@@ -82,19 +229,49 @@ func (qs *queueShared) takeSpare(num int64) *Log {
 		return nil
 	}
 	path := qs.q.segPath(num)
-	l.word64(offSegNum).Store(uint64(num)) // before the name: nobody sees it unstamped
-	unsupported, err := linkTmpfile(l.file, path)
+	var err error
+	unsupported := false
+	if qs.spareTmp != "" {
+		// A recycled file: a fresh header (new identity, nothing committed, number num) before
+		// the exclusive lock goes, so that whoever opened it under its old name and then gets
+		// the lock sees another number (see Queue.misnumbered).
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		hdr := newHeader(false, le.Uint64(rnd[:])|1, time.Now().UnixNano())
+		le.PutUint64(hdr[offSegNum:], uint64(num))
+		if _, err = l.file.WriteAt(hdr, 0); err == nil {
+			segUnlock(l.file)
+			if err = os.Link(qs.spareTmp, path); err == nil {
+				os.Remove(qs.spareTmp)
+			}
+		}
+	} else {
+		l.word64(offSegNum).Store(uint64(num)) // before the name: nobody sees it unstamped
+		unsupported, err = linkTmpfile(l.file, path)
+	}
 	switch {
 	case err == nil:
-		qs.spare = nil
+		qs.spare, qs.spareTmp = nil, ""
 		l.path = path
 		return l
 	case errors.Is(err, unix.EEXIST):
-		l.word64(offSegNum).Store(0)
+		if qs.spareTmp == "" {
+			l.word64(offSegNum).Store(0)
+		}
 	default:
-		qs.spare = nil
-		qs.noSpare = unsupported
-		l.Close()
+		qs.noSpare = qs.noSpare || unsupported
+		qs.dropSpare()
 	}
 	return nil
+}
+
+// dropSpare removes and unmaps the spare; qs.mu is held.
+func (qs *queueShared) dropSpare() {
+	if qs.spareTmp != "" {
+		os.Remove(qs.spareTmp)
+	}
+	if qs.spare != nil {
+		qs.spare.Close()
+	}
+	qs.spare, qs.spareTmp = nil, ""
 }

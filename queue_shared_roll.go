@@ -102,7 +102,7 @@ func (w *QueueSharedWriter) roll() error {
 		return err
 	}
 	w.cur = next
-	w.qs.kickSpare() // for the next roll of this process
+	w.qs.kick() // the spare for the next roll of this process
 	return nil
 }
 
@@ -135,7 +135,7 @@ func (w *QueueSharedWriter) sealSeg(s qsSeg) error {
 	testHook("seal-after")
 	s.sw.release()
 	w.detach(s)
-	w.qs.retainSoon()
+	w.qs.kick() // retention
 	return nil
 }
 
@@ -174,24 +174,6 @@ func (w *QueueSharedWriter) moveOn() error {
 		return errorf("allocate", q.dir, -1, ErrSealed, "the queue was sealed (its last segment, %d, is sealed)", k)
 	}
 	return w.attachHead(k + 1)
-}
-
-// retainSoon applies the retention policy in the background after a seal, one pass at a time
-// per process; passes of several processes are harmless (each removes only sealed segments that
-// the policy and the named readers let go).
-func (qs *queueShared) retainSoon() {
-	p := qs.q.opts.Retention
-	if p.zero() || !qs.retain.CompareAndSwap(false, true) {
-		return
-	}
-	qs.bg.Add(1)
-	go func() {
-		defer qs.bg.Done()
-		defer qs.retain.Store(false)
-		qs.q.retMu.Lock()
-		defer qs.q.retMu.Unlock()
-		qs.q.applyRetention(p, time.Now())
-	}()
 }
 
 // Seal ends the queue: it commits the frames allocated so far, removes the (empty) segments made
