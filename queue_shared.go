@@ -60,8 +60,7 @@ type queueShared struct {
 	mu       sync.Mutex // guards what follows
 	segs     map[int64]*qsLog
 	kept     map[int64]*Log // sealed segments still mapped, for recycling (queue_shared_prep.go)
-	spare    *Log           // see queue_shared_prep.go
-	spareTmp string         // the spare's temporary name if it is a recycled segment
+	spares   []spareSeg     // see queue_shared_prep.go
 	busy     bool           // the background goroutine runs
 	again    bool           // and is to run once more
 	noSpare  bool           // unnamed files cannot be made or linked here
@@ -272,7 +271,7 @@ func (qs *queueShared) closeLocked() error {
 	qs.mu.Unlock()
 	qs.bg.Wait()
 	qs.mu.Lock()
-	qs.dropSpare()
+	qs.dropSpares()
 	for _, l := range qs.kept {
 		l.Close()
 	}

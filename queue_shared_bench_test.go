@@ -14,7 +14,8 @@ func init() { xpRoles["qshbench"] = qshBenchChild }
 
 // BenchmarkQueueSharedWrite measures queue shared writers beside the exclusive QueueWriter in one
 // run, with 32-byte frames into a queue of 16 MiB segments keeping 64 MiB (so it rolls every
-// ~470,000 frames):
+// ~470,000 frames), in steady state (128 MiB written before the timer starts, so that segments
+// are recycled; the processes of procs=P start on such a queue):
 //
 //	exclusive/commit=C   one QueueWriter, a commit every C frames (the reference)
 //	shared/commit=C      one QueueSharedWriter alone
@@ -51,6 +52,9 @@ func benchQueueShared(b *testing.B, commit int, shared bool) {
 			b.Fatal(werr)
 		}
 		defer w.Close()
+		if err := benchLoopQueueShared(w, benchWarmFrames, commit); err != nil {
+			b.Fatal(err)
+		}
 		b.ResetTimer()
 		err = benchLoopQueueShared(w, b.N, commit)
 	} else {
@@ -59,6 +63,9 @@ func benchQueueShared(b *testing.B, commit int, shared bool) {
 			b.Fatal(werr)
 		}
 		defer w.Close()
+		if err := benchLoopQueue(w, benchWarmFrames, commit); err != nil {
+			b.Fatal(err)
+		}
 		b.ResetTimer()
 		err = benchLoopQueue(w, b.N, commit)
 	}
@@ -109,7 +116,16 @@ func benchLoopQueueShared(w *QueueSharedWriter, n, commit int) error {
 // total frames/s from the first start to the last end.
 func benchQueueSharedProcs(b *testing.B, procs, commit int) {
 	dir := filepath.Join(benchDir(b), "q")
-	qshBenchQueue(b, dir).Close()
+	q := qshBenchQueue(b, dir)
+	w, err := q.SharedWriter()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := benchLoopQueueShared(w, benchWarmFrames, commit); err != nil {
+		b.Fatal(err)
+	}
+	w.Close()
+	q.Close()
 	per := (b.N + procs - 1) / procs
 	var cs []*testproc.Child
 	for range procs {

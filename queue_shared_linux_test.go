@@ -28,7 +28,7 @@ func init() {
 
 // qshWriterChild writes frames 0..N-1 of writer ID into the queue in DIR through a
 // QueueSharedWriter, in commits of 1 to BATCH frames, as shWriterChild does for a log (REPORT,
-// PAUSE_US); each commit is tagged with the writer's count of frames. With STAGE set it kills itself the AFTER-th time a roll or commit reaches that stage.
+// PAUSE_US) and RETAIN as its retention's MaxSegments; each commit is tagged with the writer's count of frames. With STAGE set it kills itself the AFTER-th time a roll or commit reaches that stage.
 func qshWriterChild() error {
 	if stage := testproc.Param("STAGE"); stage != "" {
 		after := testproc.ParamInt("AFTER", 1)
@@ -40,7 +40,8 @@ func qshWriterChild() error {
 			}
 		}
 	}
-	q, err := OpenQueue(QueueOptions{Dir: testproc.Param("DIR"), Writable: true, SegmentSize: testproc.ParamInt("SEGSIZE", 64<<10)})
+	q, err := OpenQueue(QueueOptions{Dir: testproc.Param("DIR"), Writable: true, SegmentSize: testproc.ParamInt("SEGSIZE", 64<<10),
+		Retention: RetentionPolicy{MaxSegments: int(testproc.ParamInt("RETAIN", 0))}})
 	if err != nil {
 		return err
 	}
@@ -185,6 +186,59 @@ func TestQueueSharedXPWriters(t *testing.T) {
 		t.Fatalf("%d segments: want many rolls", res.Segments)
 	}
 	t.Logf("%d writers × %d frames, 4 readers, %d segments; longest Commit %v", writers, n, res.Segments, maxBlock)
+}
+
+// TestQueueSharedXPRetention: 4 writer processes append to a queue of 16 KiB segments keeping 4
+// segments, while 2 named readers (which the soft limit waits for) read everything: retention
+// removes and recycles segments behind them (into each writer process's spare) and never one a
+// reader or a writer still maps, so the readers get every frame whole; afterwards the queue
+// holds no more than the policy keeps, and verifies.
+func TestQueueSharedXPRetention(t *testing.T) {
+	const writers, readers, keep = 4, 2, 4
+	n := shScale(50_000)
+	dir := filepath.Join(testproc.ShmDir(t), "q")
+	q := qsOpen(t, dir, 16<<10)
+	var rs, ws []*testproc.Child
+	for i := range readers {
+		rs = append(rs, testproc.Start(t, "qshreader", "DIR="+dir, fmt.Sprint("WRITERS=", writers), fmt.Sprint("N=", n), fmt.Sprint("NAME=r", i)))
+	}
+	// The names must exist before retention runs, or it would not wait for them.
+	testproc.WaitFor(t, time.Minute, "the named readers", func() bool { rs, err := q.Readers(); return err == nil && len(rs) == readers })
+	for id := range writers {
+		ws = append(ws, testproc.Start(t, "qshwriter", "DIR="+dir, "SEGSIZE=16384", fmt.Sprint("RETAIN=", keep), fmt.Sprint("ID=", id), fmt.Sprint("N=", n), "BATCH=64"))
+	}
+	for _, w := range ws {
+		var res shWriterResult
+		w.Finish(5*time.Minute, &res)
+	}
+	last := 0
+	for _, r := range rs {
+		var res map[string]int
+		r.Finish(5*time.Minute, &res)
+		if res["frames"] != writers*n {
+			t.Fatalf("named reader got %d frames, want %d", res["frames"], writers*n)
+		}
+		last = res["segment"]
+	}
+	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true}) // the recorded policy
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if _, err := q.ApplyRetention(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := q.Segments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) > keep+1 || last < 50 {
+		t.Fatalf("%d segments left of %d, policy keeps %d", len(segs), last, keep)
+	}
+	if _, err := q.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d writers × %d frames through %d segments; %d left", writers, n, last, len(segs))
 }
 
 // qshRollStages are the stages of a shared writer's roll (inside Allocate, the commit's frames

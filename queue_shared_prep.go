@@ -19,13 +19,23 @@ import (
 // segment that retention removes, recycled when nobody maps it (renamed out of sight, as
 // QueueWriter recycles: shared writers hold the read lock readers hold on the segments they
 // map), or an unnamed file (O_TMPFILE) of fresh memory. A segment that exists already wins: the
-// link fails and the spare waits for a later roll. Each process keeps at most one. Where neither
-// can be had, rolls create the segment themselves, as Open creates a log.
+// link fails and the spare waits for a later roll. Each process keeps at most maxSpares (two:
+// a roll that had to create its segment, because the spare was not ready, would otherwise leave
+// the next recycling no room, and retention would remove what the next roll needs). Where
+// neither kind can be had, rolls create the segment themselves, as Open creates a log.
 
 // keptMax bounds the sealed segments a process keeps mapped for recycling (as QueueWriter keeps
 // them: a recycled segment then needs no mapping work). Segments another process removed are
 // let go at the next background pass.
 const keptMax = 8
+
+const maxSpares = 2
+
+// spareSeg is a spare segment: l's file, unnamed, or named tmp if it is a recycled segment.
+type spareSeg struct {
+	l   *Log
+	tmp string
+}
 
 // kick runs the background work, or runs it once more if it is running.
 func (qs *queueShared) kick() {
@@ -54,7 +64,7 @@ func (qs *queueShared) background() {
 			qs.pruneKept()
 		}
 		qs.mu.Lock()
-		need := qs.spare == nil && !qs.noSpare && !qs.closing
+		need := len(qs.spares) == 0 && !qs.noSpare && !qs.closing
 		qs.mu.Unlock()
 		if need {
 			l := q.makeSpare()
@@ -62,10 +72,10 @@ func (qs *queueShared) background() {
 			switch {
 			case l == nil:
 				qs.noSpare = true
-			case qs.closing || qs.spare != nil:
+			case qs.closing || len(qs.spares) > 0:
 				l.Close()
 			default:
-				qs.spare = l
+				qs.spares = append(qs.spares, spareSeg{l: l})
 			}
 			qs.mu.Unlock()
 		}
@@ -159,7 +169,7 @@ func (qs *queueShared) recycle(h segHeader) bool {
 	qs.mu.Lock()
 	l := qs.kept[h.num]
 	delete(qs.kept, h.num)
-	have := qs.spare != nil || qs.closing
+	have := len(qs.spares) >= maxSpares || qs.closing
 	qs.mu.Unlock()
 	if have || !segRecycling || h.fileSize != q.segSize {
 		if l != nil {
@@ -212,26 +222,27 @@ func (qs *queueShared) recycle(h segHeader) bool {
 	}
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
-	if qs.spare != nil || qs.closing {
+	if len(qs.spares) >= maxSpares || qs.closing {
 		os.Remove(tmp)
 		l.Close()
 		return true
 	}
-	qs.spare, qs.spareTmp = l, tmp
+	qs.spares = append(qs.spares, spareSeg{l, tmp})
 	return true
 }
 
-// takeSpare links the spare into place as segment num and returns it, or nil (no spare, or
+// takeSpare links a spare into place as segment num and returns it, or nil (no spare, or
 // segment num exists already: the spare is kept). qs.mu is held.
 func (qs *queueShared) takeSpare(num int64) *Log {
-	l := qs.spare
-	if l == nil {
+	k := len(qs.spares)
+	if k == 0 {
 		return nil
 	}
-	path := qs.q.segPath(num)
+	sp := qs.spares[k-1]
+	l, path := sp.l, qs.q.segPath(num)
 	var err error
 	unsupported := false
-	if qs.spareTmp != "" {
+	if sp.tmp != "" {
 		// A recycled file: a fresh header (new identity, nothing committed, number num) before
 		// the exclusive lock goes, so that whoever opened it under its old name and then gets
 		// the lock sees another number (see Queue.misnumbered).
@@ -241,8 +252,8 @@ func (qs *queueShared) takeSpare(num int64) *Log {
 		le.PutUint64(hdr[offSegNum:], uint64(num))
 		if _, err = l.file.WriteAt(hdr, 0); err == nil {
 			segUnlock(l.file)
-			if err = os.Link(qs.spareTmp, path); err == nil {
-				os.Remove(qs.spareTmp)
+			if err = os.Link(sp.tmp, path); err == nil {
+				os.Remove(sp.tmp)
 			}
 		}
 	} else {
@@ -251,27 +262,32 @@ func (qs *queueShared) takeSpare(num int64) *Log {
 	}
 	switch {
 	case err == nil:
-		qs.spare, qs.spareTmp = nil, ""
+		qs.spares = qs.spares[:k-1]
 		l.path = path
 		return l
 	case errors.Is(err, unix.EEXIST):
-		if qs.spareTmp == "" {
+		if sp.tmp == "" {
 			l.word64(offSegNum).Store(0)
 		}
 	default:
 		qs.noSpare = qs.noSpare || unsupported
-		qs.dropSpare()
+		qs.spares = qs.spares[:k-1]
+		sp.drop()
 	}
 	return nil
 }
 
-// dropSpare removes and unmaps the spare; qs.mu is held.
-func (qs *queueShared) dropSpare() {
-	if qs.spareTmp != "" {
-		os.Remove(qs.spareTmp)
+func (sp spareSeg) drop() {
+	if sp.tmp != "" {
+		os.Remove(sp.tmp)
 	}
-	if qs.spare != nil {
-		qs.spare.Close()
+	sp.l.Close()
+}
+
+// dropSpares removes and unmaps the spares; qs.mu is held.
+func (qs *queueShared) dropSpares() {
+	for _, sp := range qs.spares {
+		sp.drop()
 	}
-	qs.spare, qs.spareTmp = nil, ""
+	qs.spares = nil
 }
