@@ -57,14 +57,14 @@ type queueShared struct {
 	writers map[*QueueSharedWriter]struct{} // under q.mu
 	bg      sync.WaitGroup                  // background work (queue_shared_prep.go) and unmapping
 
-	mu       sync.Mutex // guards what follows
-	segs     map[int64]*qsLog
-	kept     map[int64]*Log // sealed segments still mapped, for recycling (queue_shared_prep.go)
-	spares   []spareSeg     // see queue_shared_prep.go
-	busy     bool           // the background goroutine runs
-	again    bool           // and is to run once more
-	noSpare  bool           // unnamed files cannot be made or linked here
-	closing  bool
+	mu      sync.Mutex // guards what follows
+	segs    map[int64]*qsLog
+	kept    map[int64]*Log // sealed segments still mapped, for recycling (queue_shared_prep.go)
+	spares  []spareSeg     // see queue_shared_prep.go
+	busy    bool           // the background goroutine runs
+	again   bool           // and is to run once more
+	noSpare bool           // unnamed files cannot be made or linked here
+	closing bool
 }
 
 // qsLog is a segment mapped for this process's shared writers. anchor keeps the Log's
