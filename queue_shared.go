@@ -28,9 +28,9 @@ var _ FrameWriter = (*QueueSharedWriter)(nil)
 // Allocate to its Commit. A writer killed at any point, in a roll too, publishes nothing it had
 // not committed, and the next writer to take the lock finishes or redoes its roll.
 //
-// The writer that rolls creates the next segment itself, under the lock (no segment is prepared
-// ahead), and applies the retention policy in the background after it sealed one. Retention
-// removes segments; shared writers never recycle them.
+// The writer that rolls links its process's spare segment into place (made in the background,
+// from a segment retention let go when nobody maps it, else from fresh memory), or creates the
+// next segment itself; its process applies the retention policy in the background after a seal.
 type QueueSharedWriter struct {
 	qs      *queueShared
 	hot     *Writer // the held segment's writer (Allocate's fast path), else closedSegWriter
