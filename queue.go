@@ -74,8 +74,9 @@ type QueueOptions struct {
 	// directories add x where r). A queue records its mode, and every file and directory made
 	// in it later gets the recorded one, whatever Mode later handles give and whatever the umask.
 	Mode os.FileMode
-	// Prefault populates reader mappings of segments when they are opened. The writer always
-	// prefaults the segments it prepares ahead, in the background.
+	// Prefault populates reader mappings of segments when they are opened, and shared writers'
+	// mappings of segments other processes made. The writer always prefaults the segments it
+	// prepares ahead, in the background.
 	Prefault bool
 	// Retention is applied by the writer after each roll (and by ApplyRetention). It is recorded
 	// in the queue (queue.json) by OpenQueue when it creates the queue and by every Writer; the

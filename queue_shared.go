@@ -70,11 +70,12 @@ type queueShared struct {
 // qsLog is a segment mapped for this process's shared writers. anchor keeps the Log's
 // shared-writer state (its token and descriptor) open while any writer uses the segment.
 type qsLog struct {
-	num    int64
-	id     uint64
-	log    *Log
-	anchor *SharedWriter
-	refs   int
+	num        int64
+	id         uint64
+	log        *Log
+	anchor     *SharedWriter
+	refs       int
+	sealedHere bool // a writer of this process sealed it (see keep)
 }
 
 // SharedWriter opens a writer that shares the queue with other shared writers, in any process
@@ -213,6 +214,7 @@ func (qs *queueShared) get(num int64, create bool) (*qsLog, error) {
 			l, err = Open(opts)
 		}
 	} else {
+		opts.Prefault = q.opts.Prefault
 		var f *os.File
 		if f, err = openExisting(opts.Path, true); err == nil {
 			if l, err = mapLog(f, opts); err != nil {

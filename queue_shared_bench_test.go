@@ -33,7 +33,7 @@ func BenchmarkQueueSharedWrite(b *testing.B) {
 const qshBenchSeg = 16 << 20
 
 func qshBenchQueue(b testing.TB, dir string) *Queue {
-	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: qshBenchSeg, Retention: RetentionPolicy{MaxBytes: 64 << 20}})
+	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: qshBenchSeg, Prefault: true, Retention: RetentionPolicy{MaxBytes: 64 << 20}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,8 +25,8 @@ import (
 // neither kind can be had, rolls create the segment themselves, as Open creates a log.
 
 // keptMax bounds the sealed segments a process keeps mapped for recycling (as QueueWriter keeps
-// them: a recycled segment then needs no mapping work). Segments another process removed are
-// let go at the next background pass.
+// them: a recycled segment then needs no mapping work). Segments another process removed or
+// recycled are let go at the next background pass.
 const keptMax = 8
 
 const maxSpares = 2
@@ -90,14 +90,17 @@ func (qs *queueShared) background() {
 	}
 }
 
-// keep parks the mapping of a segment no writer of this process uses any more: a sealed one, for
-// recycling, while there is a retention policy; else it is unmapped.
+// keep parks the mapping of a segment this process sealed and no writer of it uses any more, for
+// recycling while there is a retention policy (the process that seals is the one that applies
+// retention next); any other is unmapped. A kept segment is not locked: another process may
+// recycle or remove it, and recycle checks its number again (pruneKept lets it go).
 func (qs *queueShared) keep(e *qsLog) {
 	l := e.log
-	if qs.q.opts.Retention.zero() || !segRecycling || !l.Sealed() || l.fileSize() != qs.q.segSize {
+	if !e.sealedHere || qs.q.opts.Retention.zero() || !segRecycling || !l.Sealed() || l.fileSize() != qs.q.segSize {
 		l.Close()
 		return
 	}
+	segUnlock(l.file)
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
 	if qs.closing || qs.kept[e.num] != nil {

@@ -133,6 +133,7 @@ func (w *QueueSharedWriter) sealSeg(s qsSeg) error {
 		return err
 	}
 	testHook("seal-after")
+	s.e.sealedHere = true
 	s.sw.release()
 	w.detach(s)
 	w.qs.kick() // retention
