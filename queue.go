@@ -41,7 +41,7 @@ import (
 // of a live queue directly, with Open, takes no such lock: use the queue's iterators instead.
 //
 // Files in the directory besides the segments: queue.json (identity, segment size, mode and the
-// writer's retention policy, for tools), writer.lock (flocked by the single writer), and
+// writer's retention policy, for tools), writer.lock (flocked by the writer, or shared by shared writers), and
 // readers/NAME.reader per named reader (its cursor, see Queue.NewIterator). Every file and
 // directory the queue makes gets the mode recorded at its creation (QueueOptions.Mode), whatever
 // the umask, and none is opened through a symbolic link: a link in their place is an error

@@ -12,7 +12,8 @@ import (
 )
 
 // QueueWriter appends frames to a queue: the same methods as Writer. There is at most one per
-// queue across all processes (an flock on writer.lock, and each segment's own writer lock).
+// queue across all processes (an flock on writer.lock, and each segment's own writer lock);
+// Queue.SharedWriter lets many write together instead.
 // A QueueWriter is for one goroutine at a time.
 //
 // Rolling: when a frame does not fit in the current segment, Allocate moves to the next one,
