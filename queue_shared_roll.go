@@ -36,7 +36,9 @@ func (w *QueueSharedWriter) allocateSlow(n int) ([]byte, error) {
 			}
 			// The first segment is stamped right after it is made; a process killed in
 			// between left 0 (as QueueWriter.recover).
-			w.cur.e.log.word64(offSegNum).CompareAndSwap(0, uint64(w.cur.e.num))
+			if seg := w.cur.e.log.word64(offSegNum); seg.Load() == 0 {
+				seg.CompareAndSwap(0, uint64(w.cur.e.num))
+			}
 		}
 		sw := w.cur.sw.w
 		p, err := sw.Allocate(n)
