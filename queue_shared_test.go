@@ -304,3 +304,35 @@ func TestQueueSharedTags(t *testing.T) {
 		t.Fatalf("Verify: %+v, %v", res, err)
 	}
 }
+
+// TestQueueSharedCloseMidRoll: a writer closed with a commit that straddles rolls (segments
+// left behind, locked, frames allocated in each) publishes nothing, says so, and leaves the
+// locks free: another writer goes on at the committed end, and the queue verifies.
+func TestQueueSharedCloseMidRoll(t *testing.T) {
+	q := qsOpen(t, filepath.Join(t.TempDir(), "q"), 4096)
+	a, b := qsWriter(t, q), qsWriter(t, q)
+	qsAppend(t, a, 1, 0, 10)
+	for i := range uint64(200) { // about 3 segments' worth
+		p, err := a.Allocate(shSize(1, 10+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shFill(p, 1, 10+i)
+	}
+	if len(a.pending) < 2 {
+		t.Fatalf("%d segments pending: want a commit straddling rolls", len(a.pending))
+	}
+	if err := a.Close(); !errors.Is(err, ErrUncommitted) {
+		t.Fatalf("Close: %v, want ErrUncommitted", err)
+	}
+	if tr := qsReadAll(t, q); tr[1] != 10 {
+		t.Fatalf("%d frames of the closed writer visible, want the 10 committed", tr[1])
+	}
+	qsAppend(t, b, 2, 0, 300) // rolls over the segments the closed writer made
+	if tr := qsReadAll(t, q); tr[1] != 10 || tr[2] != 300 {
+		t.Fatalf("frames %v", tr)
+	}
+	if _, err := q.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
