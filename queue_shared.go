@@ -56,6 +56,7 @@ type queueShared struct {
 	lock    *os.File
 	writers map[*QueueSharedWriter]struct{} // under q.mu
 	bg      sync.WaitGroup                  // background work (queue_shared_prep.go) and unmapping
+	stop    chan struct{}                   // closed when the last writer closes
 
 	mu      sync.Mutex // guards what follows
 	segs    map[int64]*qsLog
@@ -108,7 +109,7 @@ func (q *Queue) SharedWriter() (*QueueSharedWriter, error) {
 			lf.Close()
 			return nil, newError("shared writer", q.dir, -1, fmt.Errorf("flock: %w", err))
 		}
-		qs = &queueShared{q: q, lock: lf, segs: map[int64]*qsLog{}, kept: map[int64]*Log{}, writers: map[*QueueSharedWriter]struct{}{}}
+		qs = &queueShared{q: q, lock: lf, segs: map[int64]*qsLog{}, kept: map[int64]*Log{}, writers: map[*QueueSharedWriter]struct{}{}, stop: make(chan struct{})}
 		removeStaleTemps(q.dir) // spares of dead processes (queue_shared_prep.go)
 		if err := q.writeMeta(); err != nil {
 			qs.closeLocked()
@@ -126,6 +127,9 @@ func (q *Queue) SharedWriter() (*QueueSharedWriter, error) {
 			qs.closeLocked()
 		}
 		return nil, err
+	}
+	if q.shared == nil {
+		qs.ageTicker()
 	}
 	q.shared = qs
 	qs.writers[w] = struct{}{}
@@ -271,6 +275,7 @@ func (qs *queueShared) closeLocked() error {
 	qs.mu.Lock()
 	qs.closing = true
 	qs.mu.Unlock()
+	close(qs.stop)
 	qs.bg.Wait()
 	qs.mu.Lock()
 	qs.dropSpares()

@@ -90,6 +90,30 @@ func (qs *queueShared) background() {
 	}
 }
 
+// ageTicker applies a retention policy with an age also while no writer of this process seals
+// (as QueueWriter does), at a quarter of the shortest age, at least every retireTick.
+func (qs *queueShared) ageTicker() {
+	p := qs.q.opts.Retention
+	if p.MaxAge <= 0 && p.HardMaxAge <= 0 {
+		return
+	}
+	every := min(retireTick, max(min(nonZero(p.MaxAge), nonZero(p.HardMaxAge))/4, 10*time.Millisecond))
+	qs.bg.Add(1)
+	go func() {
+		defer qs.bg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				qs.kick()
+			case <-qs.stop:
+				return
+			}
+		}
+	}()
+}
+
 // keep parks the mapping of a segment this process sealed and no writer of it uses any more, for
 // recycling while there is a retention policy (the process that seals is the one that applies
 // retention next); any other is unmapped. A kept segment is not locked: another process may

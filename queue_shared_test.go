@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // qsOpen opens (creating) a writable queue with small segments for shared-writer tests.
@@ -334,5 +335,32 @@ func TestQueueSharedCloseMidRoll(t *testing.T) {
 	}
 	if _, err := q.Verify(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestQueueSharedRetentionByAge: a policy with an age removes sealed segments once they are old
+// enough even when no writer seals another one meanwhile.
+func TestQueueSharedRetentionByAge(t *testing.T) {
+	q, err := OpenQueue(QueueOptions{Dir: filepath.Join(t.TempDir(), "q"), Writable: true, SegmentSize: 4096,
+		Retention: RetentionPolicy{MaxAge: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	w := qsWriter(t, q)
+	qsAppend(t, w, 1, 0, 400) // several segments, then nothing more
+	deadline := time.Now().Add(time.Minute)
+	for {
+		segs, err := q.Segments()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(segs) == 1 && !segs[0].Sealed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d segments still there a minute later", len(segs))
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
