@@ -435,9 +435,10 @@ func TestQueueSharedFullFilesystem(t *testing.T) {
 	if !errors.Is(err, ErrFull) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("after %d frames: %v; want ErrFull wrapping ENOSPC", n, err)
 	}
-	// The lock was released: another writer gets the same answer, not a wait.
-	if err := qsWriter(t, q).Append(payload); !errors.Is(err, ErrFull) {
-		t.Fatalf("second writer: %v, want ErrFull", err)
+	// The lock was released: another writer is answered, not kept waiting (ErrFull, or room
+	// that the background's spare held for a moment while the first writer tried).
+	if err := qsWriter(t, q).Append(payload); err != nil && !errors.Is(err, ErrFull) {
+		t.Fatalf("second writer: %v, want ErrFull or nil", err)
 	}
 	it, err := q.NewIterator(IteratorOptions{})
 	if err != nil {

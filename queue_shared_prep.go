@@ -67,11 +67,11 @@ func (qs *queueShared) background() {
 		need := len(qs.spares) == 0 && !qs.noSpare && !qs.closing
 		qs.mu.Unlock()
 		if need {
-			l := q.makeSpare()
+			l, unsupported := q.makeSpare()
 			qs.mu.Lock()
 			switch {
 			case l == nil:
-				qs.noSpare = true
+				qs.noSpare = unsupported // else, a full filesystem say, try again next time
 			case qs.closing || len(qs.spares) > 0:
 				l.Close()
 			default:
@@ -155,12 +155,13 @@ func (qs *queueShared) pruneKept() {
 	}
 }
 
-// makeSpare makes an unnamed segment file, or returns nil where that cannot be done.
-func (q *Queue) makeSpare() *Log {
+// makeSpare makes an unnamed segment file, or returns nil: unsupported where that cannot be
+// done at all.
+func (q *Queue) makeSpare() (_ *Log, unsupported bool) {
 	mode := permOr600(q.opts.Mode)
 	f, err := openTmpfile(q.dir, mode)
 	if f == nil || err != nil {
-		return nil
+		return nil, f == nil && err == nil
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
@@ -174,16 +175,16 @@ func (q *Queue) makeSpare() *Log {
 	}
 	if err != nil {
 		f.Close()
-		return nil
+		return nil, false
 	}
 	l, err := mapLog(f, Options{Path: q.dir, Writable: true, DebugChecks: q.debug})
 	if err != nil {
 		f.Close()
-		return nil
+		return nil, false
 	}
 	l.private = true
 	prefaultSegment(l.mem)
-	return l
+	return l, false
 }
 
 // recycle is retention's alternative to removing a segment (see retain): when this process has
