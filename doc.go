@@ -48,7 +48,8 @@
 // takes an append lock in the header at its first Allocate, writes in place and publishes as
 // the Writer does, and releases the lock; a waiter takes a dead holder's lock over within
 // milliseconds (FORMAT.md, "Shared writers"). Shared writers and the exclusive Writer exclude
-// each other.
+// each other. Queue.SharedWriter does the same for a queue, the writer holding the head
+// segment's lock rolling it.
 //
 // A Log may be shared by goroutines; a Writer or an Iterator belongs to one goroutine at a time.
 // Open one iterator per reading goroutine.

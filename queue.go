@@ -41,7 +41,7 @@ import (
 // of a live queue directly, with Open, takes no such lock: use the queue's iterators instead.
 //
 // Files in the directory besides the segments: queue.json (identity, segment size, mode and the
-// writer's retention policy, for tools), writer.lock (flocked by the single writer), and
+// writer's retention policy, for tools), writer.lock (flocked by the writer, or shared by shared writers), and
 // readers/NAME.reader per named reader (its cursor, see Queue.NewIterator). Every file and
 // directory the queue makes gets the mode recorded at its creation (QueueOptions.Mode), whatever
 // the umask, and none is opened through a symbolic link: a link in their place is an error
@@ -56,6 +56,7 @@ type Queue struct {
 	mu     sync.Mutex // guards writer, iters and Close
 	closed atomic.Bool
 	writer *QueueWriter
+	shared *queueShared // this Queue's shared writers, nil when none is open
 	iters  map[*QueueIterator]struct{}
 
 	retMu sync.Mutex // serialises retention passes
@@ -73,8 +74,9 @@ type QueueOptions struct {
 	// directories add x where r). A queue records its mode, and every file and directory made
 	// in it later gets the recorded one, whatever Mode later handles give and whatever the umask.
 	Mode os.FileMode
-	// Prefault populates reader mappings of segments when they are opened. The writer always
-	// prefaults the segments it prepares ahead, in the background.
+	// Prefault populates reader mappings of segments when they are opened, and shared writers'
+	// mappings of segments other processes made. The writer always prefaults the segments it
+	// prepares ahead, in the background.
 	Prefault bool
 	// Retention is applied by the writer after each roll (and by ApplyRetention). It is recorded
 	// in the queue (queue.json) by OpenQueue when it creates the queue and by every Writer; the
@@ -412,6 +414,9 @@ func (q *Queue) Close() error {
 	var errs []error
 	if q.writer != nil {
 		errs = append(errs, q.writer.closeLocked())
+	}
+	if q.shared != nil {
+		errs = append(errs, q.shared.closeAll())
 	}
 	for it := range q.iters {
 		errs = append(errs, it.closeLocked())

@@ -12,7 +12,8 @@ import (
 )
 
 // QueueWriter appends frames to a queue: the same methods as Writer. There is at most one per
-// queue across all processes (an flock on writer.lock, and each segment's own writer lock).
+// queue across all processes (an flock on writer.lock, and each segment's own writer lock);
+// Queue.SharedWriter lets many write together instead.
 // A QueueWriter is for one goroutine at a time.
 //
 // Rolling: when a frame does not fit in the current segment, Allocate moves to the next one,
@@ -97,6 +98,9 @@ func (q *Queue) Writer() (*QueueWriter, error) {
 	if q.writer != nil {
 		return nil, errorf("writer", q.dir, -1, ErrLocked, "this Queue already has an open writer")
 	}
+	if q.shared != nil {
+		return nil, errorf("writer", q.dir, -1, ErrLocked, "this Queue has shared writers open")
+	}
 	lf, err := q.openLockFile()
 	if err != nil {
 		return nil, err
@@ -104,7 +108,7 @@ func (q *Queue) Writer() (*QueueWriter, error) {
 	switch err := flock.TryLock(int(lf.Fd())); {
 	case errors.Is(err, flock.ErrWouldBlock):
 		lf.Close()
-		return nil, newError("writer", q.dir, -1, ErrLocked)
+		return nil, q.lockedError("writer")
 	case err != nil:
 		lf.Close()
 		return nil, newError("writer", q.dir, -1, fmt.Errorf("flock: %w", err))

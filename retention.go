@@ -67,10 +67,11 @@ func (q *Queue) ApplyRetention() ([]int64, error) {
 	}
 	q.retMu.Lock()
 	defer q.retMu.Unlock()
-	return q.applyRetention(p, time.Now())
+	return q.applyRetention(p, time.Now(), nil)
 }
 
-func (q *Queue) applyRetention(p RetentionPolicy, now time.Time) ([]int64, error) {
+// applyRetention is one pass over the directory; recycle is as for retain.
+func (q *Queue) applyRetention(p RetentionPolicy, now time.Time, recycle func(segHeader) bool) ([]int64, error) {
 	nums, err := q.listSegments()
 	if err != nil {
 		return nil, err
@@ -99,7 +100,7 @@ func (q *Queue) applyRetention(p RetentionPolicy, now time.Time) ([]int64, error
 	if !headSeen && len(sealed) > 0 {
 		sealed = sealed[:len(sealed)-1] // never the last segment
 	}
-	removed, _, err := q.retain(p, now, sealed, count, total, nil)
+	removed, _, err := q.retain(p, now, sealed, count, total, recycle)
 	return removed, err
 }
 

@@ -142,8 +142,8 @@ func followEnd(path string) (shmio.FrameIterator, func(), error) {
 	return it, closeAll, nil
 }
 
-// writeFrame appends one frame to a log (or queue). On a log it is a shared writer, so
-// concurrent prompts append side by side; a queue's writer lock is held only for that frame.
+// writeFrame appends one frame to a log (or queue) through a shared writer, so concurrent
+// prompts append side by side.
 // While the lock is held the other way (an exclusive writer), it retries until ctx ends.
 func writeFrame(ctx context.Context, path string, frame []byte) error {
 	s, err := shmio.OpenStore(path, shmio.StoreOptions{Writable: true})
@@ -174,11 +174,14 @@ func writeFrame(ctx context.Context, path string, frame []byte) error {
 	}
 }
 
-// openWriter opens a shared writer on a log (shmio.Log.SharedWriter), the single writer of a
-// queue (queues have no shared writers yet).
+// openWriter opens a shared writer on a log (shmio.Log.SharedWriter) or a queue
+// (shmio.Queue.SharedWriter).
 func openWriter(s shmio.Store) (shmio.FrameWriter, error) {
-	if l, ok := s.(*shmio.Log); ok {
-		return l.SharedWriter()
+	switch s := s.(type) {
+	case *shmio.Log:
+		return s.SharedWriter()
+	case *shmio.Queue:
+		return s.SharedWriter()
 	}
 	return s.OpenWriter()
 }

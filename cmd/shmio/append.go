@@ -71,7 +71,7 @@ before it are committed, nothing after it is read, and append exits non-zero.`,
 	f.DurationVar(&o.flush, "flush", 10*time.Millisecond, "commit pending frames at least this often")
 	f.IntVar(&o.batch, "batch", 256, "commit after this many frames")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "do not print the summary line on stderr")
-	f.BoolVar(&o.share, "shared", false, "append beside other shared writers of the log (each commit stays contiguous); not with an exclusive writer")
+	f.BoolVar(&o.share, "shared", false, "append beside other shared writers of the log or queue (each commit stays contiguous); not with an exclusive writer")
 	addSchemaFlags(cmd, &o.schema)
 	return cmd
 }
@@ -329,11 +329,14 @@ func frameError(t *target, inName string, raw bool, n int64, size int, err error
 	return fmt.Errorf("%s: %s of %s: %s", path, what, inName, rootCause(err))
 }
 
-// openSharedWriter opens a shared writer on a log (Log.SharedWriter); a queue has none yet and
-// gets its single writer.
+// openSharedWriter opens a shared writer on a log (Log.SharedWriter) or a queue
+// (Queue.SharedWriter).
 func openSharedWriter(s shmio.Store) (shmio.FrameWriter, error) {
-	if l, ok := s.(*shmio.Log); ok {
-		return l.SharedWriter()
+	switch s := s.(type) {
+	case *shmio.Log:
+		return s.SharedWriter()
+	case *shmio.Queue:
+		return s.SharedWriter()
 	}
 	return s.OpenWriter()
 }

@@ -1,0 +1,321 @@
+package shmio
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/shmio/shmio/internal/fallocate"
+	"golang.org/x/sys/unix"
+)
+
+// Background work of a process's shared writers, one goroutine at a time: retention (after a
+// seal) and the spare segment for this process's next roll (after a roll). The spare is a file
+// no one else can see, full size, with its header, mapped and populated, so that the roll (under
+// the head's lock) only stamps it and links it into place as the next segment. It is either a
+// segment that retention removes, recycled when nobody maps it (renamed out of sight, as
+// QueueWriter recycles: shared writers hold the read lock readers hold on the segments they
+// map), or an unnamed file (O_TMPFILE) of fresh memory. A segment that exists already wins: the
+// link fails and the spare waits for a later roll. Each process keeps at most maxSpares (two:
+// a roll that had to create its segment, because the spare was not ready, would otherwise leave
+// the next recycling no room, and retention would remove what the next roll needs). Where
+// neither kind can be had, rolls create the segment themselves, as Open creates a log.
+
+// keptMax bounds the sealed segments a process keeps mapped for recycling (as QueueWriter keeps
+// them: a recycled segment then needs no mapping work). Segments another process removed or
+// recycled are let go at the next background pass.
+const keptMax = 8
+
+const maxSpares = 2
+
+// spareSeg is a spare segment: l's file, unnamed, or named tmp if it is a recycled segment.
+type spareSeg struct {
+	l   *Log
+	tmp string
+}
+
+// kick runs the background work, or runs it once more if it is running.
+func (qs *queueShared) kick() {
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	if qs.closing {
+		return
+	}
+	if qs.busy {
+		qs.again = true
+		return
+	}
+	qs.busy = true
+	qs.bg.Add(1)
+	go qs.background()
+}
+
+func (qs *queueShared) background() {
+	defer qs.bg.Done()
+	q := qs.q
+	for {
+		if p := q.opts.Retention; !p.zero() {
+			q.retMu.Lock()
+			q.applyRetention(p, time.Now(), qs.recycle)
+			q.retMu.Unlock()
+			qs.pruneKept()
+		}
+		qs.mu.Lock()
+		need := len(qs.spares) == 0 && !qs.noSpare && !qs.closing
+		qs.mu.Unlock()
+		if need {
+			l, unsupported := q.makeSpare()
+			qs.mu.Lock()
+			switch {
+			case l == nil:
+				qs.noSpare = unsupported // else, a full filesystem say, try again next time
+			case qs.closing || len(qs.spares) > 0:
+				l.Close()
+			default:
+				qs.spares = append(qs.spares, spareSeg{l: l})
+			}
+			qs.mu.Unlock()
+		}
+		qs.mu.Lock()
+		if !qs.again || qs.closing {
+			qs.busy = false
+			qs.mu.Unlock()
+			return
+		}
+		qs.again = false
+		qs.mu.Unlock()
+	}
+}
+
+// ageTicker applies a retention policy with an age also while no writer of this process seals
+// (as QueueWriter does), at a quarter of the shortest age, at least every retireTick.
+func (qs *queueShared) ageTicker() {
+	p := qs.q.opts.Retention
+	if p.MaxAge <= 0 && p.HardMaxAge <= 0 {
+		return
+	}
+	every := min(retireTick, max(min(nonZero(p.MaxAge), nonZero(p.HardMaxAge))/4, 10*time.Millisecond))
+	qs.bg.Add(1)
+	go func() {
+		defer qs.bg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				qs.kick()
+			case <-qs.stop:
+				return
+			}
+		}
+	}()
+}
+
+// keep parks the mapping of a segment this process sealed and no writer of it uses any more, for
+// recycling while there is a retention policy (the process that seals is the one that applies
+// retention next); any other is unmapped. A kept segment is not locked: another process may
+// recycle or remove it, and recycle checks its number again (pruneKept lets it go).
+func (qs *queueShared) keep(e *qsLog) {
+	l := e.log
+	if !e.sealedHere || qs.q.opts.Retention.zero() || !segRecycling || !l.Sealed() || l.fileSize() != qs.q.segSize {
+		l.Close()
+		return
+	}
+	segUnlock(l.file)
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	if qs.closing || qs.kept[e.num] != nil {
+		l.Close()
+		return
+	}
+	qs.kept[e.num] = l
+	for len(qs.kept) > keptMax {
+		oldest := int64(maxSegNum + 1)
+		for n := range qs.kept {
+			oldest = min(oldest, n)
+		}
+		qs.kept[oldest].Close()
+		delete(qs.kept, oldest)
+	}
+}
+
+// pruneKept unmaps kept segments whose name no longer names them (removed by another process).
+func (qs *queueShared) pruneKept() {
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	for n, l := range qs.kept {
+		var a, b unix.Stat_t
+		if unix.Fstat(int(l.file.Fd()), &a) != nil || unix.Lstat(qs.q.segPath(n), &b) != nil || a.Ino != b.Ino || a.Dev != b.Dev {
+			l.Close()
+			delete(qs.kept, n)
+		}
+	}
+}
+
+// makeSpare makes an unnamed segment file, or returns nil: unsupported where that cannot be
+// done at all.
+func (q *Queue) makeSpare() (_ *Log, unsupported bool) {
+	mode := permOr600(q.opts.Mode)
+	f, err := openTmpfile(q.dir, mode)
+	if f == nil || err != nil {
+		return nil, f == nil && err == nil
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	hdr := newHeader(false, le.Uint64(rnd[:])|1, time.Now().UnixNano())
+	if err := f.Chmod(mode); err == nil {
+		if err = f.Truncate(q.segSize); err == nil {
+			if err = fallocate.Reserve(int(f.Fd()), q.segSize); err == nil {
+				_, err = f.WriteAt(hdr, 0)
+			}
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, false
+	}
+	l, err := mapLog(f, Options{Path: q.dir, Writable: true, DebugChecks: q.debug})
+	if err != nil {
+		f.Close()
+		return nil, false
+	}
+	l.private = true
+	prefaultSegment(l.mem)
+	return l, false
+}
+
+// recycle is retention's alternative to removing a segment (see retain): when this process has
+// no spare and nobody else maps the segment (the exclusive lock every mapper's shared one
+// excludes), it renames the file out of sight (to readers it is gone) under a temporary name
+// that removeStaleTemps clears if this process dies, and keeps it, mapped and still locked, as
+// the spare. The lock is held until a roll gives the file its new number (takeSpare).
+func (qs *queueShared) recycle(h segHeader) bool {
+	q := qs.q
+	qs.mu.Lock()
+	l := qs.kept[h.num]
+	delete(qs.kept, h.num)
+	have := len(qs.spares) >= maxSpares || qs.closing
+	qs.mu.Unlock()
+	if have || !segRecycling || h.fileSize != q.segSize {
+		if l != nil {
+			l.Close() // retention removes it
+		}
+		return false
+	}
+	path := q.segPath(h.num)
+	f := (*os.File)(nil)
+	if l != nil {
+		f = l.file
+	} else {
+		var err error
+		if f, err = openQueueFile("recycle", path, unix.O_RDWR); err != nil {
+			return false
+		}
+	}
+	giveUp := func() bool {
+		if l != nil {
+			l.Close()
+		} else {
+			f.Close()
+		}
+		return false
+	}
+	var b [8]byte
+	if !segTryWriteLock(f) {
+		return giveUp()
+	}
+	if _, err := f.ReadAt(b[:], offSegNum); err != nil || int64(le.Uint64(b[:])) != h.num {
+		segUnlock(f)
+		return giveUp()
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(q.dir, fmt.Sprintf(".%s%s%d-%x", segName(h.num), tmpInfix, os.Getpid(), rnd))
+	if err := os.Rename(path, tmp); err != nil {
+		segUnlock(f)
+		return giveUp()
+	}
+	if l == nil {
+		var err error
+		if l, err = mapLog(f, Options{Path: tmp, Writable: true, DebugChecks: q.debug}); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return true // gone, as retention wanted
+		}
+		l.private = true
+		prefaultSegment(l.mem)
+	}
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	if len(qs.spares) >= maxSpares || qs.closing {
+		os.Remove(tmp)
+		l.Close()
+		return true
+	}
+	qs.spares = append(qs.spares, spareSeg{l, tmp})
+	return true
+}
+
+// takeSpare links a spare into place as segment num and returns it, or nil (no spare, or
+// segment num exists already: the spare is kept). qs.mu is held.
+func (qs *queueShared) takeSpare(num int64) *Log {
+	k := len(qs.spares)
+	if k == 0 {
+		return nil
+	}
+	sp := qs.spares[k-1]
+	l, path := sp.l, qs.q.segPath(num)
+	var err error
+	unsupported := false
+	if sp.tmp != "" {
+		// A recycled file: a fresh header (new identity, nothing committed, number num) before
+		// the exclusive lock goes, so that whoever opened it under its old name and then gets
+		// the lock sees another number (see Queue.misnumbered).
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		hdr := newHeader(false, le.Uint64(rnd[:])|1, time.Now().UnixNano())
+		le.PutUint64(hdr[offSegNum:], uint64(num))
+		if _, err = l.file.WriteAt(hdr, 0); err == nil {
+			segUnlock(l.file)
+			if err = os.Link(sp.tmp, path); err == nil {
+				os.Remove(sp.tmp)
+			}
+		}
+	} else {
+		l.word64(offSegNum).Store(uint64(num)) // before the name: nobody sees it unstamped
+		unsupported, err = linkTmpfile(l.file, path)
+	}
+	switch {
+	case err == nil:
+		qs.spares = qs.spares[:k-1]
+		l.path = path
+		return l
+	case errors.Is(err, unix.EEXIST):
+		if sp.tmp == "" {
+			l.word64(offSegNum).Store(0)
+		}
+	default:
+		qs.noSpare = qs.noSpare || unsupported
+		qs.spares = qs.spares[:k-1]
+		sp.drop()
+	}
+	return nil
+}
+
+func (sp spareSeg) drop() {
+	if sp.tmp != "" {
+		os.Remove(sp.tmp)
+	}
+	sp.l.Close()
+}
+
+// dropSpares removes and unmaps the spares; qs.mu is held.
+func (qs *queueShared) dropSpares() {
+	for _, sp := range qs.spares {
+		sp.drop()
+	}
+	qs.spares = nil
+}
