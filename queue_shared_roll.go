@@ -60,7 +60,7 @@ func (w *QueueSharedWriter) allocateSlow(n int) ([]byte, error) {
 func (w *QueueSharedWriter) releaseIfEmpty() {
 	if len(w.pending) == 0 && w.cur.held() && !w.cur.sw.w.uncommitted() {
 		w.hot = closedSegWriter
-		w.cur.sw.release()
+		w.cur.sw.release(true)
 	}
 }
 
@@ -136,7 +136,7 @@ func (w *QueueSharedWriter) sealSeg(s qsSeg) error {
 	}
 	testHook("seal-after")
 	s.e.sealedHere = true
-	s.sw.release()
+	s.sw.release(true)
 	w.detach(s)
 	w.qs.kick() // retention
 	return nil
@@ -209,7 +209,7 @@ func (w *QueueSharedWriter) Seal() error {
 	head := w.cur.e.num
 	nums, err := q.listSegments()
 	if err != nil {
-		w.cur.sw.release()
+		w.cur.sw.release(true)
 		return err
 	}
 	for _, n := range nums {
@@ -219,16 +219,16 @@ func (w *QueueSharedWriter) Seal() error {
 		// Made by a roll that died before sealing the head, or prepared ahead by an exclusive
 		// writer: nothing can be committed there while the head is unsealed.
 		if h, err := q.segHeader(n); err == nil && (h.sealed || h.committed != 0) {
-			w.cur.sw.release()
+			w.cur.sw.release(true)
 			return errorf("seal", q.segPath(n), -1, ErrCorrupt, "segment %d after unsealed segment %d is not empty", n, head)
 		}
 		if err := os.Remove(q.segPath(n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			w.cur.sw.release()
+			w.cur.sw.release(true)
 			return newError("seal", q.dir, -1, err)
 		}
 	}
 	w.cur.e.log.word64(offSegSealedAt).Store(uint64(time.Now().UnixNano()))
 	err = w.cur.sw.w.Seal()
-	w.cur.sw.release()
+	w.cur.sw.release(true)
 	return err
 }
