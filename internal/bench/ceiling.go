@@ -142,7 +142,7 @@ func runCeilingProducer(ctx context.Context, raw json.RawMessage, out *childOut)
 	}
 	out.ready()
 
-	cpu0, start := cpuNanos(), nowNanos()
+	u0, start := selfUsage(), nowNanos()
 	// The size check above proves every store in bounds: no check per frame, as in C.
 	base := unsafe.Pointer(unsafe.SliceData(mem))
 	pos, batch := ceilingData, 0
@@ -160,7 +160,7 @@ func runCeilingProducer(ctx context.Context, raw json.RawMessage, out *childOut)
 		}
 	}
 	ceilingPublish(end, wake, sleepers, pos)
-	out.emit("result", producerResult{Frames: cfg.Frames, StartNs: start, EndNs: nowNanos(), CPUNs: cpuNanos() - cpu0})
+	out.emit("result", producerResult{Frames: cfg.Frames, StartNs: start, EndNs: nowNanos(), usage: selfUsage().since(u0)})
 	return nil
 }
 
@@ -180,7 +180,7 @@ func runCeilingConsumer(ctx context.Context, raw json.RawMessage, out *childOut)
 	last := uint64(cfg.Frames - 1)
 	out.ready()
 
-	cpu0 := cpuNanos()
+	u0 := selfUsage()
 	var start int64
 	pos, polls, idleSince := ceilingData, 0, int64(0)
 	for done := cfg.Frames == 0; !done; {
@@ -221,16 +221,19 @@ func runCeilingConsumer(ctx context.Context, raw json.RawMessage, out *childOut)
 			done = chk.checkBatch(dst, last)
 		}
 	}
-	out.emit("result", chk.result(start, nowNanos(), cpuNanos()-cpu0))
+	out.emit("result", chk.result(start, nowNanos(), selfUsage().since(u0)))
 	return nil
 }
 
-// fillCeilingRatios sets VsCeiling on every throughput row from the ceiling row of the same size
-// and readers.
+// fillCeilingRatios sets VsCeiling, where Run has not set it from runs measured back to back, on
+// every throughput row from the ceiling row of the same size and readers.
 func fillCeilingRatios(rs []Result) {
 	for i := range rs {
 		r := &rs[i]
 		for _, c := range rs {
+			if r.VsCeiling != 0 {
+				break
+			}
 			if r.Kind == "throughput" && c.Kind == r.Kind && c.Transport == "ceiling" && c.Size == r.Size &&
 				c.Readers == r.Readers && c.Verified && c.FramesPerSec > 0 {
 				r.VsCeiling = r.FramesPerSec / c.FramesPerSec

@@ -40,7 +40,7 @@ func runShmProducer(ctx context.Context, raw json.RawMessage, out *childOut) err
 	tmpl := benchTemplate(cfg.Size)
 	out.ready()
 
-	cpu0, start := cpuNanos(), nowNanos()
+	u0, start := selfUsage(), nowNanos()
 	batch := 0
 	for seq := range uint64(cfg.Frames) {
 		p, err := w.Allocate(cfg.Size)
@@ -60,7 +60,7 @@ func runShmProducer(ctx context.Context, raw json.RawMessage, out *childOut) err
 		return fmt.Errorf("commit: %w", err)
 	}
 	end := nowNanos()
-	out.emit("result", producerResult{Frames: cfg.Frames, StartNs: start, EndNs: end, CPUNs: cpuNanos() - cpu0})
+	out.emit("result", producerResult{Frames: cfg.Frames, StartNs: start, EndNs: end, usage: selfUsage().since(u0)})
 	return nil
 }
 
@@ -76,12 +76,12 @@ func runShmConsumer(ctx context.Context, raw json.RawMessage, out *childOut) err
 	defer l.Close()
 	chk := seqCheck{size: cfg.Size}
 	out.ready()
-	cpu0 := cpuNanos()
+	u0 := selfUsage()
 	start, err := shmConsume(ctx, it, &chk, cfg.Frames, cfg.Batch)
 	if err != nil {
 		return err
 	}
-	out.emit("result", chk.result(start, nowNanos(), cpuNanos()-cpu0))
+	out.emit("result", chk.result(start, nowNanos(), selfUsage().since(u0)))
 	return nil
 }
 
