@@ -137,7 +137,11 @@ func printBenchTable(w io.Writer, rep *bench.Report, o *benchOptions) {
 		cpu = m.Arch
 	}
 	fmt.Fprint(w, loadNote(rep.LoadAverage, m.CPUs))
-	fmt.Fprintf(w, "shmio bench: %d CPUs (%s), %s/%s, %s; logs in %s\n", m.CPUs, cpu, m.OS, m.Arch, m.Go, rep.LogDir)
+	goVersion := m.Go
+	if m.PGO != "" {
+		goVersion += " with PGO (" + m.PGO + ")"
+	}
+	fmt.Fprintf(w, "shmio bench: %d CPUs (%s), %s/%s, %s; logs in %s\n", m.CPUs, cpu, m.OS, m.Arch, goVersion, rep.LogDir)
 	var counts []string
 	for _, s := range o.Sizes {
 		counts = append(counts, fmt.Sprintf("%s frames of %s", fmtCount(o.FramesFor(s)), fmtSize(s)))

@@ -12,7 +12,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -151,6 +153,10 @@ type Machine struct {
 	CPU    string `json:"cpu,omitempty"`
 	Kernel string `json:"kernel,omitempty"`
 	Go     string `json:"go"`
+	// PGO is the profile the running binary was built with (go build -pgo), "" for none: with
+	// cmd/shmio's default.pgo the compiler inlines the hot calls of the bench loops, Writer.Allocate
+	// among them, as it would in an application built with its own profile.
+	PGO string `json:"pgo,omitempty"`
 }
 
 // Report is a whole benchmark, as the JSON output shows it.
@@ -176,6 +182,13 @@ func machine() Machine {
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-pgo" {
+				m.PGO = filepath.Base(s.Value)
+			}
+		}
 	}
 	return m
 }
