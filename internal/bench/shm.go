@@ -89,7 +89,8 @@ func runShmConsumer(ctx context.Context, raw json.RawMessage, out *childOut) err
 // chk. It allocates nothing per frame: NextBatch appends to one reused slice. It returns when the
 // first frame arrived.
 func shmConsume(ctx context.Context, it *shmio.Iterator, chk *seqCheck, n int64, batch int) (start int64, err error) {
-	bo := shmio.BatchOptions{MaxFrames: batch}
+	// Frames only bound a batch, as the ceiling consumer's (MaxBytes would cut 1 KiB batches short).
+	bo := shmio.BatchOptions{MaxFrames: batch, MaxBytes: 1 << 30}
 	dst := make([][]byte, 0, max(batch, 64))
 	last := uint64(n - 1)
 	done := n == 0

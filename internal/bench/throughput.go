@@ -30,13 +30,16 @@ var transports = map[string]transport{
 	"tcp":   streamPlan("tcp"),
 }
 
+// shmBatch is how many frames a shmio or ceiling consumer takes per batch.
+const shmBatch = 256
+
 func shmPlan(r *runner, n int64, size, readers int) (plan, error) {
 	path, err := r.newLog(logCapacity(n, size))
 	if err != nil {
 		return plan{}, err
 	}
 	spin := r.consumerSpin(readers)
-	cfg := shmConfig{Path: path, Frames: n, Size: size, CommitEvery: r.cfg.CommitEvery, Spin: spin, Batch: 256}
+	cfg := shmConfig{Path: path, Frames: n, Size: size, CommitEvery: r.cfg.CommitEvery, Spin: spin, Batch: shmBatch}
 	return plan{prodRole: "shm-producer", consRole: "shm-consumer", prodCfg: cfg, consCfg: cfg, spin: spin,
 		cleanup: func() { os.Remove(path) }}, nil
 }
