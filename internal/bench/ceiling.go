@@ -8,8 +8,8 @@ package bench
 // lengths and sequence number with the same seqCheck as the other rows. A consumer with nothing
 // to read waits as the shmio consumers do (spin for their Spin, 20µs by default and not at all
 // when the run has more processes than CPUs, then sleep on a futex word the producer bumps after
-// a publish when the sleepers flag is up): a consumer that spun or napped on a loaded machine would take the CPU
-// from the producer and measure the scheduler, not the loop. Only syscall glue is shared with
+// a publish when the sleepers flag is up): a consumer that spun or napped on a loaded machine
+// would take the CPU from the producer and measure the scheduler, not the loop. Only syscall glue is shared with
 // the library (internal/mmap, internal/futex, internal/fallocate). What shmio does beyond this (header, bounds,
 // errors) is what the VS CEILING column prices.
 
