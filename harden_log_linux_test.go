@@ -180,6 +180,39 @@ func TestWaitEndsWhenFileTruncated(t *testing.T) {
 	}
 }
 
+// TestWaitTruncationCheckRateLimited: the fstat behind the truncation check runs at most once per
+// interval per iterator (a reader woken at every commit would otherwise pay it per sleep), yet the
+// first check of an iterator, and the first after the interval, see a truncation at once.
+func TestWaitTruncationCheckRateLimited(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path, Capacity: 256 << 10})
+	utAppend(t, utWriter(t, l), 0, 10, 20)
+	r := utReopen(t, path, false, false)
+	it, err := r.NewIterator(IteratorOptions{Spin: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := it.truncatedEvery(time.Hour); err != nil {
+		t.Fatalf("intact file: %v", err)
+	}
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := it.truncatedEvery(time.Hour); err != nil {
+		t.Fatalf("checked again within the interval: %v, want no fstat (nil)", err)
+	}
+	if err := it.truncatedEvery(0); !errors.Is(err, ErrMappingGone) {
+		t.Fatalf("after the interval: %v, want ErrMappingGone", err)
+	}
+	it2, err := r.NewIterator(IteratorOptions{Spin: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := it2.truncatedEvery(time.Hour); !errors.Is(err, ErrMappingGone) {
+		t.Fatalf("a new iterator's first check: %v, want ErrMappingGone", err)
+	}
+}
+
 // TestWaitSleepsLongWhileGoWriterHoldsLog: an idle Wait sleeps in long slices while a writer of
 // this package (which wakes readers) holds the log, and in short ones (for Node writers, which
 // take no lock and wake nobody) when none does or the recorded writer is dead.

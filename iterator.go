@@ -51,6 +51,10 @@ type Iterator struct {
 	aheadi int
 
 	scratch [][]byte // NextFrames' batch of payloads
+
+	// Wait's checks that cost a system call, made at most so often (wait.go).
+	probe   writerProbe
+	fstatAt time.Time
 }
 
 // nextAhead is how many frames Next reads at once.

@@ -96,7 +96,6 @@ func (it *Iterator) sleepFutex(ctx context.Context) error {
 	defer l.waiters.Add(^uint32(0))
 	stop := context.AfterFunc(ctx, func() { futex.Wake(l.wake) })
 	defer stop()
-	var alive writerProbe
 	for {
 		seq := l.wake.Load()
 		if it.available() {
@@ -111,7 +110,7 @@ func (it *Iterator) sleepFutex(ctx context.Context) error {
 		if l.closed.Load() {
 			return it.checkOpen("wait")
 		}
-		if err := it.truncated(); err != nil {
+		if err := it.truncatedEvery(truncCheck); err != nil {
 			return err
 		}
 		if h := waitTestHook; h != nil {
@@ -128,7 +127,7 @@ func (it *Iterator) sleepFutex(ctx context.Context) error {
 			return err
 		}
 		slice := sleepSlice
-		if alive.goWriter(it.mem) {
+		if it.probe.goWriter(it.mem) {
 			slice = longSlice
 		}
 		waitSleeps.Add(1)
@@ -136,7 +135,7 @@ func (it *Iterator) sleepFutex(ctx context.Context) error {
 	}
 }
 
-// writerProbe remembers, for one Wait, whether a writer of this package holds the log.
+// writerProbe remembers, for an iterator's Waits, whether a writer of this package holds the log.
 type writerProbe struct {
 	pid   uint32
 	at    time.Time
@@ -168,6 +167,20 @@ func (it *Iterator) truncated() error {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(it.log.file.Fd()), &st); err == nil && st.Size < int64(len(it.mem)) {
 		return errorf("wait", it.log.path, st.Size, ErrMappingGone, "file truncated to %d bytes under a mapping of %d", st.Size, len(it.mem))
+	}
+	return nil
+}
+
+// truncCheck is how often at most sleepFutex asks whether the file was truncated: shorter than a
+// slice, so a sleeping reader still learns of it within a slice, yet a reader woken at every
+// commit pays no fstat per sleep.
+const truncCheck = time.Millisecond
+
+// truncatedEvery is truncated, asked at most once per d by this iterator.
+func (it *Iterator) truncatedEvery(d time.Duration) error {
+	if now := time.Now(); it.fstatAt.IsZero() || now.Sub(it.fstatAt) >= d {
+		it.fstatAt = now
+		return it.truncated()
 	}
 	return nil
 }

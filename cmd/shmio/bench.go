@@ -61,7 +61,7 @@ The VS SOCKET column is the ratio to the Unix socket (for latency: socket p50 / 
 	f.Int64Var(&o.Frames, "frames", 0, "frames per throughput run (default 10M for 32 B, 1M for 1 KiB; 200k/32k with --quick)")
 	f.IntVar(&o.CommitEvery, "commit-every", 1000, "commit (shmio) or flush (streams) every N frames")
 	f.IntVar(&o.Fanout, "fanout", 3, "readers in the fan-out runs")
-	f.IntVar(&o.Runs, "runs", 1, "measure everything this many times and report the median run of each row")
+	f.IntVar(&o.Runs, "runs", 1, "measure every row this many times, in alternating rounds, and report its median run (VS CEILING: the median of the rounds' ratios)")
 	f.IntVar(&o.Pings, "pings", 0, "measured round trips per latency run (default 50000; 2000 with --quick)")
 	f.StringSliceVar(&o.Transports, "transports", slices.Clone(bench.DefaultTransports), "throughput transports to run (ceiling: a bare loop over a raw mapping, see internal/bench/ceiling.go)")
 	f.DurationVar(&o.Spin, "spin", 0, "shmio consumers' Wait spin before sleeping, negative to sleep at once (default: the library's when every process has a CPU, else sleep at once)")
@@ -137,7 +137,11 @@ func printBenchTable(w io.Writer, rep *bench.Report, o *benchOptions) {
 		cpu = m.Arch
 	}
 	fmt.Fprint(w, loadNote(rep.LoadAverage, m.CPUs))
-	fmt.Fprintf(w, "shmio bench: %d CPUs (%s), %s/%s, %s; logs in %s\n", m.CPUs, cpu, m.OS, m.Arch, m.Go, rep.LogDir)
+	goVersion := m.Go
+	if m.PGO != "" {
+		goVersion += " with PGO (" + m.PGO + ")"
+	}
+	fmt.Fprintf(w, "shmio bench: %d CPUs (%s), %s/%s, %s; logs in %s\n", m.CPUs, cpu, m.OS, m.Arch, goVersion, rep.LogDir)
 	var counts []string
 	for _, s := range o.Sizes {
 		counts = append(counts, fmt.Sprintf("%s frames of %s", fmtCount(o.FramesFor(s)), fmtSize(s)))

@@ -100,10 +100,13 @@ func TestBenchTable(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
 	}
-	// Not a terminal: one progress line per step (2 runs of 6 throughput and 3 latency rows).
+	// Not a terminal: one progress line per step (2 runs of 6 throughput and 3 latency rows), the
+	// rows of a group measured in rounds, each round starting one row further.
 	progress := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
 	if len(progress) != 18 || progress[0] != "bench [1/18] throughput shmio, 48 B frames, 1 reader(s)" ||
-		progress[17] != "bench [18/18] latency unix, 48 B frames" {
+		progress[3] != "bench [4/18] throughput ceiling, 48 B frames, 1 reader(s)" ||
+		progress[5] != "bench [6/18] throughput shmio, 48 B frames, 1 reader(s)" ||
+		progress[17] != "bench [18/18] latency shmio-spin, 48 B frames" {
 		t.Errorf("stderr progress:\n%s", r.stderr)
 	}
 	for _, want := range []string{

@@ -12,7 +12,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -101,6 +103,13 @@ type Result struct {
 	// consumer), measured inside the processes around the transfer only.
 	ProducerCPUPerFrame float64 `json:"producer_cpu_ns_per_frame,omitempty"`
 	ConsumerCPUPerFrame float64 `json:"consumer_cpu_ns_per_frame,omitempty"`
+	// Context switches per million frames, counted as the CPU per frame is: how often the producer
+	// and the average consumer gave up the CPU (waits: futex sleeps, blocking reads and writes),
+	// and how often the scheduler took it from any of them (preemptions, all processes summed).
+	// They show how each side waits, which decides throughput when processes outnumber CPUs.
+	ProducerWaits float64 `json:"producer_waits_per_mframe,omitempty"`
+	ConsumerWaits float64 `json:"consumer_waits_per_mframe,omitempty"`
+	Preemptions   float64 `json:"preemptions_per_mframe,omitempty"`
 	// Throughput: frames (payload bytes) the producer sent per second, until the last reader had all of
 	// them. Each reader receives every frame, so deliveries per second are Readers times this.
 	FramesPerSec float64 `json:"frames_per_sec,omitempty"`
@@ -115,11 +124,16 @@ type Result struct {
 	// ConsumerSpin is the shmio consumers' IteratorOptions.Spin (0: the library default).
 	ConsumerSpin time.Duration `json:"consumer_spin_ns,omitempty"`
 	// VsSocket: throughput / Unix socket throughput, or socket p50 / this p50; 0 when unknown.
-	VsSocket  float64          `json:"vs_socket"`
-	VsCeiling float64          `json:"vs_ceiling"` // throughput / the ceiling row's; 0 when unknown
-	Verified  bool             `json:"verified"`
-	Consumers []ConsumerReport `json:"consumers"`
-	Error     string           `json:"error,omitempty"`
+	VsSocket float64 `json:"vs_socket"`
+	// VsCeiling: the median, over the rounds of Runs, of this run's throughput / the ceiling run's
+	// of the same round (measured back to back, see runner.rounds); 0 when unknown.
+	VsCeiling     float64   `json:"vs_ceiling"`
+	CeilingRatios []float64 `json:"ceiling_ratios,omitempty"` // every round's ratio
+	// RunsFramesPerSec is every run's throughput, in the order measured: how steady the row is.
+	RunsFramesPerSec []float64        `json:"runs_frames_per_sec,omitempty"`
+	Verified         bool             `json:"verified"`
+	Consumers        []ConsumerReport `json:"consumers"`
+	Error            string           `json:"error,omitempty"`
 }
 
 // ConsumerReport is one consumer's verification.
@@ -139,6 +153,10 @@ type Machine struct {
 	CPU    string `json:"cpu,omitempty"`
 	Kernel string `json:"kernel,omitempty"`
 	Go     string `json:"go"`
+	// PGO is the profile the running binary was built with (go build -pgo), "" for none: with
+	// cmd/shmio's default.pgo the compiler inlines the hot calls of the bench loops, Writer.Allocate
+	// among them, as it would in an application built with its own profile.
+	PGO string `json:"pgo,omitempty"`
 }
 
 // Report is a whole benchmark, as the JSON output shows it.
@@ -164,6 +182,13 @@ func machine() Machine {
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-pgo" {
+				m.PGO = filepath.Base(s.Value)
+			}
+		}
 	}
 	return m
 }
@@ -218,20 +243,26 @@ func Run(ctx context.Context, cfg Config, progress func(Step)) (Report, error) {
 	}
 	r.steps = len(cfg.Sizes) * (len(readerCounts)*len(cfg.Transports) + 3) * cfg.Runs
 	rep := Report{Machine: machine(), Quick: cfg.Quick, CommitEvery: cfg.CommitEvery, LogDir: r.dir, LoadAverage: loadAverage()}
+	latencyModes := []string{"shmio-spin", "shmio-futex", "unix"}
 	for _, size := range cfg.Sizes {
 		for _, readers := range readerCounts {
-			for _, t := range cfg.Transports {
-				rep.Results = append(rep.Results, r.repeat(func() Result { return r.throughput(ctx, t, size, readers) }))
-				if ctx.Err() != nil {
-					return rep, ctx.Err()
+			runs := r.rounds(ctx, len(cfg.Transports), func(i int) Result { return r.throughput(ctx, cfg.Transports[i], size, readers) })
+			rows := medians(runs)
+			if c := slices.Index(cfg.Transports, "ceiling"); c >= 0 {
+				for i := range rows {
+					rows[i].CeilingRatios = pairedRatios(runs[i], runs[c])
+					rows[i].VsCeiling = median(rows[i].CeilingRatios)
 				}
 			}
-		}
-		for _, mode := range []string{"shmio-spin", "shmio-futex", "unix"} {
-			rep.Results = append(rep.Results, r.repeat(func() Result { return r.latency(ctx, mode, size) }))
+			rep.Results = append(rep.Results, rows...)
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
+		}
+		runs := r.rounds(ctx, len(latencyModes), func(i int) Result { return r.latency(ctx, latencyModes[i], size) })
+		rep.Results = append(rep.Results, medians(runs)...)
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
 		}
 	}
 	fillRatios(rep.Results)
@@ -251,27 +282,80 @@ func Failures(rs []Result) []string {
 	return failed
 }
 
-// repeat runs one measurement Config.Runs times and returns the median run (by frames/s, or by
-// p50 for latency), whole, so each row's figures come from one run. Any failed run fails the row.
-func (r *runner) repeat(run func() Result) Result {
-	rs := make([]Result, 0, r.cfg.Runs)
-	for range r.cfg.Runs {
-		res := run()
-		if !res.Verified {
-			res.Runs = len(rs) + 1
-			return res
+// rounds measures n rows Config.Runs times each, round by round: every round runs each row once,
+// starting one row further than the round before, so that rows measured back to back share the
+// load of the moment (this machine's or other programs') and no row always runs first. It returns
+// each row's runs in order; a row whose run failed keeps that run and is measured no more.
+func (r *runner) rounds(ctx context.Context, n int, run func(i int) Result) [][]Result {
+	runs := make([][]Result, n)
+	for k := range r.cfg.Runs {
+		for j := range n {
+			i := (k + j) % n
+			if m := len(runs[i]); m > 0 && !runs[i][m-1].Verified {
+				continue
+			}
+			runs[i] = append(runs[i], run(i))
+			if ctx.Err() != nil {
+				return runs
+			}
 		}
-		rs = append(rs, res)
 	}
-	slices.SortFunc(rs, func(x, y Result) int {
-		if x.Kind == "latency" {
-			return cmp.Compare(x.P50, y.P50)
+	return runs
+}
+
+// medians returns each row's median run (by frames/s, or by p50 for latency), whole, so each
+// row's figures come from one run, with Runs set and the frames/s of every run; a row with a
+// failed run is that run.
+func medians(runs [][]Result) []Result {
+	rows := make([]Result, 0, len(runs))
+	for _, rs := range runs {
+		if len(rs) == 0 {
+			continue
 		}
-		return cmp.Compare(x.FramesPerSec, y.FramesPerSec)
-	})
-	m := rs[len(rs)/2]
-	m.Runs = len(rs)
-	return m
+		if last := rs[len(rs)-1]; !last.Verified {
+			last.Runs = len(rs)
+			rows = append(rows, last)
+			continue
+		}
+		var rates []float64
+		for _, r := range rs {
+			rates = append(rates, r.FramesPerSec)
+		}
+		sorted := slices.SortedFunc(slices.Values(rs), func(x, y Result) int {
+			if x.Kind == "latency" {
+				return cmp.Compare(x.P50, y.P50)
+			}
+			return cmp.Compare(x.FramesPerSec, y.FramesPerSec)
+		})
+		m := sorted[len(sorted)/2]
+		m.Runs = len(rs)
+		if m.Kind == "throughput" {
+			m.RunsFramesPerSec = rates
+		}
+		rows = append(rows, m)
+	}
+	return rows
+}
+
+// pairedRatios divides each verified run's frames/s by that of the ceiling run of the same round
+// (measured just before or after it).
+func pairedRatios(runs, ceiling []Result) []float64 {
+	var ratios []float64
+	for k := range min(len(runs), len(ceiling)) {
+		if runs[k].Verified && ceiling[k].Verified && ceiling[k].FramesPerSec > 0 {
+			ratios = append(ratios, runs[k].FramesPerSec/ceiling[k].FramesPerSec)
+		}
+	}
+	return ratios
+}
+
+// median is the middle value (the upper one of an even count, as for rows); 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(v))
+	return s[len(s)/2]
 }
 
 // oversubscribedSpin is the shmio consumers' Spin when a run has more processes than CPUs: a

@@ -6,10 +6,10 @@ package bench
 // template, sequence number, complemented tail) and publishes the end with an atomic store every
 // Config.CommitEvery frames; each consumer polls the end with atomic loads and checks every frame's
 // lengths and sequence number with the same seqCheck as the other rows. A consumer with nothing
-// to read waits as the shmio consumers do (spin 20µs, or not at all when the run has more
-// processes than CPUs, then sleep on a futex word the producer bumps after a publish when the
-// sleepers flag is up): a consumer that spun or napped on a loaded machine would take the CPU
-// from the producer and measure the scheduler, not the loop. Only syscall glue is shared with
+// to read waits as the shmio consumers do (spin for their Spin, 20µs by default and not at all
+// when the run has more processes than CPUs, then sleep on a futex word the producer bumps after
+// a publish when the sleepers flag is up): a consumer that spun or napped on a loaded machine
+// would take the CPU from the producer and measure the scheduler, not the loop. Only syscall glue is shared with
 // the library (internal/mmap, internal/futex, internal/fallocate). What shmio does beyond this (header, bounds,
 // errors) is what the VS CEILING column prices.
 
@@ -24,6 +24,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/shmio/shmio"
 	"github.com/shmio/shmio/internal/fallocate"
 	"github.com/shmio/shmio/internal/futex"
 	"github.com/shmio/shmio/internal/mmap"
@@ -50,9 +51,9 @@ type ceilingConfig struct {
 	Size        int    `json:"size"`
 	CommitEvery int    `json:"commit_every"`
 	Batch       int    `json:"batch"` // frames a consumer checks per call, as the shmio consumer's batches
-	// Sleep: a consumer that finds nothing new sleeps briefly instead of spinning (when the run has
-	// more processes than CPUs, as the shmio consumers then sleep on the futex).
-	Sleep bool `json:"sleep"`
+	// Spin is how long a consumer that finds nothing new polls before it sleeps on the futex: the
+	// shmio consumers' Spin (0: the library's DefaultSpin; negative: sleep at once).
+	Spin time.Duration `json:"spin"`
 }
 
 // ceilingPlan creates the raw file for one ceiling run, removed by the plan's cleanup.
@@ -64,7 +65,8 @@ func ceilingPlan(r *runner, n int64, size, readers int) (plan, error) {
 	if err == nil {
 		// Reserve the pages, as creating a log does: readers mapping a sparse file would
 		// fault on every page of it during the run instead of before.
-		size := ceilingData + n*int64(size+4) + 4096
+		// The size of the shmio row's log (more than the frames need), so both map alike.
+		size := logCapacity(n, size)
 		if err = f.Truncate(size); err == nil {
 			err = fallocate.Reserve(int(f.Fd()), size)
 		}
@@ -74,9 +76,9 @@ func ceilingPlan(r *runner, n int64, size, readers int) (plan, error) {
 		os.Remove(path)
 		return plan{}, fmt.Errorf("creating the ceiling run's file: %w", err)
 	}
-	cfg := ceilingConfig{Path: path, Frames: n, Size: size, CommitEvery: r.cfg.CommitEvery, Batch: 256,
-		Sleep: r.consumerSpin(readers) < 0}
-	return plan{prodRole: "ceiling-producer", consRole: "ceiling-consumer", prodCfg: cfg, consCfg: cfg,
+	spin := r.consumerSpin(readers)
+	cfg := ceilingConfig{Path: path, Frames: n, Size: size, CommitEvery: r.cfg.CommitEvery, Batch: shmBatch, Spin: spin}
+	return plan{prodRole: "ceiling-producer", consRole: "ceiling-consumer", prodCfg: cfg, consCfg: cfg, spin: spin,
 		cleanup: func() { os.Remove(path) }}, nil
 }
 
@@ -105,9 +107,6 @@ func mapCeiling(path string, producer bool) (mem, hdr []byte, unmap func(), err 
 	}
 	return mem, hdr, func() { mmap.Unmap(mem); mmap.Unmap(hdr) }, nil
 }
-
-// ceilingSpin is how long a consumer polls before it sleeps (the library's default Wait spin).
-const ceilingSpin = 20 * time.Microsecond
 
 func ceilingWords(mem []byte) (end *atomic.Uint64, wake, sleepers *atomic.Uint32) {
 	return (*atomic.Uint64)(unsafe.Pointer(&mem[ceilingEndOff])),
@@ -142,7 +141,7 @@ func runCeilingProducer(ctx context.Context, raw json.RawMessage, out *childOut)
 	}
 	out.ready()
 
-	cpu0, start := cpuNanos(), nowNanos()
+	u0, start := selfUsage(), nowNanos()
 	// The size check above proves every store in bounds: no check per frame, as in C.
 	base := unsafe.Pointer(unsafe.SliceData(mem))
 	pos, batch := ceilingData, 0
@@ -160,7 +159,7 @@ func runCeilingProducer(ctx context.Context, raw json.RawMessage, out *childOut)
 		}
 	}
 	ceilingPublish(end, wake, sleepers, pos)
-	out.emit("result", producerResult{Frames: cfg.Frames, StartNs: start, EndNs: nowNanos(), CPUNs: cpuNanos() - cpu0})
+	out.emit("result", producerResult{Frames: cfg.Frames, StartNs: start, EndNs: nowNanos(), usage: selfUsage().since(u0)})
 	return nil
 }
 
@@ -175,26 +174,30 @@ func runCeilingConsumer(ctx context.Context, raw json.RawMessage, out *childOut)
 	}
 	defer unmap()
 	end, wake, sleepers := ceilingWords(hdr)
+	spin := cfg.Spin
+	if spin == 0 {
+		spin = shmio.DefaultSpin
+	}
 	chk := seqCheck{size: cfg.Size}
 	dst := make([][]byte, 0, cfg.Batch)
 	last := uint64(cfg.Frames - 1)
 	out.ready()
 
-	cpu0 := cpuNanos()
+	u0 := selfUsage()
 	var start int64
 	pos, polls, idleSince := ceilingData, 0, int64(0)
 	for done := cfg.Frames == 0; !done; {
 		e := int(end.Load())
 		if e <= pos { // nothing new (the end is 0 until the first publish)
 			// Spin, reading the clock every 64 polls as the library's Wait does.
-			if polls++; !cfg.Sleep && polls&63 != 0 {
+			if polls++; spin > 0 && polls&63 != 0 {
 				continue
 			}
 			now := nowNanos()
 			if idleSince == 0 {
 				idleSince = now
 			}
-			if cfg.Sleep || now-idleSince > int64(ceilingSpin) {
+			if spin < 0 || now-idleSince > int64(spin) {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -221,16 +224,19 @@ func runCeilingConsumer(ctx context.Context, raw json.RawMessage, out *childOut)
 			done = chk.checkBatch(dst, last)
 		}
 	}
-	out.emit("result", chk.result(start, nowNanos(), cpuNanos()-cpu0))
+	out.emit("result", chk.result(start, nowNanos(), selfUsage().since(u0)))
 	return nil
 }
 
-// fillCeilingRatios sets VsCeiling on every throughput row from the ceiling row of the same size
-// and readers.
+// fillCeilingRatios sets VsCeiling, where Run has not set it from runs measured back to back, on
+// every throughput row from the ceiling row of the same size and readers.
 func fillCeilingRatios(rs []Result) {
 	for i := range rs {
 		r := &rs[i]
 		for _, c := range rs {
+			if r.VsCeiling != 0 {
+				break
+			}
 			if r.Kind == "throughput" && c.Kind == r.Kind && c.Transport == "ceiling" && c.Size == r.Size &&
 				c.Readers == r.Readers && c.Verified && c.FramesPerSec > 0 {
 				r.VsCeiling = r.FramesPerSec / c.FramesPerSec

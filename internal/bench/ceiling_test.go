@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"context"
 	"encoding/binary"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -92,5 +94,52 @@ func TestCeilingRatiosAndGoals(t *testing.T) {
 	}
 	if strings.Contains(goals, "missed") {
 		t.Errorf("goals say missed:\n%s", goals)
+	}
+}
+
+// TestRoundsPairRatios: rows are measured in rounds with a rotating start, each row is its median
+// run, and VS CEILING is the median of the ratios of runs measured in the same round, so a load
+// that changes between rounds cancels out; a row whose run failed is measured no more.
+func TestRoundsPairRatios(t *testing.T) {
+	r := &runner{cfg: Config{Runs: 5}}
+	load := []float64{1, 0.3, 2, 0.5, 1.5} // the machine's speed in each round
+	rate := []float64{80e6, 100e6, 0}      // shmio, ceiling, a row failing in round 2
+	var order []int
+	calls := make([]int, 3) // each row runs once per round: its calls so far are the round
+	runs := r.rounds(context.Background(), 3, func(i int) Result {
+		order = append(order, i)
+		k := calls[i]
+		calls[i]++
+		if i == 2 && k == 1 {
+			return Result{Kind: "throughput", Transport: "bad", Error: "consumer died"}
+		}
+		return Result{Kind: "throughput", FramesPerSec: (rate[i] + 1e6) * load[k], Verified: true}
+	})
+	// Round k starts at row k mod 3; row 2 fails in round 1 and is skipped from then on.
+	if want := []int{0, 1, 2, 1, 2, 0, 0, 1, 0, 1, 1, 0}; !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v", order, want)
+	}
+	if len(runs[0]) != 5 || len(runs[1]) != 5 || len(runs[2]) != 2 || runs[2][1].Verified {
+		t.Fatalf("runs per row: %d %d %d", len(runs[0]), len(runs[1]), len(runs[2]))
+	}
+	ratios := pairedRatios(runs[0], runs[1])
+	if len(ratios) != 5 {
+		t.Fatalf("ratios %v", ratios)
+	}
+	for _, x := range ratios {
+		if x < 81.0/101-1e-9 || x > 81.0/101+1e-9 {
+			t.Errorf("ratio %v, want %v in every round", x, 81.0/101)
+		}
+	}
+	rows := medians(runs)
+	if len(rows) != 3 || rows[0].FramesPerSec != 81e6 || rows[1].FramesPerSec != 101e6 || rows[0].Runs != 5 ||
+		len(rows[0].RunsFramesPerSec) != 5 || rows[0].RunsFramesPerSec[1] != 81e6*0.3 {
+		t.Errorf("median rows %+v", rows[:2])
+	}
+	if rows[2].Verified || rows[2].Runs != 2 || rows[2].Error != "consumer died" {
+		t.Errorf("failed row %+v", rows[2])
+	}
+	if m := median([]float64{3, 1, 2, 5}); m != 3 {
+		t.Errorf("median %v", m)
 	}
 }

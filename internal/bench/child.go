@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -59,11 +61,34 @@ func runChild(args []string) error {
 	// Ctrl-C on a terminal signals the whole process group: leave it to the parent, which stops
 	// every child and removes its files (and the kernel kills us if the parent dies).
 	signal.Ignore(os.Interrupt)
+	if dir := os.Getenv(ProfileEnv); dir != "" {
+		stop, err := startProfile(dir, args[0])
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	err := role(context.Background(), json.RawMessage(args[1]), out)
 	if err != nil {
 		out.send(childMsg{Event: "error", Error: err.Error()})
 	}
 	return err
+}
+
+// ProfileEnv names a directory where every child writes a CPU profile, ROLE-PID.pprof: merged
+// (go tool pprof -proto DIR/*.pprof), they are the profile cmd/shmio is built with (default.pgo).
+const ProfileEnv = "SHMIO_BENCH_CPUPROFILE"
+
+func startProfile(dir, role string) (stop func(), err error) {
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // childMsg is one line of the child protocol. Result and stats payloads are role-specific JSON.

@@ -40,7 +40,7 @@ func runShmProducer(ctx context.Context, raw json.RawMessage, out *childOut) err
 	tmpl := benchTemplate(cfg.Size)
 	out.ready()
 
-	cpu0, start := cpuNanos(), nowNanos()
+	u0, start := selfUsage(), nowNanos()
 	batch := 0
 	for seq := range uint64(cfg.Frames) {
 		p, err := w.Allocate(cfg.Size)
@@ -60,7 +60,7 @@ func runShmProducer(ctx context.Context, raw json.RawMessage, out *childOut) err
 		return fmt.Errorf("commit: %w", err)
 	}
 	end := nowNanos()
-	out.emit("result", producerResult{Frames: cfg.Frames, StartNs: start, EndNs: end, CPUNs: cpuNanos() - cpu0})
+	out.emit("result", producerResult{Frames: cfg.Frames, StartNs: start, EndNs: end, usage: selfUsage().since(u0)})
 	return nil
 }
 
@@ -76,12 +76,12 @@ func runShmConsumer(ctx context.Context, raw json.RawMessage, out *childOut) err
 	defer l.Close()
 	chk := seqCheck{size: cfg.Size}
 	out.ready()
-	cpu0 := cpuNanos()
+	u0 := selfUsage()
 	start, err := shmConsume(ctx, it, &chk, cfg.Frames, cfg.Batch)
 	if err != nil {
 		return err
 	}
-	out.emit("result", chk.result(start, nowNanos(), cpuNanos()-cpu0))
+	out.emit("result", chk.result(start, nowNanos(), selfUsage().since(u0)))
 	return nil
 }
 
@@ -89,7 +89,8 @@ func runShmConsumer(ctx context.Context, raw json.RawMessage, out *childOut) err
 // chk. It allocates nothing per frame: NextBatch appends to one reused slice. It returns when the
 // first frame arrived.
 func shmConsume(ctx context.Context, it *shmio.Iterator, chk *seqCheck, n int64, batch int) (start int64, err error) {
-	bo := shmio.BatchOptions{MaxFrames: batch}
+	// Frames only bound a batch, as the ceiling consumer's (MaxBytes would cut 1 KiB batches short).
+	bo := shmio.BatchOptions{MaxFrames: batch, MaxBytes: 1 << 30}
 	dst := make([][]byte, 0, max(batch, 64))
 	last := uint64(n - 1)
 	done := n == 0

@@ -12,14 +12,26 @@ import (
 // It is the vDSO wall clock: about 20 ns, no system call.
 func nowNanos() int64 { return time.Now().UnixNano() }
 
-// cpuNanos is the CPU time (user + system) this process has used so far. Rates swing with
-// whatever else runs on a busy machine; the CPU a side spends per frame is steadier.
-func cpuNanos() int64 {
+// usage is what getrusage says this process used so far: CPU time, and how often it gave up the CPU
+// (waits: futex sleeps, blocking reads) or had it taken away (preempted). Rates swing with whatever
+// else runs on a busy machine; CPU and switches per frame are steadier, and show how a side waits.
+type usage struct {
+	CPUNs     int64 `json:"cpu_ns"`    // user + system
+	Waits     int64 `json:"waits"`     // voluntary context switches
+	Preempted int64 `json:"preempted"` // involuntary context switches
+}
+
+func selfUsage() usage {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
+		return usage{}
 	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
+	return usage{CPUNs: ru.Utime.Nano() + ru.Stime.Nano(), Waits: int64(ru.Nvcsw), Preempted: int64(ru.Nivcsw)}
+}
+
+// since is what was used from u0 to u.
+func (u usage) since(u0 usage) usage {
+	return usage{CPUNs: u.CPUNs - u0.CPUNs, Waits: u.Waits - u0.Waits, Preempted: u.Preempted - u0.Preempted}
 }
 
 // latHist is a log-linear latency histogram (32 sub-buckets per power of two, about 3% resolution)

@@ -110,11 +110,11 @@ type consumerResult struct {
 	FirstBad string `json:"first_bad,omitempty"`
 	StartNs  int64  `json:"start_ns"` // first frame received
 	EndNs    int64  `json:"end_ns"`   // last frame received
-	CPUNs    int64  `json:"cpu_ns"`   // CPU time spent from ready to the last frame
+	usage           // from ready to the last frame
 }
 
-func (c *seqCheck) result(start, end, cpu int64) consumerResult {
-	return consumerResult{Frames: c.frames, Gaps: c.gaps, Bad: c.bad, FirstBad: c.firstBad, StartNs: start, EndNs: end, CPUNs: cpu}
+func (c *seqCheck) result(start, end int64, u usage) consumerResult {
+	return consumerResult{Frames: c.frames, Gaps: c.gaps, Bad: c.bad, FirstBad: c.firstBad, StartNs: start, EndNs: end, usage: u}
 }
 
 // verified reports whether a consumer saw exactly frames 0..n-1, in order, intact.
@@ -127,7 +127,7 @@ type producerResult struct {
 	Frames  int64 `json:"frames"`
 	StartNs int64 `json:"start_ns"` // just before the first frame
 	EndNs   int64 `json:"end_ns"`   // after the last commit/flush
-	CPUNs   int64 `json:"cpu_ns"`   // CPU time spent sending
+	usage         // spent sending
 }
 
 // streamConfig configures both ends of a stream run.
@@ -185,7 +185,7 @@ func runStreamProducer(ctx context.Context, raw json.RawMessage, out *childOut) 
 		}
 		return nil
 	}
-	cpu0, start := cpuNanos(), nowNanos()
+	u0, start := selfUsage(), nowNanos()
 	batch := 0
 	for seq := range uint64(cfg.Frames) {
 		benchFill(payload, seq)
@@ -205,7 +205,7 @@ func runStreamProducer(ctx context.Context, raw json.RawMessage, out *childOut) 
 		return err
 	}
 	end := nowNanos()
-	out.emit("result", producerResult{Frames: cfg.Frames, StartNs: start, EndNs: end, CPUNs: cpuNanos() - cpu0})
+	out.emit("result", producerResult{Frames: cfg.Frames, StartNs: start, EndNs: end, usage: selfUsage().since(u0)})
 	return nil
 }
 
@@ -222,12 +222,12 @@ func runStreamConsumer(ctx context.Context, raw json.RawMessage, out *childOut) 
 	r := bufio.NewReaderSize(c, streamBufSize)
 	chk := seqCheck{size: cfg.Size}
 	out.ready()
-	cpu0 := cpuNanos()
+	u0 := selfUsage()
 	start, err := streamConsume(r, &chk, cfg.Frames)
 	if err != nil {
 		return err
 	}
-	out.emit("result", chk.result(start, nowNanos(), cpuNanos()-cpu0))
+	out.emit("result", chk.result(start, nowNanos(), selfUsage().since(u0)))
 	return nil
 }
 

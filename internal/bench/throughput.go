@@ -30,13 +30,16 @@ var transports = map[string]transport{
 	"tcp":   streamPlan("tcp"),
 }
 
+// shmBatch is how many frames a shmio or ceiling consumer takes per batch.
+const shmBatch = 256
+
 func shmPlan(r *runner, n int64, size, readers int) (plan, error) {
 	path, err := r.newLog(logCapacity(n, size))
 	if err != nil {
 		return plan{}, err
 	}
 	spin := r.consumerSpin(readers)
-	cfg := shmConfig{Path: path, Frames: n, Size: size, CommitEvery: r.cfg.CommitEvery, Spin: spin, Batch: 256}
+	cfg := shmConfig{Path: path, Frames: n, Size: size, CommitEvery: r.cfg.CommitEvery, Spin: spin, Batch: shmBatch}
 	return plan{prodRole: "shm-producer", consRole: "shm-consumer", prodCfg: cfg, consCfg: cfg, spin: spin,
 		cleanup: func() { os.Remove(path) }}, nil
 }
@@ -119,7 +122,7 @@ func (r *runner) throughput(ctx context.Context, transport string, size, readers
 		return res.fail(err)
 	}
 	res.Verified = true
-	end, consCPU := pr.EndNs, int64(0)
+	end, cons := pr.EndNs, usage{}
 	for _, c := range consumers {
 		var cr consumerResult
 		if err := c.result(ctx, &cr, nil); err != nil {
@@ -129,11 +132,15 @@ func (r *runner) throughput(ctx context.Context, transport string, size, readers
 		res.Verified = res.Verified && ok
 		res.Consumers = append(res.Consumers, ConsumerReport{Frames: cr.Frames, Gaps: cr.Gaps, Bad: cr.Bad, FirstBad: cr.FirstBad, Verified: ok})
 		end = max(end, cr.EndNs)
-		consCPU += cr.CPUNs
+		cons = usage{CPUNs: cons.CPUNs + cr.CPUNs, Waits: cons.Waits + cr.Waits, Preempted: cons.Preempted + cr.Preempted}
 	}
 	if n > 0 {
-		res.ProducerCPUPerFrame = float64(pr.CPUNs) / float64(n)
-		res.ConsumerCPUPerFrame = float64(consCPU) / float64(readers) / float64(n)
+		perFrame := func(v int64, procs int) float64 { return float64(v) / float64(procs) / float64(n) }
+		res.ProducerCPUPerFrame = perFrame(pr.CPUNs, 1)
+		res.ConsumerCPUPerFrame = perFrame(cons.CPUNs, readers)
+		res.ProducerWaits = 1e6 * perFrame(pr.Waits, 1)
+		res.ConsumerWaits = 1e6 * perFrame(cons.Waits, readers)
+		res.Preemptions = 1e6 * perFrame(pr.Preempted+cons.Preempted, 1)
 	}
 	res.CPUSeconds = childrenCPU(children)
 	elapsed := float64(end-pr.StartNs) / 1e9

@@ -43,7 +43,7 @@ func TestSeqCheck(t *testing.T) {
 		for _, f := range tc.frames {
 			done = c.checkBatch([][]byte{f}, 3) // one at a time, as ping and pong check
 		}
-		r := c.result(0, 0, 0)
+		r := c.result(0, 0, usage{})
 		if r.Gaps != tc.gaps || r.Bad != tc.bad || done != tc.done || r.verified(4) != tc.verified {
 			t.Errorf("%s: gaps %d bad %d done %v verified %v, want %d %d %v %v (%s)",
 				tc.name, r.Gaps, r.Bad, done, r.verified(4), tc.gaps, tc.bad, tc.done, tc.verified, r.FirstBad)
@@ -53,8 +53,8 @@ func TestSeqCheck(t *testing.T) {
 		}
 		// The batch form (shmio's consumer) agrees frame for frame.
 		cb := seqCheck{size: 32}
-		if done := cb.checkBatch(tc.frames, 3); done != tc.done || cb.result(0, 0, 0) != r {
-			t.Errorf("%s: checkBatch %+v done %v, check %+v", tc.name, cb.result(0, 0, 0), done, r)
+		if done := cb.checkBatch(tc.frames, 3); done != tc.done || cb.result(0, 0, usage{}) != r {
+			t.Errorf("%s: checkBatch %+v done %v, check %+v", tc.name, cb.result(0, 0, usage{}), done, r)
 		}
 	}
 }
@@ -96,7 +96,7 @@ func TestShmConsumeZeroAlloc(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if r := last.result(0, 0, 0); !r.verified(n) {
+	if r := last.result(0, 0, usage{}); !r.verified(n) {
 		t.Fatalf("consumer result %+v", r)
 	}
 	// A handful per run for the iterator and the batch slice, none per frame.
@@ -127,7 +127,7 @@ func TestStreamConsume(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if r := chk.result(0, 0, 0); !r.verified(n) {
+	if r := chk.result(0, 0, usage{}); !r.verified(n) {
 		t.Fatalf("result %+v", r)
 	}
 	if allocs > 5 {
@@ -139,7 +139,7 @@ func TestStreamConsume(t *testing.T) {
 	if _, err := streamConsume(bufio.NewReader(bytes.NewReader(stream[:len(stream)/2+7])), &chk, n); err != nil {
 		t.Fatal(err)
 	}
-	if r := chk.result(0, 0, 0); r.Frames != n/2 || r.verified(n) {
+	if r := chk.result(0, 0, usage{}); r.Frames != n/2 || r.verified(n) {
 		t.Errorf("truncated stream: %+v", r)
 	}
 }
@@ -315,7 +315,7 @@ func TestStreamConsumeShortFrames(t *testing.T) {
 	if _, err := streamConsume(bufio.NewReader(&buf), &chk, 5); err != nil {
 		t.Fatal(err)
 	}
-	if r := chk.result(0, 0, 0); r.Frames != 3 || r.Bad != 3 || r.verified(5) || !strings.Contains(r.FirstBad, "frame 0: 3 bytes, want 16") {
+	if r := chk.result(0, 0, usage{}); r.Frames != 3 || r.Bad != 3 || r.verified(5) || !strings.Contains(r.FirstBad, "frame 0: 3 bytes, want 16") {
 		t.Errorf("result %+v", r)
 	}
 }
