@@ -60,23 +60,23 @@ type queueShared struct {
 
 	mu      sync.Mutex // guards what follows
 	segs    map[int64]*qsLog
-	kept    map[int64]*Log // sealed segments still mapped, for recycling (queue_shared_prep.go)
-	spares  []spareSeg     // see queue_shared_prep.go
-	busy    bool           // the background goroutine runs
-	again   bool           // and is to run once more
-	noSpare bool           // unnamed files cannot be made or linked here
+	pool    map[fileKey]pooled // segment files still mapped, for reuse (queue_shared_prep.go)
+	poolSeq uint64
+	spares  []spareSeg // see queue_shared_prep.go
+	busy    bool       // the background goroutine runs
+	again   bool       // and is to run once more
+	noSpare bool       // unnamed files cannot be made or linked here
 	closing bool
 }
 
 // qsLog is a segment mapped for this process's shared writers. anchor keeps the Log's
 // shared-writer state (its token and descriptor) open while any writer uses the segment.
 type qsLog struct {
-	num        int64
-	id         uint64
-	log        *Log
-	anchor     *SharedWriter
-	refs       int
-	sealedHere bool // a writer of this process sealed it (see keep)
+	num    int64
+	id     uint64
+	log    *Log
+	anchor *SharedWriter
+	refs   int
 }
 
 // SharedWriter opens a writer that shares the queue with other shared writers, in any process
@@ -109,7 +109,7 @@ func (q *Queue) SharedWriter() (*QueueSharedWriter, error) {
 			lf.Close()
 			return nil, newError("shared writer", q.dir, -1, fmt.Errorf("flock: %w", err))
 		}
-		qs = &queueShared{q: q, lock: lf, segs: map[int64]*qsLog{}, kept: map[int64]*Log{}, writers: map[*QueueSharedWriter]struct{}{}, stop: make(chan struct{})}
+		qs = &queueShared{q: q, lock: lf, segs: map[int64]*qsLog{}, pool: map[fileKey]pooled{}, writers: map[*QueueSharedWriter]struct{}{}, stop: make(chan struct{})}
 		removeStaleTemps(q.dir) // spares of dead processes (queue_shared_prep.go)
 		if err := q.writeMeta(); err != nil {
 			qs.closeLocked()
@@ -221,7 +221,11 @@ func (qs *queueShared) get(num int64, create bool) (*qsLog, error) {
 		opts.Prefault = q.opts.Prefault
 		var f *os.File
 		if f, err = openExisting(opts.Path, true); err == nil {
-			if l, err = mapLog(f, opts); err != nil {
+			// A file this process mapped before (recycled since, under another number) comes
+			// back with its page tables: no mmap, no faults.
+			if l = qs.takePooled(f, opts.Path); l != nil {
+				f.Close()
+			} else if l, err = mapLog(f, opts); err != nil {
 				f.Close()
 			}
 		}
@@ -279,10 +283,10 @@ func (qs *queueShared) closeLocked() error {
 	qs.bg.Wait()
 	qs.mu.Lock()
 	qs.dropSpares()
-	for _, l := range qs.kept {
-		l.Close()
+	for _, p := range qs.pool {
+		p.l.Close()
 	}
-	qs.kept = nil
+	qs.pool = nil
 	qs.mu.Unlock()
 	err := flock.Unlock(int(qs.lock.Fd()))
 	qs.lock.Close()

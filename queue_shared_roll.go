@@ -135,7 +135,6 @@ func (w *QueueSharedWriter) sealSeg(s qsSeg) error {
 		return err
 	}
 	testHook("seal-after")
-	s.e.sealedHere = true
 	s.sw.release(true)
 	w.detach(s)
 	w.qs.kick() // retention
