@@ -64,7 +64,14 @@ func (qs *queueShared) background() {
 			qs.pruneKept()
 		}
 		qs.mu.Lock()
-		need := len(qs.spares) == 0 && !qs.noSpare && !qs.closing
+		// One spare, replaced by recycling at each seal, unless the background once came too
+		// late for a roll of this process (a busy machine, or rolls every few ms): then two,
+		// so that a late recycling costs nothing (fresh memory is made only up to that).
+		want := 1
+		if qs.twoSpares {
+			want = maxSpares
+		}
+		need := len(qs.spares) < want && !qs.noSpare && !qs.closing
 		qs.mu.Unlock()
 		if need {
 			l, unsupported := q.makeSpare()
@@ -72,7 +79,7 @@ func (qs *queueShared) background() {
 			switch {
 			case l == nil:
 				qs.noSpare = unsupported // else, a full filesystem say, try again next time
-			case qs.closing || len(qs.spares) > 0:
+			case qs.closing || len(qs.spares) >= maxSpares:
 				l.Close()
 			default:
 				qs.spares = append(qs.spares, spareSeg{l: l})
