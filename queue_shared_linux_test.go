@@ -512,3 +512,43 @@ func TestQueueSharedRecycles(t *testing.T) {
 	}
 	t.Logf("%d segments in %d files; %d frames read in segment %d after its removal", len(segs), len(inodes), n, held)
 }
+
+// TestQueueSharedReusesMappings: two Queues of one directory (as two processes: each has its own
+// mappings) write in turn, with retention recycling the files. The second one's writer, which
+// only ever moves on to segments the first made or it made itself, must come back to the files
+// it mapped before under their new numbers with the same mapping (keep and takePooled), not map
+// each segment anew; and the queue verifies.
+func TestQueueSharedReusesMappings(t *testing.T) {
+	if !segRecycling {
+		t.Skip("no OFD locks: segments are removed, not recycled")
+	}
+	dir := filepath.Join(t.TempDir(), "q")
+	open := func() *Queue {
+		q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: 8192, Retention: RetentionPolicy{MaxSegments: 3}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		return q
+	}
+	q1, q2 := open(), open()
+	w1, w2 := qsWriter(t, q1), qsWriter(t, q2)
+	logs, segs := map[*Log]bool{}, map[int64]bool{}
+	var seq1, seq2 uint64
+	for range 300 {
+		qsAppend(t, w1, 1, seq1, 20)
+		seq1 += 20
+		w1.qs.bg.Wait() // deterministic background passes, not needed otherwise
+		qsAppend(t, w2, 2, seq2, 20)
+		seq2 += 20
+		w2.qs.bg.Wait()
+		segs[w2.Segment()], logs[w2.cur.e.log] = true, true
+	}
+	if len(segs) < 50 || len(logs) > len(segs)/4 {
+		t.Fatalf("the second writer used %d segments through %d mappings: want mappings reused", len(segs), len(logs))
+	}
+	if _, err := q1.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d segments through %d mappings", len(segs), len(logs))
+}
