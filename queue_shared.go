@@ -58,16 +58,16 @@ type queueShared struct {
 	bg      sync.WaitGroup                  // background work (queue_shared_prep.go) and unmapping
 	stop    chan struct{}                   // closed when the last writer closes
 
-	mu        sync.Mutex // guards what follows
-	segs      map[int64]*qsLog
-	pool      map[fileKey]pooled // segment files still mapped, for reuse (queue_shared_prep.go)
-	poolSeq   uint64
-	spares    []spareSeg // see queue_shared_prep.go
-	busy      bool       // the background goroutine runs
-	again     bool       // and is to run once more
-	noSpare   bool       // unnamed files cannot be made or linked here
-	twoSpares bool       // a roll of this process found no spare: keep one more (see background)
-	closing   bool
+	mu      sync.Mutex // guards what follows
+	segs    map[int64]*qsLog
+	pool    map[fileKey]pooled // segment files still mapped, for reuse (queue_shared_prep.go)
+	poolSeq uint64
+	spares  []spareSeg // see queue_shared_prep.go
+	busy    bool       // the background goroutine runs
+	again   bool       // and is to run once more
+	noSpare bool       // unnamed files cannot be made or linked here
+	misses  int        // rolls of this process that found no spare (see background)
+	closing bool
 }
 
 // qsLog is a segment mapped for this process's shared writers. anchor keeps the Log's
@@ -216,7 +216,7 @@ func (qs *queueShared) get(num int64, create bool) (*qsLog, error) {
 		// place): racing rollers end with one file, the loser opening it.
 		opts.Capacity, opts.Mode = q.segSize, q.opts.Mode
 		if l = qs.takeSpare(num); l == nil {
-			qs.twoSpares = !qs.noSpare
+			qs.misses++ // the first may be a start's: the spare is made as the writers start
 			l, err = Open(opts)
 		}
 	} else {

@@ -64,11 +64,11 @@ func (qs *queueShared) background() {
 			qs.pruneKept()
 		}
 		qs.mu.Lock()
-		// One spare, replaced by recycling at each seal, unless the background once came too
-		// late for a roll of this process (a busy machine, or rolls every few ms): then two,
-		// so that a late recycling costs nothing (fresh memory is made only up to that).
+		// One spare, replaced by recycling at each seal, unless the background came too late
+		// for rolls of this process (a busy machine, or rolls every few ms): then two, so that
+		// a late recycling costs nothing. Fresh memory costs every process a mapping.
 		want := 1
-		if qs.twoSpares {
+		if qs.misses > 1 {
 			want = maxSpares
 		}
 		need := len(qs.spares) < want && !qs.noSpare && !qs.closing
