@@ -65,6 +65,7 @@ type queueShared struct {
 	spares  []spareSeg // see queue_shared_prep.go
 	busy    bool       // the background goroutine runs
 	again   bool       // and is to run once more
+	making  bool       // a spare of fresh memory is being made (makeSpare)
 	noSpare bool       // unnamed files cannot be made or linked here
 	misses  int        // rolls of this process that found no spare (see background)
 	closing bool

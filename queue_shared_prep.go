@@ -71,22 +71,13 @@ func (qs *queueShared) background() {
 		if qs.misses > 1 {
 			want = maxSpares
 		}
-		need := len(qs.spares) < want && !qs.noSpare && !qs.closing
-		qs.mu.Unlock()
-		if need {
-			l, unsupported := q.makeSpare()
-			qs.mu.Lock()
-			switch {
-			case l == nil:
-				qs.noSpare = unsupported // else, a full filesystem say, try again next time
-			case qs.closing || len(qs.spares) >= maxSpares:
-				l.Close()
-			default:
-				qs.spares = append(qs.spares, spareSeg{l: l})
-			}
-			qs.mu.Unlock()
+		if len(qs.spares) < want && !qs.noSpare && !qs.closing && !qs.making {
+			// Apart: making fresh memory takes milliseconds, during which the next seal's
+			// recycling must not wait (a roll would find no spare, and make a file itself).
+			qs.making = true
+			qs.bg.Add(1)
+			go qs.makeSpare()
 		}
-		qs.mu.Lock()
 		if !qs.again || qs.closing {
 			qs.busy = false
 			qs.mu.Unlock()
@@ -215,9 +206,26 @@ func (qs *queueShared) pruneKept() {
 	}
 }
 
-// makeSpare makes an unnamed segment file, or returns nil: unsupported where that cannot be
+// makeSpare adds a spare of fresh memory.
+func (qs *queueShared) makeSpare() {
+	defer qs.bg.Done()
+	l, unsupported := qs.q.newSpare()
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	qs.making = false
+	switch {
+	case l == nil:
+		qs.noSpare = unsupported // else, a full filesystem say, try again next time
+	case qs.closing || len(qs.spares) >= maxSpares:
+		l.Close()
+	default:
+		qs.spares = append(qs.spares, spareSeg{l: l})
+	}
+}
+
+// newSpare makes an unnamed segment file, or returns nil: unsupported where that cannot be
 // done at all.
-func (q *Queue) makeSpare() (_ *Log, unsupported bool) {
+func (q *Queue) newSpare() (_ *Log, unsupported bool) {
 	mode := permOr600(q.opts.Mode)
 	f, err := openTmpfile(q.dir, mode)
 	if f == nil || err != nil {
