@@ -66,6 +66,7 @@ type queueShared struct {
 	busy    bool       // the background goroutine runs
 	again   bool       // and is to run once more
 	making  bool       // a spare of fresh memory is being made (makeSpare)
+	warmed  bool       // see warm
 	noSpare bool       // unnamed files cannot be made or linked here
 	misses  int        // rolls of this process that found no spare (see background)
 	closing bool

@@ -552,3 +552,47 @@ func TestQueueSharedReusesMappings(t *testing.T) {
 	}
 	t.Logf("%d segments through %d mappings", len(segs), len(logs))
 }
+
+// TestQueueSharedWarmsPool: a process joining a queue with a retention policy maps its oldest
+// segments (those retention recycles next) in the background, so that its writers find them
+// mapped when they come back as new segments.
+func TestQueueSharedWarmsPool(t *testing.T) {
+	if !segRecycling {
+		t.Skip("no OFD locks: segments are removed, not recycled")
+	}
+	dir := filepath.Join(t.TempDir(), "q")
+	opts := QueueOptions{Dir: dir, Writable: true, SegmentSize: 8192, Retention: RetentionPolicy{MaxSegments: 4}}
+	q1, err := OpenQueue(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q1.Close()
+	w1 := qsWriter(t, q1)
+	for i := range 40 {
+		qsAppend(t, w1, 1, uint64(i*20), 20)
+	}
+	w1.qs.bg.Wait()
+	nums, err := q1.listSegments()
+	if err != nil || len(nums) < 3 {
+		t.Fatalf("segments %v, %v: want at least 3", nums, err)
+	}
+	q2, err := OpenQueue(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q2.Close()
+	w2 := qsWriter(t, q2)
+	w2.qs.bg.Wait()
+	w2.qs.mu.Lock()
+	pooled := len(w2.qs.pool)
+	w2.qs.mu.Unlock()
+	if pooled < len(nums)-1 { // all but the head, which the writer maps itself
+		t.Fatalf("%d segments mapped ahead of %d (%v)", pooled, len(nums)-1, nums)
+	}
+	for i := range 40 {
+		qsAppend(t, w2, 2, uint64(i*20), 20)
+	}
+	if _, err := q2.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}

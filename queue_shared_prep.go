@@ -78,6 +78,12 @@ func (qs *queueShared) background() {
 			qs.bg.Add(1)
 			go qs.makeSpare()
 		}
+		if !qs.warmed {
+			qs.warmed = true
+			qs.mu.Unlock()
+			qs.warm()
+			qs.mu.Lock()
+		}
 		if !qs.again || qs.closing {
 			qs.busy = false
 			qs.mu.Unlock()
@@ -110,6 +116,51 @@ func (qs *queueShared) ageTicker() {
 			}
 		}
 	}()
+}
+
+// warmMax bounds the segments warm maps.
+const warmMax = poolMax / 2
+
+// warm maps, into the pool, the oldest segments of the queue (up to warmMax) when this process's
+// first writer opens: retention recycles them next, and they come back as new segments, to this
+// process's rolls or from other processes' (see keep). So a process joining a busy queue maps
+// them here, in the background, not when its writers move on.
+func (qs *queueShared) warm() {
+	q := qs.q
+	if q.opts.Retention.zero() || !segRecycling {
+		return
+	}
+	nums, err := q.listSegments()
+	if err != nil {
+		return
+	}
+	for _, n := range nums[:min(len(nums), warmMax)] {
+		path := q.segPath(n)
+		f, err := openExisting(path, true)
+		if err != nil {
+			continue
+		}
+		key, st, ok := fileKeyOf(f)
+		qs.mu.Lock()
+		skip := !ok || qs.closing || qs.segs[n] != nil || qs.pool[key].l != nil || st.Size != q.segSize
+		qs.mu.Unlock()
+		var l *Log
+		if !skip {
+			l, err = mapLog(f, Options{Path: path, Writable: true, Prefault: q.opts.Prefault, DebugChecks: q.debug})
+		}
+		if skip || err != nil {
+			f.Close()
+			continue
+		}
+		l.private = true
+		qs.mu.Lock()
+		if l.lo.nodeFormat || qs.closing || qs.pool[key].l != nil {
+			l.Close()
+		} else {
+			qs.poolLocked(key, l)
+		}
+		qs.mu.Unlock()
+	}
 }
 
 // fileKey names a file (not a path): a recycled segment keeps it under its new number.
