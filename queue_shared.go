@@ -332,8 +332,10 @@ func (w *QueueSharedWriter) Commit() error {
 	if w.closed {
 		return newError("commit", w.qs.q.dir, -1, ErrClosed)
 	}
-	if err := w.sealPending(); err != nil {
-		return err
+	if len(w.pending) > 0 {
+		if err := w.sealPending(); err != nil {
+			return err
+		}
 	}
 	w.hot = closedSegWriter
 	return w.cur.sw.Commit()
