@@ -12,8 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Background work of a process's shared writers, one goroutine at a time: retention (after a
-// seal) and the spare segment for this process's next roll (after a roll). The spare is a file
+// Background work of a process's shared writers, one goroutine at a time: retention, then the
+// spare segment for this process's next roll (both after a seal; a spare of fresh memory is
+// made in a goroutine of its own), and the pool of mappings (keep, warm). The spare is a file
 // no one else can see, full size, with its header, mapped and populated, so that the roll (under
 // the head's lock) only stamps it and links it into place as the next segment. It is either a
 // segment that retention removes, recycled when nobody maps it (renamed out of sight, as
