@@ -56,6 +56,7 @@ type queueShared struct {
 	lock    *os.File
 	writers map[*QueueSharedWriter]struct{} // under q.mu
 	bg      sync.WaitGroup                  // background work (queue_shared_prep.go) and unmapping
+	tick    sync.WaitGroup                  // the ticker (queue_shared_prep.go)
 	stop    chan struct{}                   // closed when the last writer closes
 
 	mu      sync.Mutex // guards what follows
@@ -132,7 +133,7 @@ func (q *Queue) SharedWriter() (*QueueSharedWriter, error) {
 		return nil, err
 	}
 	if q.shared == nil {
-		qs.ageTicker()
+		qs.ticker()
 	}
 	q.shared = qs
 	qs.writers[w] = struct{}{}
@@ -274,6 +275,7 @@ func (qs *queueShared) put(e *qsLog) {
 			defer qs.bg.Done()
 			e.anchor.Close()
 			qs.keep(e)
+			qs.pruneKept() // files retention removed since: their memory goes with the mapping
 		}()
 	}
 }
@@ -284,6 +286,7 @@ func (qs *queueShared) closeLocked() error {
 	qs.closing = true
 	qs.mu.Unlock()
 	close(qs.stop)
+	qs.tick.Wait()
 	qs.bg.Wait()
 	qs.mu.Lock()
 	qs.dropSpares()

@@ -596,3 +596,50 @@ func TestQueueSharedWarmsPool(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestQueueSharedPoolLetsGoRemoved: a process whose writers are idle lets go, within about
+// pruneTick, of its mappings of segment files that were removed since (their memory goes with
+// the last mapping).
+func TestQueueSharedPoolLetsGoRemoved(t *testing.T) {
+	if !segRecycling {
+		t.Skip("no OFD locks: no pool")
+	}
+	dir := filepath.Join(t.TempDir(), "q")
+	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: 8192, Retention: RetentionPolicy{MaxSegments: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	w := qsWriter(t, q)
+	for i := range 40 {
+		qsAppend(t, w, 1, uint64(i*20), 20)
+	}
+	w.qs.bg.Wait()
+	pooled := func() (n, gone int) {
+		w.qs.mu.Lock()
+		defer w.qs.mu.Unlock()
+		for _, p := range w.qs.pool {
+			n++
+			if _, st, ok := fileKeyOf(p.l.file); ok && st.Nlink == 0 {
+				gone++
+			}
+		}
+		return n, gone
+	}
+	if n, _ := pooled(); n < 3 {
+		t.Fatalf("%d mappings pooled: want the sealed segments'", n)
+	}
+	nums, err := q.listSegments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nums[:len(nums)-1] { // as retention in another process would
+		if err := os.Remove(q.segPath(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, gone := pooled(); gone == 0 {
+		t.Fatal("no pooled file removed: the test removed the wrong files")
+	}
+	testproc.WaitFor(t, 10*pruneTick, "removed files let go", func() bool { _, gone := pooled(); return gone == 0 })
+}

@@ -95,23 +95,36 @@ func (qs *queueShared) background() {
 	}
 }
 
-// ageTicker applies a retention policy with an age also while no writer of this process seals
-// (as QueueWriter does), at a quarter of the shortest age, at least every retireTick.
-func (qs *queueShared) ageTicker() {
+// pruneTick is how often a process whose writers do nothing lets go of the mappings of files
+// retention removed (pruneKept), which would otherwise hold their memory.
+const pruneTick = time.Second
+
+// ticker applies a retention policy with an age also while no writer of this process seals (as
+// QueueWriter does), at a quarter of the shortest age, at least every retireTick; without an
+// age, it prunes the pool every pruneTick.
+func (qs *queueShared) ticker() {
 	p := qs.q.opts.Retention
-	if p.MaxAge <= 0 && p.HardMaxAge <= 0 {
+	if p.zero() {
 		return
 	}
-	every := min(retireTick, max(min(nonZero(p.MaxAge), nonZero(p.HardMaxAge))/4, 10*time.Millisecond))
-	qs.bg.Add(1)
+	age := p.MaxAge > 0 || p.HardMaxAge > 0
+	every := pruneTick
+	if age {
+		every = min(retireTick, max(min(nonZero(p.MaxAge), nonZero(p.HardMaxAge))/4, 10*time.Millisecond))
+	}
+	qs.tick.Add(1)
 	go func() {
-		defer qs.bg.Done()
+		defer qs.tick.Done()
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				qs.kick()
+				if age {
+					qs.kick() // retention, then pruneKept
+				} else {
+					qs.pruneKept()
+				}
 			case <-qs.stop:
 				return
 			}
