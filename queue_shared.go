@@ -56,27 +56,31 @@ type queueShared struct {
 	lock    *os.File
 	writers map[*QueueSharedWriter]struct{} // under q.mu
 	bg      sync.WaitGroup                  // background work (queue_shared_prep.go) and unmapping
+	tick    sync.WaitGroup                  // the ticker (queue_shared_prep.go)
 	stop    chan struct{}                   // closed when the last writer closes
 
 	mu      sync.Mutex // guards what follows
 	segs    map[int64]*qsLog
-	kept    map[int64]*Log // sealed segments still mapped, for recycling (queue_shared_prep.go)
-	spares  []spareSeg     // see queue_shared_prep.go
-	busy    bool           // the background goroutine runs
-	again   bool           // and is to run once more
-	noSpare bool           // unnamed files cannot be made or linked here
+	pool    map[fileKey]pooled // segment files still mapped, for reuse (queue_shared_prep.go)
+	poolSeq uint64
+	spares  []spareSeg // see queue_shared_prep.go
+	busy    bool       // the background goroutine runs
+	again   bool       // and is to run once more
+	making  bool       // a spare of fresh memory is being made (makeSpare)
+	warmed  bool       // see warm
+	noSpare bool       // unnamed files cannot be made or linked here
+	misses  int        // rolls of this process that found no spare (see background)
 	closing bool
 }
 
 // qsLog is a segment mapped for this process's shared writers. anchor keeps the Log's
 // shared-writer state (its token and descriptor) open while any writer uses the segment.
 type qsLog struct {
-	num        int64
-	id         uint64
-	log        *Log
-	anchor     *SharedWriter
-	refs       int
-	sealedHere bool // a writer of this process sealed it (see keep)
+	num    int64
+	id     uint64
+	log    *Log
+	anchor *SharedWriter
+	refs   int
 }
 
 // SharedWriter opens a writer that shares the queue with other shared writers, in any process
@@ -109,7 +113,7 @@ func (q *Queue) SharedWriter() (*QueueSharedWriter, error) {
 			lf.Close()
 			return nil, newError("shared writer", q.dir, -1, fmt.Errorf("flock: %w", err))
 		}
-		qs = &queueShared{q: q, lock: lf, segs: map[int64]*qsLog{}, kept: map[int64]*Log{}, writers: map[*QueueSharedWriter]struct{}{}, stop: make(chan struct{})}
+		qs = &queueShared{q: q, lock: lf, segs: map[int64]*qsLog{}, pool: map[fileKey]pooled{}, writers: map[*QueueSharedWriter]struct{}{}, stop: make(chan struct{})}
 		removeStaleTemps(q.dir) // spares of dead processes (queue_shared_prep.go)
 		if err := q.writeMeta(); err != nil {
 			qs.closeLocked()
@@ -129,7 +133,7 @@ func (q *Queue) SharedWriter() (*QueueSharedWriter, error) {
 		return nil, err
 	}
 	if q.shared == nil {
-		qs.ageTicker()
+		qs.ticker()
 	}
 	q.shared = qs
 	qs.writers[w] = struct{}{}
@@ -215,13 +219,18 @@ func (qs *queueShared) get(num int64, create bool) (*qsLog, error) {
 		// place): racing rollers end with one file, the loser opening it.
 		opts.Capacity, opts.Mode = q.segSize, q.opts.Mode
 		if l = qs.takeSpare(num); l == nil {
+			qs.misses++ // the first may be a start's: the spare is made as the writers start
 			l, err = Open(opts)
 		}
 	} else {
 		opts.Prefault = q.opts.Prefault
 		var f *os.File
 		if f, err = openExisting(opts.Path, true); err == nil {
-			if l, err = mapLog(f, opts); err != nil {
+			// A file this process mapped before (recycled since, under another number) comes
+			// back with its page tables: no mmap, no faults.
+			if l = qs.takePooled(f, opts.Path); l != nil {
+				f.Close()
+			} else if l, err = mapLog(f, opts); err != nil {
 				f.Close()
 			}
 		}
@@ -266,6 +275,7 @@ func (qs *queueShared) put(e *qsLog) {
 			defer qs.bg.Done()
 			e.anchor.Close()
 			qs.keep(e)
+			qs.pruneKept() // files retention removed since: their memory goes with the mapping
 		}()
 	}
 }
@@ -276,13 +286,14 @@ func (qs *queueShared) closeLocked() error {
 	qs.closing = true
 	qs.mu.Unlock()
 	close(qs.stop)
+	qs.tick.Wait()
 	qs.bg.Wait()
 	qs.mu.Lock()
 	qs.dropSpares()
-	for _, l := range qs.kept {
-		l.Close()
+	for _, p := range qs.pool {
+		p.l.Close()
 	}
-	qs.kept = nil
+	qs.pool = nil
 	qs.mu.Unlock()
 	err := flock.Unlock(int(qs.lock.Fd()))
 	qs.lock.Close()
@@ -324,8 +335,10 @@ func (w *QueueSharedWriter) Commit() error {
 	if w.closed {
 		return newError("commit", w.qs.q.dir, -1, ErrClosed)
 	}
-	if err := w.sealPending(); err != nil {
-		return err
+	if len(w.pending) > 0 {
+		if err := w.sealPending(); err != nil {
+			return err
+		}
 	}
 	w.hot = closedSegWriter
 	return w.cur.sw.Commit()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shmio/shmio/internal/testproc"
+	"golang.org/x/sys/unix"
 )
 
 func init() { xpRoles["qshbench"] = qshBenchChild }
@@ -22,6 +23,10 @@ func init() { xpRoles["qshbench"] = qshBenchChild }
 //	procs=P/commit=C     P writer processes, each with a QueueSharedWriter; frames/s is their total
 //
 //	go test -run '^$' -bench BenchmarkQueueSharedWrite -benchtime 20000000x -count 5 .
+//
+// cpu-ns/frame is the CPU time (user and system, all threads; of every writer process for
+// procs=P) per frame: what the frames cost, which other load on the machine changes much less
+// than frames/s.
 func BenchmarkQueueSharedWrite(b *testing.B) {
 	for _, commit := range []int{1000, 100} {
 		b.Run(fmt.Sprintf("exclusive/commit=%d", commit), func(b *testing.B) { benchQueueShared(b, commit, false) })
@@ -56,7 +61,10 @@ func benchQueueShared(b *testing.B, commit int, shared bool) {
 			b.Fatal(err)
 		}
 		b.ResetTimer()
+		cpu := procCPU()
 		err = benchLoopQueueShared(w, b.N, commit)
+		cpu = procCPU() - cpu
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/frame")
 	} else {
 		w, werr := q.Writer()
 		if werr != nil {
@@ -67,7 +75,10 @@ func benchQueueShared(b *testing.B, commit int, shared bool) {
 			b.Fatal(err)
 		}
 		b.ResetTimer()
+		cpu := procCPU()
 		err = benchLoopQueue(w, b.N, commit)
+		cpu = procCPU() - cpu
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/frame")
 	}
 	if err != nil {
 		b.Fatal(err)
@@ -137,10 +148,11 @@ func benchQueueSharedProcs(b *testing.B, procs, commit int) {
 	for _, c := range cs {
 		c.Stdin().Write([]byte("go\n"))
 	}
-	var first, last int64
+	var first, last, cpu int64
 	for _, c := range cs {
-		var r struct{ Start, End int64 }
+		var r struct{ Start, End, CPU int64 }
 		c.Finish(5*time.Minute, &r)
+		cpu += r.CPU
 		if first == 0 || r.Start < first {
 			first = r.Start
 		}
@@ -148,6 +160,16 @@ func benchQueueSharedProcs(b *testing.B, procs, commit int) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(per*procs)/time.Duration(last-first).Seconds(), "frames/s")
+	b.ReportMetric(float64(cpu)/float64(per*procs), "cpu-ns/frame")
+}
+
+// procCPU is the CPU time this process has used (user and system, all threads).
+func procCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // qshBenchChild writes N 32-byte frames through a QueueSharedWriter, a commit every COMMIT
@@ -164,11 +186,12 @@ func qshBenchChild() error {
 	fmt.Println("ready")
 	var go_ [3]byte
 	os.Stdin.Read(go_[:])
-	start := time.Now()
+	start, cpu := time.Now(), procCPU()
 	if err := benchLoopQueueShared(w, n, commit); err != nil {
 		return err
 	}
-	testproc.Report(map[string]int64{"Start": start.UnixNano(), "End": time.Now().UnixNano()})
+	end := time.Now()
+	testproc.Report(map[string]int64{"Start": start.UnixNano(), "End": end.UnixNano(), "CPU": int64(procCPU() - cpu)})
 	return w.Close()
 }
 

@@ -512,3 +512,134 @@ func TestQueueSharedRecycles(t *testing.T) {
 	}
 	t.Logf("%d segments in %d files; %d frames read in segment %d after its removal", len(segs), len(inodes), n, held)
 }
+
+// TestQueueSharedReusesMappings: two Queues of one directory (as two processes: each has its own
+// mappings) write in turn, with retention recycling the files. The second one's writer, which
+// only ever moves on to segments the first made or it made itself, must come back to the files
+// it mapped before under their new numbers with the same mapping (keep and takePooled), not map
+// each segment anew; and the queue verifies.
+func TestQueueSharedReusesMappings(t *testing.T) {
+	if !segRecycling {
+		t.Skip("no OFD locks: segments are removed, not recycled")
+	}
+	dir := filepath.Join(t.TempDir(), "q")
+	open := func() *Queue {
+		q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: 8192, Retention: RetentionPolicy{MaxSegments: 3}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		return q
+	}
+	q1, q2 := open(), open()
+	w1, w2 := qsWriter(t, q1), qsWriter(t, q2)
+	logs, segs := map[*Log]bool{}, map[int64]bool{}
+	var seq1, seq2 uint64
+	for range 300 {
+		qsAppend(t, w1, 1, seq1, 20)
+		seq1 += 20
+		w1.qs.bg.Wait() // deterministic background passes, not needed otherwise
+		qsAppend(t, w2, 2, seq2, 20)
+		seq2 += 20
+		w2.qs.bg.Wait()
+		segs[w2.Segment()], logs[w2.cur.e.log] = true, true
+	}
+	if len(segs) < 50 || len(logs) > len(segs)/4 {
+		t.Fatalf("the second writer used %d segments through %d mappings: want mappings reused", len(segs), len(logs))
+	}
+	if _, err := q1.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d segments through %d mappings", len(segs), len(logs))
+}
+
+// TestQueueSharedWarmsPool: a process joining a queue with a retention policy maps its oldest
+// segments (those retention recycles next) in the background, so that its writers find them
+// mapped when they come back as new segments.
+func TestQueueSharedWarmsPool(t *testing.T) {
+	if !segRecycling {
+		t.Skip("no OFD locks: segments are removed, not recycled")
+	}
+	dir := filepath.Join(t.TempDir(), "q")
+	opts := QueueOptions{Dir: dir, Writable: true, SegmentSize: 8192, Retention: RetentionPolicy{MaxSegments: 4}}
+	q1, err := OpenQueue(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q1.Close()
+	w1 := qsWriter(t, q1)
+	for i := range 40 {
+		qsAppend(t, w1, 1, uint64(i*20), 20)
+	}
+	w1.qs.bg.Wait()
+	nums, err := q1.listSegments()
+	if err != nil || len(nums) < 3 {
+		t.Fatalf("segments %v, %v: want at least 3", nums, err)
+	}
+	q2, err := OpenQueue(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q2.Close()
+	w2 := qsWriter(t, q2)
+	w2.qs.bg.Wait()
+	w2.qs.mu.Lock()
+	pooled := len(w2.qs.pool)
+	w2.qs.mu.Unlock()
+	if pooled < len(nums)-1 { // all but the head, which the writer maps itself
+		t.Fatalf("%d segments mapped ahead of %d (%v)", pooled, len(nums)-1, nums)
+	}
+	for i := range 40 {
+		qsAppend(t, w2, 2, uint64(i*20), 20)
+	}
+	if _, err := q2.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQueueSharedPoolLetsGoRemoved: a process whose writers are idle lets go, within about
+// pruneTick, of its mappings of segment files that were removed since (their memory goes with
+// the last mapping).
+func TestQueueSharedPoolLetsGoRemoved(t *testing.T) {
+	if !segRecycling {
+		t.Skip("no OFD locks: no pool")
+	}
+	dir := filepath.Join(t.TempDir(), "q")
+	q, err := OpenQueue(QueueOptions{Dir: dir, Writable: true, SegmentSize: 8192, Retention: RetentionPolicy{MaxSegments: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	w := qsWriter(t, q)
+	for i := range 40 {
+		qsAppend(t, w, 1, uint64(i*20), 20)
+	}
+	w.qs.bg.Wait()
+	pooled := func() (n, gone int) {
+		w.qs.mu.Lock()
+		defer w.qs.mu.Unlock()
+		for _, p := range w.qs.pool {
+			n++
+			if _, st, ok := fileKeyOf(p.l.file); ok && st.Nlink == 0 {
+				gone++
+			}
+		}
+		return n, gone
+	}
+	if n, _ := pooled(); n < 3 {
+		t.Fatalf("%d mappings pooled: want the sealed segments'", n)
+	}
+	nums, err := q.listSegments()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nums[:len(nums)-1] { // as retention in another process would
+		if err := os.Remove(q.segPath(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, gone := pooled(); gone == 0 {
+		t.Fatal("no pooled file removed: the test removed the wrong files")
+	}
+	testproc.WaitFor(t, 10*pruneTick, "removed files let go", func() bool { _, gone := pooled(); return gone == 0 })
+}

@@ -12,8 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Background work of a process's shared writers, one goroutine at a time: retention (after a
-// seal) and the spare segment for this process's next roll (after a roll). The spare is a file
+// Background work of a process's shared writers, one goroutine at a time: retention, then the
+// spare segment for this process's next roll (both after a seal; a spare of fresh memory is
+// made in a goroutine of its own), and the pool of mappings (keep, warm). The spare is a file
 // no one else can see, full size, with its header, mapped and populated, so that the roll (under
 // the head's lock) only stamps it and links it into place as the next segment. It is either a
 // segment that retention removes, recycled when nobody maps it (renamed out of sight, as
@@ -24,10 +25,10 @@ import (
 // the next recycling no room, and retention would remove what the next roll needs). Where
 // neither kind can be had, rolls create the segment themselves, as Open creates a log.
 
-// keptMax bounds the sealed segments a process keeps mapped for recycling (as QueueWriter keeps
-// them: a recycled segment then needs no mapping work). Segments another process removed or
-// recycled are let go at the next background pass.
-const keptMax = 8
+// poolMax bounds the segment files a process keeps mapped after its writers let them go (see
+// keep). In steady state retention recycles the same few files (the retained segments and the
+// processes' spares) under new numbers, so each process maps each of them once.
+const poolMax = 16
 
 const maxSpares = 2
 
@@ -64,22 +65,26 @@ func (qs *queueShared) background() {
 			qs.pruneKept()
 		}
 		qs.mu.Lock()
-		need := len(qs.spares) == 0 && !qs.noSpare && !qs.closing
-		qs.mu.Unlock()
-		if need {
-			l, unsupported := q.makeSpare()
-			qs.mu.Lock()
-			switch {
-			case l == nil:
-				qs.noSpare = unsupported // else, a full filesystem say, try again next time
-			case qs.closing || len(qs.spares) > 0:
-				l.Close()
-			default:
-				qs.spares = append(qs.spares, spareSeg{l: l})
-			}
-			qs.mu.Unlock()
+		// One spare, replaced by recycling at each seal, unless the background came too late
+		// for rolls of this process (a busy machine, or rolls every few ms): then two, so that
+		// a late recycling costs nothing. Fresh memory costs every process a mapping.
+		want := 1
+		if qs.misses > 1 {
+			want = maxSpares
 		}
-		qs.mu.Lock()
+		if len(qs.spares) < want && !qs.noSpare && !qs.closing && !qs.making {
+			// Apart: making fresh memory takes milliseconds, during which the next seal's
+			// recycling must not wait (a roll would find no spare, and make a file itself).
+			qs.making = true
+			qs.bg.Add(1)
+			go qs.makeSpare()
+		}
+		if !qs.warmed {
+			qs.warmed = true
+			qs.mu.Unlock()
+			qs.warm()
+			qs.mu.Lock()
+		}
 		if !qs.again || qs.closing {
 			qs.busy = false
 			qs.mu.Unlock()
@@ -90,23 +95,36 @@ func (qs *queueShared) background() {
 	}
 }
 
-// ageTicker applies a retention policy with an age also while no writer of this process seals
-// (as QueueWriter does), at a quarter of the shortest age, at least every retireTick.
-func (qs *queueShared) ageTicker() {
+// pruneTick is how often a process whose writers do nothing lets go of the mappings of files
+// retention removed (pruneKept), which would otherwise hold their memory.
+const pruneTick = time.Second
+
+// ticker applies a retention policy with an age also while no writer of this process seals (as
+// QueueWriter does), at a quarter of the shortest age, at least every retireTick; without an
+// age, it prunes the pool every pruneTick.
+func (qs *queueShared) ticker() {
 	p := qs.q.opts.Retention
-	if p.MaxAge <= 0 && p.HardMaxAge <= 0 {
+	if p.zero() {
 		return
 	}
-	every := min(retireTick, max(min(nonZero(p.MaxAge), nonZero(p.HardMaxAge))/4, 10*time.Millisecond))
-	qs.bg.Add(1)
+	age := p.MaxAge > 0 || p.HardMaxAge > 0
+	every := pruneTick
+	if age {
+		every = min(retireTick, max(min(nonZero(p.MaxAge), nonZero(p.HardMaxAge))/4, 10*time.Millisecond))
+	}
+	qs.tick.Add(1)
 	go func() {
-		defer qs.bg.Done()
+		defer qs.tick.Done()
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				qs.kick()
+				if age {
+					qs.kick() // retention, then pruneKept
+				} else {
+					qs.pruneKept()
+				}
 			case <-qs.stop:
 				return
 			}
@@ -114,50 +132,165 @@ func (qs *queueShared) ageTicker() {
 	}()
 }
 
-// keep parks the mapping of a segment this process sealed and no writer of it uses any more, for
-// recycling while there is a retention policy (the process that seals is the one that applies
-// retention next); any other is unmapped. A kept segment is not locked: another process may
-// recycle or remove it, and recycle checks its number again (pruneKept lets it go).
+// warmMax bounds the segments warm maps.
+const warmMax = poolMax / 2
+
+// warm maps, into the pool, the oldest segments of the queue (up to warmMax) when this process's
+// first writer opens: retention recycles them next, and they come back as new segments, to this
+// process's rolls or from other processes' (see keep). So a process joining a busy queue maps
+// them here, in the background, not when its writers move on.
+func (qs *queueShared) warm() {
+	q := qs.q
+	if q.opts.Retention.zero() || !segRecycling {
+		return
+	}
+	nums, err := q.listSegments()
+	if err != nil {
+		return
+	}
+	for _, n := range nums[:min(len(nums), warmMax)] {
+		path := q.segPath(n)
+		f, err := openExisting(path, true)
+		if err != nil {
+			continue
+		}
+		key, st, ok := fileKeyOf(f)
+		qs.mu.Lock()
+		skip := !ok || qs.closing || qs.segs[n] != nil || qs.pool[key].l != nil || st.Size != q.segSize
+		qs.mu.Unlock()
+		var l *Log
+		if !skip {
+			l, err = mapLog(f, Options{Path: path, Writable: true, Prefault: q.opts.Prefault, DebugChecks: q.debug})
+		}
+		if skip || err != nil {
+			f.Close()
+			continue
+		}
+		l.private = true
+		qs.mu.Lock()
+		if l.lo.nodeFormat || qs.closing || qs.pool[key].l != nil {
+			l.Close()
+		} else {
+			qs.poolLocked(key, l)
+		}
+		qs.mu.Unlock()
+	}
+}
+
+// fileKey names a file (not a path): a recycled segment keeps it under its new number.
+type fileKey struct{ dev, ino uint64 }
+
+// pooled is a mapping of a segment file no writer of this process uses (see keep).
+type pooled struct {
+	l   *Log
+	seq uint64 // age, for eviction
+}
+
+func fileKeyOf(f *os.File) (k fileKey, st unix.Stat_t, ok bool) {
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return k, st, false
+	}
+	return fileKey{uint64(st.Dev), st.Ino}, st, true
+}
+
+// keep parks the mapping of a segment no writer of this process uses any more while there is a
+// retention policy: retention recycles segment files under new numbers, and when one comes back
+// (to this process's recycle, or as a segment its writers move on to, made from another
+// process's spare) the parked mapping is reused with its page tables (takePooled), instead of
+// mapping and faulting 16 MiB again and unmapping it later (most of what several writer
+// processes cost, see BENCHMARKS.md). A parked mapping is not locked: another process may
+// recycle or remove the file (pruneKept then lets it go).
 func (qs *queueShared) keep(e *qsLog) {
 	l := e.log
-	if !e.sealedHere || qs.q.opts.Retention.zero() || !segRecycling || !l.Sealed() || l.fileSize() != qs.q.segSize {
+	key, _, ok := fileKeyOf(l.file)
+	if !ok || qs.q.opts.Retention.zero() || !segRecycling || l.fileSize() != qs.q.segSize {
 		l.Close()
 		return
 	}
 	segUnlock(l.file)
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
-	if qs.closing || qs.kept[e.num] != nil {
+	if qs.closing || qs.pool[key].l != nil {
 		l.Close()
 		return
 	}
-	qs.kept[e.num] = l
-	for len(qs.kept) > keptMax {
-		oldest := int64(maxSegNum + 1)
-		for n := range qs.kept {
-			oldest = min(oldest, n)
+	qs.poolLocked(key, l)
+}
+
+// poolLocked parks l, evicting the oldest beyond poolMax; qs.mu is held.
+func (qs *queueShared) poolLocked(key fileKey, l *Log) {
+	qs.poolSeq++
+	qs.pool[key] = pooled{l, qs.poolSeq}
+	for len(qs.pool) > poolMax {
+		var oldest fileKey
+		seq := ^uint64(0)
+		for k, p := range qs.pool {
+			if p.seq < seq {
+				oldest, seq = k, p.seq
+			}
 		}
-		qs.kept[oldest].Close()
-		delete(qs.kept, oldest)
+		qs.pool[oldest].l.Close()
+		delete(qs.pool, oldest)
 	}
 }
 
-// pruneKept unmaps kept segments whose name no longer names them (removed by another process).
+// takePooled returns the parked mapping of f's file, ready to be used as path (nil if there is
+// none, or the file changed size or layout); qs.mu is held. The caller closes f if it is not nil.
+func (qs *queueShared) takePooled(f *os.File, path string) *Log {
+	key, st, ok := fileKeyOf(f)
+	if !ok {
+		return nil
+	}
+	p, found := qs.pool[key]
+	if !found {
+		return nil
+	}
+	delete(qs.pool, key)
+	l := p.l
+	if st.Size != int64(len(l.mem)) {
+		l.Close()
+		return nil
+	}
+	if lo, err := parseHeader(l.mem, st.Size, path); err != nil || lo != l.lo {
+		l.Close()
+		return nil
+	}
+	l.path = path
+	return l
+}
+
+// pruneKept unmaps parked mappings of files that are gone (removed by retention).
 func (qs *queueShared) pruneKept() {
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
-	for n, l := range qs.kept {
-		var a, b unix.Stat_t
-		if unix.Fstat(int(l.file.Fd()), &a) != nil || unix.Lstat(qs.q.segPath(n), &b) != nil || a.Ino != b.Ino || a.Dev != b.Dev {
-			l.Close()
-			delete(qs.kept, n)
+	for k, p := range qs.pool {
+		if _, st, ok := fileKeyOf(p.l.file); !ok || st.Nlink == 0 {
+			p.l.Close()
+			delete(qs.pool, k)
 		}
 	}
 }
 
-// makeSpare makes an unnamed segment file, or returns nil: unsupported where that cannot be
+// makeSpare adds a spare of fresh memory.
+func (qs *queueShared) makeSpare() {
+	defer qs.bg.Done()
+	l, unsupported := qs.q.newSpare()
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	qs.making = false
+	switch {
+	case l == nil:
+		qs.noSpare = unsupported // else, a full filesystem say, try again next time
+	case qs.closing || len(qs.spares) >= maxSpares:
+		l.Close()
+	default:
+		qs.spares = append(qs.spares, spareSeg{l: l})
+	}
+}
+
+// newSpare makes an unnamed segment file, or returns nil: unsupported where that cannot be
 // done at all.
-func (q *Queue) makeSpare() (_ *Log, unsupported bool) {
+func (q *Queue) newSpare() (_ *Log, unsupported bool) {
 	mode := permOr600(q.opts.Mode)
 	f, err := openTmpfile(q.dir, mode)
 	if f == nil || err != nil {
@@ -195,29 +328,32 @@ func (q *Queue) makeSpare() (_ *Log, unsupported bool) {
 func (qs *queueShared) recycle(h segHeader) bool {
 	q := qs.q
 	qs.mu.Lock()
-	l := qs.kept[h.num]
-	delete(qs.kept, h.num)
 	have := len(qs.spares) >= maxSpares || qs.closing
 	qs.mu.Unlock()
 	if have || !segRecycling || h.fileSize != q.segSize {
-		if l != nil {
-			l.Close() // retention removes it
-		}
 		return false
 	}
 	path := q.segPath(h.num)
-	f := (*os.File)(nil)
+	f, err := openQueueFile("recycle", path, unix.O_RDWR)
+	if err != nil {
+		return false
+	}
+	qs.mu.Lock()
+	l := qs.takePooled(f, path)
+	qs.mu.Unlock()
 	if l != nil {
+		f.Close()
 		f = l.file
-	} else {
-		var err error
-		if f, err = openQueueFile("recycle", path, unix.O_RDWR); err != nil {
-			return false
-		}
 	}
 	giveUp := func() bool {
 		if l != nil {
-			l.Close()
+			qs.mu.Lock()
+			if key, _, ok := fileKeyOf(f); ok && !qs.closing && qs.pool[key].l == nil {
+				qs.poolLocked(key, l) // mapped by someone: still worth keeping
+			} else {
+				l.Close()
+			}
+			qs.mu.Unlock()
 		} else {
 			f.Close()
 		}
@@ -238,7 +374,9 @@ func (qs *queueShared) recycle(h segHeader) bool {
 		segUnlock(f)
 		return giveUp()
 	}
-	if l == nil {
+	if l != nil {
+		l.path = tmp
+	} else {
 		var err error
 		if l, err = mapLog(f, Options{Path: tmp, Writable: true, DebugChecks: q.debug}); err != nil {
 			f.Close()

@@ -104,7 +104,9 @@ func (w *QueueSharedWriter) roll() error {
 		return err
 	}
 	w.cur = next
-	w.qs.kick() // the spare for the next roll of this process
+	// No kick here: the seal's (now, or at Commit) runs retention first, so that the spare for
+	// this process's next roll is a recycled file rather than fresh memory made, mapped and
+	// faulted in by every process (and another file removed).
 	return nil
 }
 
@@ -135,10 +137,9 @@ func (w *QueueSharedWriter) sealSeg(s qsSeg) error {
 		return err
 	}
 	testHook("seal-after")
-	s.e.sealedHere = true
 	s.sw.release(true)
 	w.detach(s)
-	w.qs.kick() // retention
+	w.qs.kick() // retention, then the spare for this process's next roll
 	return nil
 }
 
