@@ -122,12 +122,7 @@ func (w *QueueWriter) recycle(h segHeader) bool {
 		}
 		return false
 	}
-	var b [8]byte
-	if !segTryWriteLock(f) {
-		return giveUp()
-	}
-	if _, err := f.ReadAt(b[:], offSegNum); err != nil || int64(le.Uint64(b[:])) != h.num {
-		segUnlock(f)
+	if !lockForRecycle(f, h.num) {
 		return giveUp()
 	}
 	tmp := filepath.Join(w.q.dir, fmt.Sprintf(".%s.tmp-recycle-%d", segName(h.num), os.Getpid()))
@@ -193,4 +188,18 @@ func (w *QueueWriter) dropPool() {
 		l.Close()
 	}
 	w.kept = nil
+}
+
+// lockForRecycle takes a removed segment file's write lock (no reader or writer maps it) and
+// checks that the file still holds segment num, as recycling in both writer modes needs.
+func lockForRecycle(f *os.File, num int64) bool {
+	if !segTryWriteLock(f) {
+		return false
+	}
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], offSegNum); err != nil || int64(le.Uint64(b[:])) != num {
+		segUnlock(f)
+		return false
+	}
+	return true
 }

@@ -50,37 +50,11 @@ func qshWriterChild() error {
 	if err != nil {
 		return err
 	}
-	id := uint32(testproc.ParamInt("ID", 0))
-	n := uint64(testproc.ParamInt("N", 1000))
-	batch := testproc.ParamInt("BATCH", 16)
-	report := testproc.Param("REPORT") == "1"
-	pause := time.Duration(testproc.ParamInt("PAUSE_US", 0)) * time.Microsecond
-	var res shWriterResult
-	var line []byte
-	for seq := uint64(0); seq < n; {
-		k := min(1+xpMix(seq^uint64(id)<<20)%uint64(batch), n-seq)
-		t0 := time.Now()
-		for i := range k {
-			p, err := w.Allocate(shSize(id, seq+i))
-			if err != nil {
-				return err
-			}
-			shFill(p, id, seq+i)
-		}
-		if err := w.CommitTagged(seq + k); err != nil { // tags cross rolls too (commit-between)
-			return err
-		}
-		d := time.Since(t0).Nanoseconds()
-		res.MaxBlock = max(res.MaxBlock, d)
-		res.Commits++
-		seq += k
-		if report {
-			line = fmt.Appendf(line[:0], "c %d %d\n", seq, d)
-			os.Stdout.Write(line)
-			time.Sleep(pause)
-		}
+	// Tags cross rolls too (commit-between).
+	res, err := shWriteLoop(w, w.CommitTagged)
+	if err != nil {
+		return err
 	}
-	res.Frames = int64(n)
 	if err := w.Close(); err != nil {
 		return err
 	}

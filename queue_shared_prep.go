@@ -359,12 +359,7 @@ func (qs *queueShared) recycle(h segHeader) bool {
 		}
 		return false
 	}
-	var b [8]byte
-	if !segTryWriteLock(f) {
-		return giveUp()
-	}
-	if _, err := f.ReadAt(b[:], offSegNum); err != nil || int64(le.Uint64(b[:])) != h.num {
-		segUnlock(f)
+	if !lockForRecycle(f, h.num) {
 		return giveUp()
 	}
 	var rnd [8]byte

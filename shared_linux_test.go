@@ -41,6 +41,27 @@ func shWriterChild() error {
 	if err != nil {
 		return err
 	}
+	res, err := shWriteLoop(w, func(uint64) error { return w.Commit() })
+	if err != nil {
+		return err
+	}
+	report := testproc.Param("REPORT") == "1"
+	if report {
+		var b [1]byte
+		os.Stdin.Read(b[:]) // wait to be killed
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	testproc.Report(res)
+	return nil
+}
+
+// shWriteLoop is the shared-writer children's loop: frames 0..N-1 of writer ID in commits of 1
+// to BATCH frames, each published by commit (given the writer's count of frames after it); with
+// REPORT=1 each commit is printed ("c COUNT NANOS"), PAUSE_US apart. A commit's time starts at its
+// first Allocate, which waits for the lock.
+func shWriteLoop(w FrameWriter, commit func(count uint64) error) (shWriterResult, error) {
 	id := uint32(testproc.ParamInt("ID", 0))
 	n := uint64(testproc.ParamInt("N", 1000))
 	batch := testproc.ParamInt("BATCH", 16)
@@ -50,16 +71,16 @@ func shWriterChild() error {
 	var line []byte
 	for seq := uint64(0); seq < n; {
 		k := min(1+xpMix(seq^uint64(id)<<20)%uint64(batch), n-seq)
-		t0 := time.Now() // the first Allocate waits for the lock: a commit's time starts here
+		t0 := time.Now()
 		for i := range k {
 			p, err := w.Allocate(shSize(id, seq+i))
 			if err != nil {
-				return err
+				return res, err
 			}
 			shFill(p, id, seq+i)
 		}
-		if err := w.Commit(); err != nil {
-			return err
+		if err := commit(seq + k); err != nil {
+			return res, err
 		}
 		d := time.Since(t0).Nanoseconds()
 		res.MaxBlock = max(res.MaxBlock, d)
@@ -72,15 +93,7 @@ func shWriterChild() error {
 		}
 	}
 	res.Frames = int64(n)
-	if report {
-		var b [1]byte
-		os.Stdin.Read(b[:]) // wait to be killed
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	testproc.Report(res)
-	return nil
+	return res, nil
 }
 
 // shReaderChild follows the log until each of WRITERS writers delivered N frames, checking
