@@ -63,4 +63,8 @@ func TestQueueSeal(t *testing.T) {
 	}
 	var fw FrameWriter = w
 	_ = fw
+	res, err := q.Verify()
+	if err != nil || len(res.Problems) != 0 || !res.Sealed || res.Head != -1 || res.Frames != 65 {
+		t.Fatalf("Verify of a sealed queue: %+v, %v; want sealed, no head, 65 frames, no problem", res, err)
+	}
 }

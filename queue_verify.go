@@ -122,9 +122,7 @@ func (q *Queue) Verify() (VerifyResult, error) {
 		prev = &h
 	}
 	res.Head = head
-	if head < 0 && res.Segments > 0 && !q.grewPast(nums[len(nums)-1]) {
-		chainBad("every segment is sealed: no head to write to")
-	}
+	res.Sealed = head < 0 && res.Segments > 0 && !q.grewPast(nums[len(nums)-1])
 	if len(res.Problems) == 0 {
 		return res, nil
 	}

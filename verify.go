@@ -10,7 +10,10 @@ import (
 // VerifyResult is what Log.Verify or Queue.Verify found.
 type VerifyResult struct {
 	Segments int   // segments checked (a queue; 0 for a log)
-	Head     int64 // the segment being written (a queue; -1 for a log)
+	Head     int64 // the segment being written (a queue; -1 for a log, and for a sealed queue)
+	// Sealed: the queue ends (QueueWriter.Seal): its last segment is sealed and none follows.
+	// A roll makes the next segment before it seals the last one, so only Seal leaves this.
+	Sealed bool
 	Frames   int64 // frames checked before the first damage (in a queue, summed over segments)
 	Bytes    int64 // bytes of those frames, length fields included
 	// End is the committed end a log's walk checked up to: frames committed later are not checked.
