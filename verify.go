@@ -14,8 +14,8 @@ type VerifyResult struct {
 	// Sealed: the queue ends (QueueWriter.Seal): its last segment is sealed and none follows.
 	// A roll makes the next segment before it seals the last one, so only Seal leaves this.
 	Sealed bool
-	Frames   int64 // frames checked before the first damage (in a queue, summed over segments)
-	Bytes    int64 // bytes of those frames, length fields included
+	Frames int64 // frames checked before the first damage (in a queue, summed over segments)
+	Bytes  int64 // bytes of those frames, length fields included
 	// End is the committed end a log's walk checked up to: frames committed later are not checked.
 	End int64
 	// TailFrames frames of a damaged log, from cursor TailStart up to End, are intact read
