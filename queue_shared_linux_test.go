@@ -130,22 +130,7 @@ func TestQueueSharedXPWriters(t *testing.T) {
 	for id := range writers {
 		ws = append(ws, testproc.Start(t, "qshwriter", "DIR="+dir, fmt.Sprint("ID=", id), fmt.Sprint("N=", n), "BATCH=64"))
 	}
-	var maxBlock time.Duration
-	for _, w := range ws {
-		var res shWriterResult
-		w.Finish(5*time.Minute, &res)
-		if res.Frames != int64(n) {
-			t.Fatalf("writer reports %d frames, want %d", res.Frames, n)
-		}
-		maxBlock = max(maxBlock, time.Duration(res.MaxBlock))
-	}
-	for _, r := range rs {
-		var res map[string]int
-		r.Finish(5*time.Minute, &res)
-		if res["frames"] != writers*n {
-			t.Fatalf("reader got %d frames, want %d", res["frames"], writers*n)
-		}
-	}
+	maxBlock := shFinishAll(t, ws, rs, n)
 	tr := qsReadAll(t, q)
 	for id := range uint32(writers) {
 		if tr[id] != uint64(n) {

@@ -54,19 +54,7 @@ func qsReadAll(t testing.TB, q *Queue) shTracker {
 		t.Fatal(err)
 	}
 	defer it.Close()
-	tr := shTracker{}
-	for {
-		p, err := it.Next()
-		if err != nil {
-			t.Fatalf("Next: %v", err)
-		}
-		if p == nil {
-			return tr
-		}
-		if err := tr.add(p); err != nil {
-			t.Fatalf("at cursor %#x: %v", it.Cursor(), err)
-		}
-	}
+	return shTrackAll(t, it)
 }
 
 // TestQueueSharedGoroutines: goroutines of one process, each with its own QueueSharedWriter on

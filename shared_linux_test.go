@@ -96,6 +96,29 @@ func shWriteLoop(w FrameWriter, commit func(count uint64) error) (shWriterResult
 	return res, nil
 }
 
+// shFinishAll waits for writer children that each wrote n frames and reader children that each
+// read every writer's n, and returns the longest commit a writer reported.
+func shFinishAll(t *testing.T, ws, rs []*testproc.Child, n int) time.Duration {
+	t.Helper()
+	var maxBlock time.Duration
+	for _, w := range ws {
+		var res shWriterResult
+		w.Finish(5*time.Minute, &res)
+		if res.Frames != int64(n) {
+			t.Fatalf("writer reports %d frames, want %d", res.Frames, n)
+		}
+		maxBlock = max(maxBlock, time.Duration(res.MaxBlock))
+	}
+	for _, r := range rs {
+		var res map[string]int
+		r.Finish(5*time.Minute, &res)
+		if res["frames"] != len(ws)*n {
+			t.Fatalf("reader got %d frames, want %d", res["frames"], len(ws)*n)
+		}
+	}
+	return maxBlock
+}
+
 // shReaderChild follows the log until each of WRITERS writers delivered N frames, checking
 // every frame (whole, once, in its writer's order), and reports how many it read.
 func shReaderChild() error {
@@ -187,22 +210,7 @@ func TestSharedXPWriters(t *testing.T) {
 	for id := range writers {
 		ws = append(ws, testproc.Start(t, "shwriter", "PATH="+path, fmt.Sprint("ID=", id), fmt.Sprint("N=", n), "BATCH=64"))
 	}
-	var maxBlock time.Duration
-	for _, w := range ws {
-		var res shWriterResult
-		w.Finish(5*time.Minute, &res)
-		if res.Frames != int64(n) {
-			t.Fatalf("writer reports %d frames, want %d", res.Frames, n)
-		}
-		maxBlock = max(maxBlock, time.Duration(res.MaxBlock))
-	}
-	for _, r := range rs {
-		var res map[string]int
-		r.Finish(5*time.Minute, &res)
-		if res["frames"] != writers*n {
-			t.Fatalf("reader got %d frames, want %d", res["frames"], writers*n)
-		}
-	}
+	maxBlock := shFinishAll(t, ws, rs, n)
 	l := utReopen(t, path, false, false)
 	tr := shReadAll(t, l)
 	for id := range uint32(writers) {

@@ -89,6 +89,12 @@ func shReadAll(t testing.TB, l *Log) shTracker {
 	t.Helper()
 	it := utIter(t, l)
 	defer it.Close()
+	return shTrackAll(t, it)
+}
+
+// shTrackAll checks every committed frame from the iterator's cursor on (a log's or a queue's).
+func shTrackAll(t testing.TB, it FrameIterator) shTracker {
+	t.Helper()
 	tr := shTracker{}
 	for {
 		p, err := it.Next()
@@ -99,7 +105,7 @@ func shReadAll(t testing.TB, l *Log) shTracker {
 			return tr
 		}
 		if err := tr.add(p); err != nil {
-			t.Fatalf("at cursor %d: %v", it.Cursor(), err)
+			t.Fatalf("at cursor %#x: %v", it.Cursor(), err)
 		}
 	}
 }
