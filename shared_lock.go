@@ -142,7 +142,7 @@ func (s *shareLock) lockSlow(stop *atomic.Bool) (stolen bool, err error) {
 }
 
 // sleep waits on the word's low half until a release (or a slice of shareCheck): set the flag,
-// look once more, sleep. The releaser clears the flag and wakes everyone (see unlock).
+// look once more, sleep. A release wakes sleepers as unlock says: all when forced, else one per quantum.
 func (s *shareLock) sleep(cur uint64) {
 	if !futex.Supported {
 		time.Sleep(50 * time.Microsecond)
