@@ -177,7 +177,7 @@ func shHolderChild() error {
 	}
 	sh := w.sh
 	sh.turn.take(nil)
-	if _, err := sh.lock.lock(nil); err != nil {
+	if _, err := sh.lock.lock(nil, false); err != nil {
 		return err
 	}
 	end := int(l.size.Load())

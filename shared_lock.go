@@ -31,6 +31,9 @@ var (
 	// shareHandoff is how long a writer whose release woke sleepers leaves the free word to them
 	// before it competes again (see yieldTo): about a wake-up's latency.
 	shareHandoff = 50 * time.Microsecond
+	// shareWantPoll is how long a woken waiter polls for the word it asked for before it
+	// sleeps again: the holder leaves it the word at its next release, one commit away.
+	shareWantPoll = 200 * time.Microsecond
 	// shareQuantum is how long a writer that commits again and again may keep the word while
 	// others sleep for it (see unlock).
 	shareQuantum = 500 * time.Microsecond
@@ -84,22 +87,39 @@ func (s *shareLock) close() {
 	flock.UnlockOFDAt(s.fd.Fd(), format.ShareTokenBase+int64(s.token))
 }
 
+// The shareSleepers word's bits (FORMAT.md, "Shared writers").
+const (
+	shareSleeping = 1 // a waiter may sleep on the word's low half
+	shareWant     = 2 // a waiter is polling and asks the holder to leave it the word
+	shareInvite   = 4 // the holder's quantum is over: the waiter it wakes may ask (shareWant)
+)
+
 // lock takes the word. It returns stolen true when it took the word over from a dead holder, so
-// that the caller repairs what that holder may have left half done. Faults (a truncated file)
-// panic; the caller recovers them.
-func (s *shareLock) lock(stop *atomic.Bool) (stolen bool, err error) {
+// that the caller repairs what that holder may have left half done. patient skips the polling
+// of a contended word (the caller just handed it over: its new holder keeps it a quantum).
+// Faults (a truncated file) panic; the caller recovers them.
+func (s *shareLock) lock(stop *atomic.Bool, patient bool) (stolen bool, err error) {
 	if s.word.CompareAndSwap(0, s.owner) {
 		return false, nil
 	}
-	return s.lockSlow(stop)
+	return s.lockSlow(stop, patient)
 }
 
 // lockSlow waits for the word; it gives up with ErrClosed once *stop is set (the Log closes).
-func (s *shareLock) lockSlow(stop *atomic.Bool) (stolen bool, err error) {
+// A waiter polls, then sleeps; once a release wakes it, it asks for the word (shareWant) and
+// polls until the holder, at its next release, leaves it the word.
+func (s *shareLock) lockSlow(stop *atomic.Bool, patient bool) (stolen bool, err error) {
 	start := time.Now()
 	var seen uint64     // the owner being waited for
 	var since time.Time // when seen was first seen
 	checked := start    // last liveness check
+	var wantSince time.Time
+	wanting := false
+	defer func() {
+		if wanting {
+			s.sleepers.And(^uint32(shareWant))
+		}
+	}()
 	for i := 0; ; i++ {
 		cur := s.word.Load()
 		if cur == 0 {
@@ -131,44 +151,82 @@ func (s *shareLock) lockSlow(stop *atomic.Bool) (stolen bool, err error) {
 				return false, fmt.Errorf("%w: the shared-writer lock word has named pid %d (token %#x) for %v though nothing commits that long; the header may be damaged", ErrLocked, cur>>32, uint32(cur), shareStuck)
 			}
 		}
-		switch waited := now.Sub(start); {
-		case waited < shareSpin:
-		case waited < 4*shareSpin:
-			futex.Yield() // let a preempted holder run on this core
-		default:
-			s.sleep(cur)
+		if wanting {
+			if now.Sub(wantSince) < shareWantPoll {
+				if s.sleepers.Load()&shareWant == 0 {
+					s.sleepers.Or(shareWant) // a release that found nobody to take the word cleared it
+				}
+				if i&255 == 255 {
+					futex.Yield() // the holder may share this core
+				}
+				continue
+			}
+			wanting = false // the holder is slow to commit: sleep after all
+			s.sleepers.And(^uint32(shareWant))
+		} else {
+			switch waited := now.Sub(start); {
+			case patient || s.sleepers.Load()&shareSleeping != 0:
+				// Others sleep already: the holder keeps the word a quantum, and polling for
+				// it would only take turns with the holder at every commit.
+			case waited < shareSpin:
+				continue
+			case waited < 4*shareSpin:
+				futex.Yield() // let a preempted holder run on this core
+				continue
+			}
+		}
+		s.sleep(cur)
+		if s.claimInvite() {
+			wanting, wantSince = true, time.Now()
 		}
 	}
 }
 
-// sleep waits on the word's low half until a release (or a slice of shareCheck): set the flag,
-// look once more, sleep. A release wakes sleepers as unlock says: all when forced, else one per quantum.
+// sleep waits on the word's low half until a release wakes it (or a slice of shareCheck): set
+// the flag, look once more, sleep.
 func (s *shareLock) sleep(cur uint64) {
 	if !futex.Supported {
 		time.Sleep(50 * time.Microsecond)
 		return
 	}
-	s.sleepers.Store(1)
+	s.sleepers.Or(shareSleeping)
 	if s.word.Load() != cur {
 		return
 	}
 	futex.Wait(s.low, uint32(cur), shareCheck)
 }
 
+// claimInvite turns the holder's invitation (shareInvite), if there is one, into this waiter's
+// request (shareWant): one waiter claims each.
+func (s *shareLock) claimInvite() bool {
+	for {
+		f := s.sleepers.Load()
+		if f&shareInvite == 0 {
+			return false
+		}
+		if s.sleepers.CompareAndSwap(f, f&^shareInvite|shareWant) {
+			return true
+		}
+	}
+}
+
 // unlock releases the word if this process still holds it (a waiter that judged us dead may
 // have taken it: then we are not told, but nothing of ours was published after that point
-// either, see SharedWriter.Commit) and reports whether it woke a sleeping waiter.
+// either, see SharedWriter.Commit) and reports whether the caller should leave the free word to
+// a waiter before it takes the word again (see yieldTo).
 //
 // With force (the writer closes or gives up) every sleeper is woken. Otherwise a busy writer
 // keeps the word for shareQuantum after a release first saw sleepers, then wakes one of them
-// (and leaves it the word, see yieldTo) and starts a new quantum with the flag still up for the
-// rest: handing the word, and the tail's cache lines, to another core at every commit, and
-// making every sleeper runnable at once on a machine with fewer cores than writers, is most
-// of what many writers cost. A sleeper not woken takes a free word at the end of its sleep
-// slice (shareCheck) at the latest.
-func (s *shareLock) unlock(force bool) (woke bool) {
+// and goes on committing until the woken one asks for the word (shareWant); the release that
+// sees the request leaves it the word. Handing the word, and the tail's cache lines, to another
+// core at every commit, making every sleeper runnable at once on a machine with fewer cores
+// than writers, and waiting for a woken process to be scheduled, are most of what many writers
+// cost. A sleeper not woken takes a free word at the end of its sleep slice (shareCheck) at
+// the latest.
+func (s *shareLock) unlock(force bool) (yield bool) {
 	s.word.CompareAndSwap(s.owner, 0)
-	if s.sleepers.Load() == 0 {
+	f := s.sleepers.Load()
+	if f == 0 {
 		s.waiting = 0
 		return false
 	}
@@ -178,12 +236,24 @@ func (s *shareLock) unlock(force bool) (woke bool) {
 		futex.Wake(s.low)
 		return true
 	}
+	if f&shareWant != 0 {
+		s.waiting = 0
+		return true
+	}
 	if !s.quantumOver() {
 		return false
 	}
 	s.waiting = 0
-	futex.WakeOne(s.low)
-	return true
+	if f&shareSleeping != 0 {
+		s.sleepers.Or(shareInvite)
+		if !futex.WakeOne(s.low) {
+			// Nobody sleeps any more (they timed out and took the word, or closed): lower the
+			// flag, so that contenders poll again (see lockSlow). One that set it just now and
+			// is about to sleep is not woken; it polls after its slice.
+			s.sleepers.And(^uint32(shareSleeping | shareInvite))
+		}
+	}
+	return false
 }
 
 // quantumOver counts a release that found sleepers and reports whether the first such release
@@ -201,18 +271,21 @@ func (s *shareLock) quantumOver() bool {
 }
 
 // yieldTo is fairness for a writer that releases and takes the word again at once: when its
-// release woke sleepers, it first waits (at most shareHandoff) for one of them to take the word,
-// so that a busy writer cannot keep the others out.
-func (s *shareLock) yieldTo() {
+// release left the word to waiters, it first waits (at most shareHandoff) for one of them to
+// take it, so that a busy writer cannot keep the others out. It reports whether one did; if
+// none did, the request (shareWant) is stale and is cleared.
+func (s *shareLock) yieldTo() bool {
 	deadline := time.Now().Add(shareHandoff)
 	for i := 0; s.word.Load() == 0; i++ {
 		if i&15 == 15 {
 			if time.Now().After(deadline) {
-				return
+				s.sleepers.And(^uint32(shareWant))
+				return false
 			}
 			futex.Yield()
 		}
 	}
+	return true
 }
 
 // dead reports whether the owner named by w cannot be holding the lock: its token's byte is

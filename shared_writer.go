@@ -192,8 +192,8 @@ func (sw *SharedWriter) allocateFirst(n int) ([]byte, error) {
 	return p, err
 }
 
-// acquire takes this Log's mutex and the lock word and starts the commit at the committed end.
-func (sw *SharedWriter) acquire(op string) (err error) {
+// acquire takes this Log's turn and the lock word and starts the commit at the committed end.
+func (sw *SharedWriter) acquire(op string) error {
 	l, sh := sw.log, sw.sh
 	if sw.closed {
 		return newError(op, l.path, -1, ErrClosed)
@@ -205,46 +205,51 @@ func (sw *SharedWriter) acquire(op string) (err error) {
 		sh.turn.release()
 		return newError(op, l.path, -1, ErrClosed)
 	}
-	defer l.leave()
-	locked := false
-	defer func() {
-		if err != nil {
-			if locked {
-				sh.lock.unlock(true)
-			}
-			sh.turn.release()
-		}
-	}()
+	locked, err := sw.lockWord(op)
+	if err != nil && locked {
+		sh.unlock(true)
+	}
+	l.leave()
+	if err != nil {
+		sh.turn.release()
+	}
+	return err
+}
+
+// lockWord is acquire's part in the mapping, under one fault guard: it takes the word (locked
+// reports whether it did, also on an error) and checks the committed end.
+func (sw *SharedWriter) lockWord(op string) (locked bool, err error) {
+	l, sh := sw.log, sw.sh
 	defer recoverFault(debug.SetPanicOnFault(true), op, l.path, -1, &err)
+	patient := false
 	if sh.yield {
-		sh.lock.yieldTo()
+		patient = sh.lock.yieldTo()
 		sh.yield = false
 	}
-	stolen, err := sh.lock.lock(&l.closed)
+	stolen, err := sh.lock.lock(&l.closed, patient)
 	if err != nil {
-		return newError(op, l.path, -1, err)
+		return false, newError(op, l.path, -1, err)
 	}
-	locked = true
 	end := int(l.size.Load())
 	if end < int(l.lo.dataOffset) || end > len(l.mem) {
-		return errorf(op, l.path, int64(end), ErrCorrupt, "committed end %d outside [%d, %d]", end, l.lo.dataOffset, len(l.mem))
+		return true, errorf(op, l.path, int64(end), ErrCorrupt, "committed end %d outside [%d, %d]", end, l.lo.dataOffset, len(l.mem))
 	}
 	if !sh.repaired {
 		// As Writer.claim: frames after an end that is not a frame boundary could never be read.
 		if err := checkBoundary(l.mem, int(l.lo.dataOffset), end, l.lo.lenSize); err != nil {
-			return errorf(op, l.path, int64(end), ErrCorrupt, "committed end %d is not the end of a frame: %v", end, err)
+			return true, errorf(op, l.path, int64(end), ErrCorrupt, "committed end %d is not the end of a frame: %v", end, err)
 		}
 	}
 	if stolen || !sh.repaired {
 		sh.repair(end)
 	}
 	if l.sealedNow() {
-		return errorf(op, l.path, int64(end), ErrSealed, "the log is sealed: no frame may follow its last one")
+		return true, errorf(op, l.path, int64(end), ErrSealed, "the log is sealed: no frame may follow its last one")
 	}
 	w := &sh.w
 	w.end, w.committed, w.last = end, end, -1
 	sw.w = w
-	return nil
+	return true, nil
 }
 
 // release discards what is not committed, releases the lock word and this Log's turn; force
@@ -254,13 +259,32 @@ func (sw *SharedWriter) release(force bool) {
 	sw.w.end = sw.w.committed
 	sw.w = nil
 	if !sh.closed.Load() { // else Log.Close released the word already
-		var err error
-		func() {
-			defer recoverFault(debug.SetPanicOnFault(true), "commit", sw.log.path, -1, &err)
-			sh.yield = sh.lock.unlock(force)
-		}()
+		sh.unlock(force)
 	}
 	sh.turn.release()
+}
+
+// unlock releases the lock word under a fault guard and notes whether to yield it (see acquire).
+func (sh *sharedLog) unlock(force bool) {
+	var err error
+	defer recoverFault(debug.SetPanicOnFault(true), "commit", sh.w.log.path, -1, &err)
+	sh.yield = sh.lock.unlock(force)
+}
+
+// commitUnlock is Commit's fast path: publish and release the word under one fault guard.
+// released is false when it did not get as far (a fault, or Log.Close took the word).
+func (sh *sharedLog) commitUnlock(w *Writer) (released bool, err error) {
+	if w.mem == nil {
+		return false, newError("commit", w.log.path, -1, ErrClosed)
+	}
+	defer recoverFault(debug.SetPanicOnFault(true), "commit", w.log.path, int64(w.end), &err)
+	err = w.publish()
+	w.end = w.committed // on ErrConflict the frames are discarded
+	if sh.closed.Load() {
+		return false, err
+	}
+	sh.yield = sh.lock.unlock(false)
+	return true, err
 }
 
 // repair clears what a writer that died holding the lock may have left: a tag slot naming an end
@@ -296,8 +320,13 @@ func (sw *SharedWriter) Commit() error {
 		}
 		return nil
 	}
-	err := w.Commit()
-	sw.release(false)
+	released, err := sw.sh.commitUnlock(w)
+	if released {
+		sw.w = nil
+		sw.sh.turn.release()
+	} else {
+		sw.release(false)
+	}
 	return err
 }
 

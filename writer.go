@@ -260,6 +260,18 @@ func (w *Writer) Commit() (err error) {
 		return newError("commit", w.log.path, -1, ErrClosed)
 	}
 	defer recoverFault(debug.SetPanicOnFault(true), "commit", w.log.path, int64(w.end), &err)
+	if w.end == w.committed || w.debug || w.log.size.Load() != uint64(w.committed) {
+		return w.publish()
+	}
+	// publish's common case, inline: a call costs the exclusive writer ~1 ns per commit.
+	w.log.size.Store(uint64(w.end))
+	w.committed = w.end
+	w.wakeReaders()
+	return nil
+}
+
+// publish is Commit under the caller's fault guard (SharedWriter.Commit guards it with its release).
+func (w *Writer) publish() error {
 	if w.end == w.committed {
 		return nil
 	}

@@ -29,7 +29,9 @@ func Wake(addr *atomic.Uint32) {
 	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWake, uintptr(1<<31-1), 0, 0, 0)
 }
 
-// WakeOne wakes one process or thread sleeping in Wait on addr, if any.
-func WakeOne(addr *atomic.Uint32) {
-	_, _, _ = unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWake, 1, 0, 0, 0)
+// WakeOne wakes one process or thread sleeping in Wait on addr, if any, and reports whether
+// there was one.
+func WakeOne(addr *atomic.Uint32) bool {
+	n, _, e := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWake, 1, 0, 0, 0)
+	return e != 0 || n > 0 // on an error, assume a sleeper
 }

@@ -16,5 +16,5 @@ func Wait(_ *atomic.Uint32, _ uint32, timeout time.Duration) { time.Sleep(timeou
 // Wake does nothing: sleepers poll.
 func Wake(*atomic.Uint32) {}
 
-// WakeOne does nothing: sleepers poll.
-func WakeOne(*atomic.Uint32) {}
+// WakeOne does nothing and reports true: sleepers poll.
+func WakeOne(*atomic.Uint32) bool { return true }
