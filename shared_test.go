@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -451,20 +452,119 @@ func TestShareLockDamaged(t *testing.T) {
 	}
 }
 
-// FuzzShareLockWord: any lock word is recovered or reported, never hung on, and a recovered log
-// takes the commit whole.
+// TestShareLockHandoff: a writer that commits without pause hands the word over once its
+// quantum is over (invite, want, yield), so another process's writer, asleep, gets its commits
+// in; no invitation or request is left once both stop.
+func TestShareLockHandoff(t *testing.T) {
+	defer func(s time.Duration) { shareSpin = s }(shareSpin)
+	shareSpin = 0 // waiters sleep at once: the word comes to them only by the handoff
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path, Capacity: 64 << 20})
+	a := shWriter(t, l)
+	b := shWriter(t, utReopen(t, path, true, false)) // another token: as another process
+	stop := make(chan struct{})
+	var seq atomic.Uint64 // the busy writer's commits
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := a.Append(make([]byte, 8)); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := a.Commit(); err != nil {
+				t.Error(err)
+				return
+			}
+			seq.Add(1)
+		}
+	}()
+	for seq.Load() < 1000 {
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 50 {
+		done := make(chan error, 1)
+		go func() {
+			err := b.Append(make([]byte, 9))
+			if err == nil {
+				err = b.Commit()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second): // a bound on starvation, not a speed check
+			t.Fatalf("commit %d of the second writer starves beside a busy writer", i)
+		}
+	}
+	close(stop)
+	<-busy
+	sleepers := u32at(l.mem, format.OffShareSleepers)
+	if f := sleepers.Load(); f&^shareSleeping != 0 {
+		t.Fatalf("waiting bits %#x once nobody waits, want at most sleeping", f)
+	}
+	if w := u64at(l.mem, format.OffShareLock).Load(); w != 0 {
+		t.Fatalf("lock word %#x after both stopped", w)
+	}
+	got := utReadAll(t, utIter(t, l))
+	nb := 0
+	for _, p := range got {
+		if len(p) == 9 {
+			nb++
+		}
+	}
+	if nb != 50 {
+		t.Fatalf("%d of the second writer's 50 frames read", nb)
+	}
+}
+
+// TestShareLockStaleBits: waiting bits left by writers that died (a request nobody makes, an
+// invitation nobody takes, a sleeper flag with nobody asleep) cost a busy writer at most a
+// handoff wait each, and its own commits clear them.
+func TestShareLockStaleBits(t *testing.T) {
+	l := utOpen(t, Options{Capacity: 16 << 20})
+	w := shWriter(t, l)
+	sleepers := u32at(l.mem, format.OffShareSleepers)
+	sleepers.Store(shareSleeping | shareWant | shareInvite)
+	deadline := time.Now().Add(30 * time.Second)
+	n := 0
+	for sleepers.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting bits %#x still set after %d commits", sleepers.Load(), n)
+		}
+		shAppend(t, w, 1, uint64(n), 1)
+		n++
+	}
+	if len(utReadAll(t, utIter(t, l))) != n {
+		t.Fatal("frames lost")
+	}
+}
+
+// FuzzShareLockWord: any lock word and waiting bits are recovered or reported, never hung on,
+// and a recovered log takes the commit whole.
 func FuzzShareLockWord(f *testing.F) {
 	for _, s := range []uint64{0, 1, ^uint64(0), uint64(os.Getpid()) << 32, 1 << 32, 0x7fffffff_00000001} {
-		f.Add(s)
+		f.Add(s, uint32(0))
+		f.Add(s, uint32(shareWant|shareInvite|shareSleeping))
 	}
+	f.Add(uint64(0), ^uint32(0))
 	defer func(s time.Duration) { shareStuck = s }(shareStuck)
 	shareStuck = 20 * time.Millisecond
 	path := filepath.Join(f.TempDir(), "log")
 	l := utOpen(f, Options{Path: path, Capacity: 16 << 20})
 	w := shWriter(f, l)
-	f.Fuzz(func(t *testing.T, v uint64) {
+	f.Fuzz(func(t *testing.T, v uint64, bits uint32) {
 		word := u64at(l.mem, format.OffShareLock)
 		word.Store(v)
+		u32at(l.mem, format.OffShareSleepers).Store(bits)
 		before := l.Header().Size
 		err := w.Append([]byte("fuzz"))
 		if errors.Is(err, ErrFull) {
