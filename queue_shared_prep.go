@@ -167,13 +167,15 @@ func (qs *queueShared) warm() {
 			continue
 		}
 		l.private = true
+		var drop []*Log
 		qs.mu.Lock()
 		if l.lo.nodeFormat || qs.closing || qs.pool[key].l != nil {
-			l.Close()
+			drop = []*Log{l}
 		} else {
-			qs.poolLocked(key, l)
+			drop = qs.poolLocked(key, l)
 		}
 		qs.mu.Unlock()
+		closeLogs(drop)
 	}
 }
 
@@ -209,16 +211,19 @@ func (qs *queueShared) keep(e *qsLog) {
 	}
 	segUnlock(l.file)
 	qs.mu.Lock()
-	defer qs.mu.Unlock()
 	if qs.closing || qs.pool[key].l != nil {
+		qs.mu.Unlock()
 		l.Close()
 		return
 	}
-	qs.poolLocked(key, l)
+	evicted := qs.poolLocked(key, l)
+	qs.mu.Unlock()
+	closeLogs(evicted)
 }
 
-// poolLocked parks l, evicting the oldest beyond poolMax; qs.mu is held.
-func (qs *queueShared) poolLocked(key fileKey, l *Log) {
+// poolLocked parks l and returns the oldest beyond poolMax, evicted, for the caller to close
+// once it has let go of qs.mu (see closeLogs); qs.mu is held.
+func (qs *queueShared) poolLocked(key fileKey, l *Log) (evicted []*Log) {
 	qs.poolSeq++
 	qs.pool[key] = pooled{l, qs.poolSeq}
 	for len(qs.pool) > poolMax {
@@ -229,8 +234,17 @@ func (qs *queueShared) poolLocked(key fileKey, l *Log) {
 				oldest, seq = k, p.seq
 			}
 		}
-		qs.pool[oldest].l.Close()
+		evicted = append(evicted, qs.pool[oldest].l)
 		delete(qs.pool, oldest)
+	}
+	return evicted
+}
+
+// closeLogs closes (unmaps) logs outside qs.mu: unmapping 16 MiB takes about a millisecond,
+// which a roll (taking a spare under qs.mu, holding the head's lock) must not wait for.
+func closeLogs(ls []*Log) {
+	for _, l := range ls {
+		l.Close()
 	}
 }
 
@@ -261,14 +275,16 @@ func (qs *queueShared) takePooled(f *os.File, path string) *Log {
 
 // pruneKept unmaps parked mappings of files that are gone (removed by retention).
 func (qs *queueShared) pruneKept() {
+	var gone []*Log
 	qs.mu.Lock()
-	defer qs.mu.Unlock()
 	for k, p := range qs.pool {
 		if _, st, ok := fileKeyOf(p.l.file); !ok || st.Nlink == 0 {
-			p.l.Close()
+			gone = append(gone, p.l)
 			delete(qs.pool, k)
 		}
 	}
+	qs.mu.Unlock()
+	closeLogs(gone)
 }
 
 // makeSpare adds a spare of fresh memory.
@@ -347,13 +363,13 @@ func (qs *queueShared) recycle(h segHeader) bool {
 	}
 	giveUp := func() bool {
 		if l != nil {
+			drop := []*Log{l}
 			qs.mu.Lock()
 			if key, _, ok := fileKeyOf(f); ok && !qs.closing && qs.pool[key].l == nil {
-				qs.poolLocked(key, l) // mapped by someone: still worth keeping
-			} else {
-				l.Close()
+				drop = qs.poolLocked(key, l) // mapped by someone: still worth keeping
 			}
 			qs.mu.Unlock()
+			closeLogs(drop)
 		} else {
 			f.Close()
 		}

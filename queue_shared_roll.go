@@ -164,6 +164,7 @@ func (w *QueueSharedWriter) moveOn() error {
 	s, err := w.qs.attach(k+1, false)
 	if err == nil {
 		w.detach(w.cur)
+		s.sw.patient = true // its roller holds it, most likely, with others waiting there too
 		w.cur = s
 		return nil
 	}

@@ -31,6 +31,9 @@ type SharedWriter struct {
 	sh     *sharedLog
 	w      *Writer // the log's commit state while this writer holds the lock, else nil
 	closed bool
+	// patient makes the next acquire sleep at once if the word is held (see shareLock.lock):
+	// a queue's writers moving on to a new segment find its roller there, with a quantum to run.
+	patient bool
 }
 
 // sharedLog is a Log's side of shared writing: its own descriptor (holding the shared flock and
@@ -221,9 +224,10 @@ func (sw *SharedWriter) acquire(op string) error {
 func (sw *SharedWriter) lockWord(op string) (locked bool, err error) {
 	l, sh := sw.log, sw.sh
 	defer recoverFault(debug.SetPanicOnFault(true), op, l.path, -1, &err)
-	patient := false
+	patient := sw.patient
+	sw.patient = false
 	if sh.yield {
-		patient = sh.lock.yieldTo()
+		patient = sh.lock.yieldTo() || patient
 		sh.yield = false
 	}
 	stolen, err := sh.lock.lock(&l.closed, patient)
