@@ -18,6 +18,7 @@ func init() { xpRoles["shbench"] = shBenchChild }
 //	exclusive/commit=C   one Writer, a commit every C frames (the reference)
 //	shared/commit=C      one SharedWriter alone
 //	procs=P/commit=C     P writer processes, each with a SharedWriter; frames/s is their total
+//	ceiling/procs=P/...  the same P processes taking turns with nothing of shmio (see shCeilingChild)
 //
 // Each run writes a fresh log in /dev/shm of b.N frames, so give the count:
 //
@@ -34,7 +35,10 @@ func BenchmarkSharedWrite(b *testing.B) {
 	}
 	for _, commit := range []int{100, 1} {
 		for _, procs := range []int{1, 4} {
-			b.Run(fmt.Sprintf("procs=%d/commit=%d", procs, commit), func(b *testing.B) { benchSharedProcs(b, procs, commit) })
+			b.Run(fmt.Sprintf("procs=%d/commit=%d", procs, commit), func(b *testing.B) { benchSharedProcs(b, "shbench", procs, commit) })
+			if procs > 1 && commit > 1 {
+				b.Run(fmt.Sprintf("ceiling/procs=%d/commit=%d", procs, commit), func(b *testing.B) { benchSharedProcs(b, "shceiling", procs, commit) })
+			}
 		}
 
 	}
@@ -122,14 +126,14 @@ func benchLoopShared(w *SharedWriter, n, commit int) error {
 	return w.Commit()
 }
 
-// benchSharedProcs starts procs writer processes, lets them all go at once and reports their
-// total frames/s from the first start to the last end.
-func benchSharedProcs(b *testing.B, procs, commit int) {
+// benchSharedProcs starts procs writer processes (role shbench, or shceiling), lets them all go
+// at once and reports their total frames/s from the first start to the last end.
+func benchSharedProcs(b *testing.B, role string, procs, commit int) {
 	path := benchSharedLog(b, b.N)
 	per := (b.N + procs - 1) / procs
 	var cs []*testproc.Child
 	for range procs {
-		c := testproc.Start(b, "shbench", "PATH="+path, fmt.Sprint("N=", per), fmt.Sprint("COMMIT=", commit), "SPIN_NS="+os.Getenv("SHMIO_BENCH_SPIN_NS"), "HANDOFF_NS="+os.Getenv("SHMIO_BENCH_HANDOFF_NS"), "QUANTUM_NS="+os.Getenv("SHMIO_BENCH_QUANTUM_NS"))
+		c := testproc.Start(b, role, "PATH="+path, fmt.Sprint("N=", per), fmt.Sprint("COMMIT=", commit), "SPIN_NS="+os.Getenv("SHMIO_BENCH_SPIN_NS"), "HANDOFF_NS="+os.Getenv("SHMIO_BENCH_HANDOFF_NS"), "QUANTUM_NS="+os.Getenv("SHMIO_BENCH_QUANTUM_NS"))
 		c.WaitLine(time.Minute, "ready", func(s string) bool { return s == "ready" })
 		cs = append(cs, c)
 	}
