@@ -2,7 +2,6 @@ package shmio
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -181,11 +180,7 @@ func qshBenchChild() error {
 	if err != nil {
 		return err
 	}
-	n := int(testproc.ParamInt("N", 1))
-	commit := int(testproc.ParamInt("COMMIT", 1))
-	fmt.Println("ready")
-	var go_ [3]byte
-	os.Stdin.Read(go_[:])
+	n, commit := benchChildReady()
 	start, cpu := time.Now(), procCPU()
 	if err := benchLoopQueueShared(w, n, commit); err != nil {
 		return err

@@ -175,15 +175,21 @@ func shBenchChild() error {
 	if v := testproc.ParamInt("HANDOFF_NS", -1); v >= 0 {
 		shareHandoff = time.Duration(v)
 	}
-	n := int(testproc.ParamInt("N", 1))
-	commit := int(testproc.ParamInt("COMMIT", 1))
-	fmt.Println("ready")
-	var go_ [3]byte
-	os.Stdin.Read(go_[:])
+	n, commit := benchChildReady()
 	start := time.Now()
 	if err := benchLoopShared(w, n, commit); err != nil {
 		return err
 	}
 	testproc.Report(map[string]int64{"Start": start.UnixNano(), "End": time.Now().UnixNano()})
 	return w.Close()
+}
+
+// benchChildReady is a benchmark child's start: its frame count (N) and commit size (COMMIT),
+// then "ready", then it waits for the parent's go.
+func benchChildReady() (n, commit int) {
+	n, commit = int(testproc.ParamInt("N", 1)), int(testproc.ParamInt("COMMIT", 1))
+	fmt.Println("ready")
+	var go_ [3]byte
+	os.Stdin.Read(go_[:])
+	return n, commit
 }

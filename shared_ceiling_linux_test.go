@@ -50,11 +50,7 @@ func shCeilingChild() error {
 	sleepers := (*atomic.Uint32)(unsafe.Pointer(&mem[ceilSleepers]))
 	tail := (*atomic.Uint64)(unsafe.Pointer(&mem[ceilTail]))
 	tail.CompareAndSwap(0, ceilData)
-	n := int(testproc.ParamInt("N", 1))
-	commit := int(testproc.ParamInt("COMMIT", 1))
-	fmt.Println("ready")
-	var go_ [3]byte
-	os.Stdin.Read(go_[:])
+	n, commit := benchChildReady()
 	start := time.Now()
 	var payload [benchPayload]byte
 	const flen = benchPayload + 4
