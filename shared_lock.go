@@ -18,8 +18,8 @@ import (
 // This file holds the lock protocol; shared_writer.go the writer built on it.
 
 var (
-	// shareSpin is how long a contended lock is polled before the waiter yields and then sleeps:
-	// a holder keeps the lock for one copy and one store, well under it.
+	// shareSpin is how long a contended lock is polled before the waiter yields and then sleeps,
+	// unless others sleep for it already: a commit of a few frames holds it well under that.
 	shareSpin = 20 * time.Microsecond
 	// shareCheck is how long a waiter lets one owner keep the lock before it checks that the
 	// owner is alive: the recovery bound is a few of these, not 100 ms.
@@ -28,8 +28,9 @@ var (
 	// ErrLocked: no commit takes that long, so the word is damaged in a way liveness cannot see
 	// (a live process's token copied into it, or no OFD locks on this system and a reused pid).
 	shareStuck = 5 * time.Second
-	// shareHandoff is how long a writer whose release woke sleepers leaves the free word to them
-	// before it competes again (see yieldTo): about a wake-up's latency.
+	// shareHandoff is how long a writer whose release found a request (or woke every sleeper)
+	// leaves the free word to them before it competes again (see yieldTo): a requester polls,
+	// so it takes the word within microseconds unless it shares this core.
 	shareHandoff = 50 * time.Microsecond
 	// shareWantPoll is how long a woken waiter polls for the word it asked for before it
 	// sleeps again: the holder leaves it the word at its next release, one commit away.

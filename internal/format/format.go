@@ -185,7 +185,7 @@ func FormatQueueID(id uint64) string { return fmt.Sprintf("%016x", id) }
 // Log header: the shared-writer words (FORMAT.md, "Shared writers"), after the words above.
 const (
 	OffShareLock     = 144 // u64 append lock: 0 free, else holder pid<<32 | holder token
-	OffShareSleepers = 152 // u32 1 when a shared writer may sleep on the lock word's low half
+	OffShareSleepers = 152 // u32 shared writers' waiting bits: 1 sleeping, 2 want, 4 invite (FORMAT.md, "Shared writers")
 	OffShareSteals   = 156 // u32 locks taken over from dead holders (informational)
 
 	// ShareTokenBase is the file offset of the byte each shared writer keeps an exclusive
