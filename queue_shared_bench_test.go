@@ -15,7 +15,8 @@ func init() { xpRoles["qshbench"] = qshBenchChild }
 // BenchmarkQueueSharedWrite measures queue shared writers beside the exclusive QueueWriter in one
 // run, with 32-byte frames into a queue of 16 MiB segments keeping 64 MiB (so it rolls every
 // ~470,000 frames), in steady state (128 MiB written before the timer starts, so that segments
-// are recycled; the processes of procs=P start on such a queue):
+// are recycled; the processes of procs=P start on such a queue and write 128 MiB together
+// before the timer starts, so that each has its spare and has mapped the files in rotation):
 //
 //	exclusive/commit=C   one QueueWriter, a commit every C frames (the reference)
 //	shared/commit=C      one QueueSharedWriter alone
@@ -143,6 +144,14 @@ func benchQueueSharedProcs(b *testing.B, procs, commit int) {
 		c.WaitLine(time.Minute, "ready", func(s string) bool { return s == "ready" })
 		cs = append(cs, c)
 	}
+	// The processes warm up together (as the exclusive writer does alone): each makes its spare,
+	// maps the files in rotation and rolls a few times before the timer starts.
+	for _, c := range cs {
+		fmt.Fprintf(c.Stdin(), "warm %d\n", benchWarmFrames/procs)
+	}
+	for _, c := range cs {
+		c.WaitLine(time.Minute, "warmed", func(s string) bool { return s == "warmed" })
+	}
 	b.ResetTimer()
 	for _, c := range cs {
 		c.Stdin().Write([]byte("go\n"))
@@ -180,7 +189,12 @@ func qshBenchChild() error {
 	if err != nil {
 		return err
 	}
-	n, commit := benchChildReady()
+	n, commit, err := benchChildReady(func(k int) error {
+		return benchLoopQueueShared(w, k, int(testproc.ParamInt("COMMIT", 1)))
+	})
+	if err != nil {
+		return err
+	}
 	start, cpu := time.Now(), procCPU()
 	if err := benchLoopQueueShared(w, n, commit); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package shmio
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -175,7 +176,10 @@ func shBenchChild() error {
 	if v := testproc.ParamInt("HANDOFF_NS", -1); v >= 0 {
 		shareHandoff = time.Duration(v)
 	}
-	n, commit := benchChildReady()
+	n, commit, err := benchChildReady(nil)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := benchLoopShared(w, n, commit); err != nil {
 		return err
@@ -185,11 +189,25 @@ func shBenchChild() error {
 }
 
 // benchChildReady is a benchmark child's start: its frame count (N) and commit size (COMMIT),
-// then "ready", then it waits for the parent's go.
-func benchChildReady() (n, commit int) {
+// then "ready", then it waits for the parent's "go". A "warm K" first makes it write K frames
+// with warm (which must be non-nil then) and answer "warmed".
+func benchChildReady(warm func(k int) error) (n, commit int, err error) {
 	n, commit = int(testproc.ParamInt("N", 1)), int(testproc.ParamInt("COMMIT", 1))
 	fmt.Println("ready")
-	var go_ [3]byte
-	os.Stdin.Read(go_[:])
-	return n, commit
+	in := bufio.NewReader(os.Stdin)
+	for {
+		line, err := in.ReadString('\n')
+		if err != nil {
+			return 0, 0, err
+		}
+		var k int
+		if _, err := fmt.Sscanf(line, "warm %d", &k); err == nil && warm != nil {
+			if err := warm(k); err != nil {
+				return 0, 0, err
+			}
+			fmt.Println("warmed")
+			continue
+		}
+		return n, commit, nil
+	}
 }

@@ -50,7 +50,10 @@ func shCeilingChild() error {
 	sleepers := (*atomic.Uint32)(unsafe.Pointer(&mem[ceilSleepers]))
 	tail := (*atomic.Uint64)(unsafe.Pointer(&mem[ceilTail]))
 	tail.CompareAndSwap(0, ceilData)
-	n, commit := benchChildReady()
+	n, commit, err := benchChildReady(nil)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	var payload [benchPayload]byte
 	const flen = benchPayload + 4
