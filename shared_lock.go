@@ -46,6 +46,7 @@ type shareLock struct {
 	low      *atomic.Uint32 // the word's low half (the holder's token), the futex waiters sleep on
 	sleepers *atomic.Uint32
 	steals   *atomic.Uint32
+	flags    *atomic.Uint32 // the header's flags: a waiter stops once the log is sealed
 	fd       *os.File // this Log's own descriptor: the shared flock and the token's OFD lock
 	owner    uint64   // pid<<32 | token
 	token    uint32
@@ -61,6 +62,7 @@ func newShareLock(mem []byte, fd *os.File) (*shareLock, error) {
 		low:      u32at(mem, format.OffShareLock), // little-endian: the low half comes first
 		sleepers: u32at(mem, format.OffShareSleepers),
 		steals:   u32at(mem, format.OffShareSteals),
+		flags:    u32at(mem, format.OffFlags),
 		fd:       fd,
 	}
 	pid := uint64(os.Getpid())
@@ -106,7 +108,9 @@ func (s *shareLock) lock(stop *atomic.Bool, patient bool) (stolen bool, err erro
 	return s.lockSlow(stop, patient)
 }
 
-// lockSlow waits for the word; it gives up with ErrClosed once *stop is set (the Log closes).
+// lockSlow waits for the word; it gives up with ErrClosed once *stop is set (the Log closes),
+// and with ErrSealed, without the word, once the log is sealed (a queue's writers then move on
+// to the next segment without each taking and releasing the sealed one's word in turn).
 // A waiter polls, then sleeps; once a release wakes it, it asks for the word (shareWant) and
 // polls until the holder, at its next release, leaves it the word.
 func (s *shareLock) lockSlow(stop *atomic.Bool, patient bool) (stolen bool, err error) {
@@ -134,6 +138,9 @@ func (s *shareLock) lockSlow(stop *atomic.Bool, patient bool) (stolen bool, err 
 		}
 		if stop != nil && stop.Load() {
 			return false, ErrClosed
+		}
+		if s.flags.Load()&flagSealed != 0 {
+			return false, ErrSealed
 		}
 		now := time.Now()
 		if cur != seen {

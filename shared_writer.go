@@ -230,7 +230,13 @@ func (sw *SharedWriter) lockWord(op string) (locked bool, err error) {
 		patient = sh.lock.yieldTo() || patient
 		sh.yield = false
 	}
+	if l.sealedNow() { // for good: no need to wait for the word
+		return false, errorf(op, l.path, -1, ErrSealed, "the log is sealed: no frame may follow its last one")
+	}
 	stolen, err := sh.lock.lock(&l.closed, patient)
+	if errors.Is(err, ErrSealed) {
+		return false, errorf(op, l.path, -1, ErrSealed, "the log is sealed: no frame may follow its last one")
+	}
 	if err != nil {
 		return false, newError(op, l.path, -1, err)
 	}
