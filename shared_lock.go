@@ -47,8 +47,8 @@ type shareLock struct {
 	sleepers *atomic.Uint32
 	steals   *atomic.Uint32
 	flags    *atomic.Uint32 // the header's flags: a waiter stops once the log is sealed
-	fd       *os.File // this Log's own descriptor: the shared flock and the token's OFD lock
-	owner    uint64   // pid<<32 | token
+	fd       *os.File       // this Log's own descriptor: the shared flock and the token's OFD lock
+	owner    uint64         // pid<<32 | token
 	token    uint32
 
 	waiting   int       // releases since sleepers were first seen (see unlock)
