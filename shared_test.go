@@ -613,6 +613,36 @@ func TestSharedWriterSeal(t *testing.T) {
 	}
 }
 
+// TestSharedWriterSealEndsWaits: writers waiting for the word when another seals the log stop
+// with ErrSealed without taking the word, and publish nothing.
+func TestSharedWriterSealEndsWaits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l := utOpen(t, Options{Path: path})
+	a := shWriter(t, l)
+	b := shWriter(t, utReopen(t, path, true, false))
+	if err := a.Append([]byte("last")); err != nil { // a holds the word
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Append([]byte("late")) }()
+	time.Sleep(5 * time.Millisecond) // b polls, then sleeps (a bounded look)
+	if err := a.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		utIs(t, err, ErrSealed, "a waiter's Allocate when the log is sealed")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the waiter still waits after the seal")
+	}
+	if w := u64at(l.mem, format.OffShareLock).Load(); w != 0 {
+		t.Fatalf("lock word %#x after the seal: the waiter took it", w)
+	}
+	if got := utReadAll(t, utIter(t, l)); len(got) != 1 || string(got[0]) != "last" {
+		t.Fatalf("read %q, want only the sealing commit's frame", got)
+	}
+}
+
 // TestSharedWriterWide: wide files take frames beyond 64 KiB (a chunk of their own) and small
 // ones, in order.
 func TestSharedWriterWide(t *testing.T) {
