@@ -219,7 +219,10 @@ func (qs *queueShared) get(num int64, create bool) (*qsLog, error) {
 		// place): racing rollers end with one file, the loser opening it.
 		opts.Capacity, opts.Mode = q.segSize, q.opts.Mode
 		if l = qs.takeSpare(num); l == nil {
-			qs.misses++ // the first may be a start's: the spare is made as the writers start
+			qs.misses++
+			// Populated at once: this writer fills it next, holding the lock, and faulting
+			// page by page costs about twice as much.
+			opts.Prefault = q.opts.Prefault
 			l, err = Open(opts)
 		}
 	} else {
