@@ -270,12 +270,7 @@ func TestSharedWriterTurns(t *testing.T) {
 	if err := a.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		utIs(t, err, ErrFull, "Allocate after a filled the log")
-	case <-time.After(30 * time.Second):
-		t.Fatal("b still waits after a's commit")
-	}
+	shWaitErr(t, done, ErrFull, "Allocate after a filled the log")
 	if err := b.Commit(); err != nil { // nothing allocated, lock released already
 		t.Fatal(err)
 	}
@@ -613,6 +608,18 @@ func TestSharedWriterSeal(t *testing.T) {
 	}
 }
 
+// shWaitErr waits for a waiting writer's result (30 s bound a hang, not a speed check) and checks
+// it is want.
+func shWaitErr(t *testing.T, done <-chan error, want error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		utIs(t, err, want, what)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: still waiting after 30 s", what)
+	}
+}
+
 // TestSharedWriterSealEndsWaits: writers waiting for the word when another seals the log stop
 // with ErrSealed without taking the word, and publish nothing.
 func TestSharedWriterSealEndsWaits(t *testing.T) {
@@ -629,12 +636,7 @@ func TestSharedWriterSealEndsWaits(t *testing.T) {
 	if err := a.Seal(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		utIs(t, err, ErrSealed, "a waiter's Allocate when the log is sealed")
-	case <-time.After(30 * time.Second):
-		t.Fatal("the waiter still waits after the seal")
-	}
+	shWaitErr(t, done, ErrSealed, "a waiter's Allocate when the log is sealed")
 	if w := u64at(l.mem, format.OffShareLock).Load(); w != 0 {
 		t.Fatalf("lock word %#x after the seal: the waiter took it", w)
 	}
