@@ -669,6 +669,10 @@ func fqWrite(t *testing.T, dir string, seek int64, mode uint16, clean bool, fwd 
 		return
 	}
 	defer q.Close()
+	// The policy in force: with none given, the one queue.json records (an input may write one,
+	// with an age that the writer's ticker applies at any moment). Frame counts hold only
+	// without one.
+	stable := q.Retention().zero()
 	w, err := q.Writer()
 	fqErr(t, "Writer", err, true)
 	if err != nil {
@@ -716,7 +720,7 @@ func fqWrite(t *testing.T, dir string, seek int64, mode uint16, clean bool, fwd 
 	}
 	it.Close()
 	// ... and forward from the start, on a sound queue.
-	if clean {
+	if clean && stable {
 		it, err := q.NewIterator(IteratorOptions{Spin: -1})
 		if err != nil {
 			t.Fatal(err)
@@ -731,7 +735,7 @@ func fqWrite(t *testing.T, dir string, seek int64, mode uint16, clean bool, fwd 
 		t.Fatalf("QueueWriter.Close: %v", err)
 	}
 
-	if !ret.zero() {
+	if !stable {
 		removed, err := q.ApplyRetention()
 		fqErr(t, "ApplyRetention", err, true)
 		if slices.Contains(removed, head) {
@@ -743,7 +747,7 @@ func fqWrite(t *testing.T, dir string, seek int64, mode uint16, clean bool, fwd 
 		if err != nil {
 			t.Fatalf("Verify after the writer's recovery and a commit on a queue it had passed: %v", err)
 		}
-		if ret.zero() && res.Frames != verFrames+1 {
+		if stable && res.Frames != verFrames+1 {
 			t.Fatalf("Verify after Commit counts %d frames, %d before", res.Frames, verFrames)
 		}
 	}
