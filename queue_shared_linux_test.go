@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -239,18 +238,7 @@ func TestQueueSharedXPKill9(t *testing.T) {
 		}
 		return wr{testproc.Start(t, "qshwriter", params...), id, stage}
 	}
-	note := func(w wr, lines []string) {
-		for _, s := range lines {
-			f := strings.Fields(s)
-			if len(f) != 3 || f[0] != "c" {
-				continue
-			}
-			seq, _ := strconv.ParseUint(f[1], 10, 64)
-			ns, _ := strconv.ParseInt(f[2], 10, 64)
-			committed[w.id] = max(committed[w.id], seq)
-			maxBlock = max(maxBlock, time.Duration(ns))
-		}
-	}
+	note := func(w wr, lines []string) { maxBlock = max(maxBlock, shNoteCommits(committed, w.id, lines)) }
 	var ws []wr
 	for range live {
 		ws = append(ws, start(""))
@@ -298,12 +286,12 @@ func TestQueueSharedXPKill9(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Writer after shared writers died: %v", err)
 	}
-	qsAppend(t, ew, nextID, 0, 500)
+	shAppend(t, ew, nextID, 0, 500)
 	if err := ew.Close(); err != nil {
 		t.Fatal(err)
 	}
 	sw := qsWriter(t, q)
-	qsAppend(t, sw, nextID, 500, 500)
+	shAppend(t, sw, nextID, 500, 500)
 	if err := sw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -346,22 +334,10 @@ func TestQueueSharedAfterExclusiveCrash(t *testing.T) {
 			}
 			a, b := qsWriter(t, q), qsWriter(t, q)
 			for i := range uint64(20) {
-				qsAppend(t, a, 1, i*30, 30)
-				qsAppend(t, b, 2, i*30, 30)
+				shAppend(t, a, 1, i*30, 30)
+				shAppend(t, b, 2, i*30, 30)
 			}
-			tr := shTracker{}
-			for {
-				f, err := it.Next()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if f == nil {
-					break
-				}
-				if err := tr.add(f); err != nil {
-					t.Fatal(err)
-				}
-			}
+			tr := shTrackAll(t, it)
 			it.Close()
 			if xp == 0 || tr[1] != 600 || tr[2] != 600 {
 				t.Fatalf("%d frames of the exclusive writer, then %v of the shared ones", xp, tr)
@@ -426,7 +402,7 @@ func TestQueueSharedRecycles(t *testing.T) {
 	}
 	defer q.Close()
 	w := qsWriter(t, q)
-	qsAppend(t, w, 1, 0, 100) // a few segments
+	shAppend(t, w, 1, 0, 100) // a few segments
 	it, err := q.NewIterator(IteratorOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -440,7 +416,7 @@ func TestQueueSharedRecycles(t *testing.T) {
 	segs := map[int64]bool{}
 	seq := uint64(100)
 	for range 300 {
-		qsAppend(t, w, 1, seq, 20)
+		shAppend(t, w, 1, seq, 20)
 		seq += 20
 		w.qs.bg.Wait() // the background pass after each roll: deterministic, not needed otherwise
 		nums, _ := q.listSegments()
@@ -495,10 +471,10 @@ func TestQueueSharedReusesMappings(t *testing.T) {
 	logs, segs := map[*Log]bool{}, map[int64]bool{}
 	var seq1, seq2 uint64
 	for range 300 {
-		qsAppend(t, w1, 1, seq1, 20)
+		shAppend(t, w1, 1, seq1, 20)
 		seq1 += 20
 		w1.qs.bg.Wait() // deterministic background passes, not needed otherwise
-		qsAppend(t, w2, 2, seq2, 20)
+		shAppend(t, w2, 2, seq2, 20)
 		seq2 += 20
 		w2.qs.bg.Wait()
 		segs[w2.Segment()], logs[w2.cur.e.log] = true, true
@@ -527,9 +503,7 @@ func TestQueueSharedWarmsPool(t *testing.T) {
 	}
 	defer q1.Close()
 	w1 := qsWriter(t, q1)
-	for i := range 40 {
-		qsAppend(t, w1, 1, uint64(i*20), 20)
-	}
+	qsAppend800(t, w1, 1)
 	w1.qs.bg.Wait()
 	nums, err := q1.listSegments()
 	if err != nil || len(nums) < 3 {
@@ -548,9 +522,7 @@ func TestQueueSharedWarmsPool(t *testing.T) {
 	if pooled < len(nums)-1 { // all but the head, which the writer maps itself
 		t.Fatalf("%d segments mapped ahead of %d (%v)", pooled, len(nums)-1, nums)
 	}
-	for i := range 40 {
-		qsAppend(t, w2, 2, uint64(i*20), 20)
-	}
+	qsAppend800(t, w2, 2)
 	if _, err := q2.Verify(); err != nil {
 		t.Fatal(err)
 	}
@@ -570,9 +542,7 @@ func TestQueueSharedPoolLetsGoRemoved(t *testing.T) {
 	}
 	defer q.Close()
 	w := qsWriter(t, q)
-	for i := range 40 {
-		qsAppend(t, w, 1, uint64(i*20), 20)
-	}
+	qsAppend800(t, w, 1)
 	w.qs.bg.Wait()
 	pooled := func() (n, gone int) {
 		w.qs.mu.Lock()
@@ -601,4 +571,13 @@ func TestQueueSharedPoolLetsGoRemoved(t *testing.T) {
 		t.Fatal("no pooled file removed: the test removed the wrong files")
 	}
 	testproc.WaitFor(t, 10*pruneTick, "removed files let go", func() bool { _, gone := pooled(); return gone == 0 })
+}
+
+// qsAppend800 appends frames 0..799 of writer id in commits of 20 (several rolls of a queue of
+// 8 KiB segments).
+func qsAppend800(t testing.TB, w *QueueSharedWriter, id uint32) {
+	t.Helper()
+	for i := range 40 {
+		shAppend(t, w, id, uint64(i*20), 20)
+	}
 }

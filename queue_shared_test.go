@@ -29,21 +29,6 @@ func qsWriter(t testing.TB, q *Queue) *QueueSharedWriter {
 	return w
 }
 
-// qsAppend appends frames seq..seq+n-1 of writer id and commits them.
-func qsAppend(t testing.TB, w FrameWriter, id uint32, seq uint64, n int) {
-	t.Helper()
-	for i := range n {
-		p, err := w.Allocate(shSize(id, seq+uint64(i)))
-		if err != nil {
-			t.Fatalf("Allocate: %v", err)
-		}
-		shFill(p, id, seq+uint64(i))
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatalf("Commit: %v", err)
-	}
-}
-
 // qsReadAll checks every committed frame of the queue (each writer's frames once, in order,
 // whole) and that each commit's frames are contiguous when commits holds each writer's commit
 // sizes; it returns the tracker.
@@ -141,7 +126,7 @@ func TestQueueSharedModes(t *testing.T) {
 	q := qsOpen(t, dir, 4096)
 	other := qsOpen(t, dir, 4096)
 	sw := qsWriter(t, q)
-	qsAppend(t, sw, 1, 0, 3)
+	shAppend(t, sw, 1, 0, 3)
 	if _, err := q.Writer(); !errors.Is(err, ErrLocked) {
 		t.Fatalf("Writer beside shared writers of this Queue: %v, want ErrLocked", err)
 	}
@@ -169,7 +154,7 @@ func TestQueueSharedModes(t *testing.T) {
 	if _, err := other.SharedWriter(); !errors.Is(err, ErrLocked) {
 		t.Fatalf("SharedWriter beside this Queue's exclusive writer: %v, want ErrLocked", err)
 	}
-	qsAppend(t, ew, 2, 0, 2)
+	shAppend(t, ew, 2, 0, 2)
 	if err := ew.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +178,7 @@ func TestQueueSharedModes(t *testing.T) {
 		t.Fatalf("Allocate beyond a segment: %v, want ErrFrameTooLarge", err)
 	}
 	w2 := qsWriter(t, other)
-	qsAppend(t, w2, 3, 0, 1) // the lock is free: the refusals above released it
+	shAppend(t, w2, 3, 0, 1) // the lock is free: the refusals above released it
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +198,7 @@ func TestQueueSharedModes(t *testing.T) {
 	}
 
 	// Seal: every shared writer's Allocate, new shared writers and the exclusive writer refuse.
-	qsAppend(t, w2, 3, 1, 100) // a few rolls first
+	shAppend(t, w2, 3, 1, 100) // a few rolls first
 	if _, err := q.Verify(); err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +227,7 @@ func TestQueueSharedModes(t *testing.T) {
 	// Queue.Close closes the shared writers.
 	q2 := qsOpen(t, filepath.Join(t.TempDir(), "q2"), 4096)
 	w5 := qsWriter(t, q2)
-	qsAppend(t, w5, 1, 0, 1)
+	shAppend(t, w5, 1, 0, 1)
 	if err := q2.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +266,7 @@ func TestQueueSharedTags(t *testing.T) {
 	if err := a.Commit(); err != nil { // nothing allocated: no change
 		t.Fatal(err)
 	}
-	qsAppend(t, a, 1, seq[1], 1)
+	shAppend(t, a, 1, seq[1], 1)
 	if _, ok, err := q.CommitTag(); ok || err != nil {
 		t.Fatalf("after an untagged commit: ok %v, %v", ok, err)
 	}
@@ -300,7 +285,7 @@ func TestQueueSharedTags(t *testing.T) {
 func TestQueueSharedCloseMidRoll(t *testing.T) {
 	q := qsOpen(t, filepath.Join(t.TempDir(), "q"), 4096)
 	a, b := qsWriter(t, q), qsWriter(t, q)
-	qsAppend(t, a, 1, 0, 10)
+	shAppend(t, a, 1, 0, 10)
 	for i := range uint64(200) { // about 3 segments' worth
 		p, err := a.Allocate(shSize(1, 10+i))
 		if err != nil {
@@ -317,7 +302,7 @@ func TestQueueSharedCloseMidRoll(t *testing.T) {
 	if tr := qsReadAll(t, q); tr[1] != 10 {
 		t.Fatalf("%d frames of the closed writer visible, want the 10 committed", tr[1])
 	}
-	qsAppend(t, b, 2, 0, 300) // rolls over the segments the closed writer made
+	shAppend(t, b, 2, 0, 300) // rolls over the segments the closed writer made
 	if tr := qsReadAll(t, q); tr[1] != 10 || tr[2] != 300 {
 		t.Fatalf("frames %v", tr)
 	}
@@ -336,7 +321,7 @@ func TestQueueSharedRetentionByAge(t *testing.T) {
 	}
 	defer q.Close()
 	w := qsWriter(t, q)
-	qsAppend(t, w, 1, 0, 400) // several segments, then nothing more
+	shAppend(t, w, 1, 0, 400) // several segments, then nothing more
 	deadline := time.Now().Add(time.Minute)
 	for {
 		segs, err := q.Segments()

@@ -252,18 +252,7 @@ func TestSharedXPKill9(t *testing.T) {
 		c := testproc.Start(t, "shwriter", "PATH="+path, fmt.Sprint("ID=", id), "N=1000000000", "BATCH=64", "REPORT=1", "PAUSE_US=500")
 		return wr{c, id}
 	}
-	note := func(w wr, lines []string) {
-		for _, s := range lines {
-			f := strings.Fields(s)
-			if len(f) != 3 || f[0] != "c" {
-				continue
-			}
-			seq, _ := strconv.ParseUint(f[1], 10, 64)
-			ns, _ := strconv.ParseInt(f[2], 10, 64)
-			committed[w.id] = max(committed[w.id], seq)
-			maxBlock = max(maxBlock, time.Duration(ns))
-		}
-	}
+	note := func(w wr, lines []string) { maxBlock = max(maxBlock, shNoteCommits(committed, w.id, lines)) }
 	var ws []wr
 	for range live {
 		ws = append(ws, start())
@@ -309,4 +298,20 @@ func TestSharedXPKill9(t *testing.T) {
 		t.Fatalf("a Commit waited %v", maxBlock)
 	}
 	t.Logf("%d kills (%d holding the lock), %d writers, %d take-overs, longest Commit of a survivor %v", kills+live+held, held, nextID, steals(), maxBlock)
+}
+
+// shNoteCommits reads a shwriter/qshwriter child's "c SEQ NS" lines: it raises committed[id] to
+// the frames the child reported committed and returns the longest commit among them.
+func shNoteCommits(committed map[uint32]uint64, id uint32, lines []string) (longest time.Duration) {
+	for _, s := range lines {
+		f := strings.Fields(s)
+		if len(f) != 3 || f[0] != "c" {
+			continue
+		}
+		seq, _ := strconv.ParseUint(f[1], 10, 64)
+		ns, _ := strconv.ParseInt(f[2], 10, 64)
+		committed[id] = max(committed[id], seq)
+		longest = max(longest, time.Duration(ns))
+	}
+	return longest
 }

@@ -69,8 +69,9 @@ func shWriter(t testing.TB, l *Log) *SharedWriter {
 	return w
 }
 
-// shAppend appends frames seq..seq+n-1 of writer id and commits them.
-func shAppend(t testing.TB, w *SharedWriter, id uint32, seq uint64, n int) {
+// shAppend appends frames seq..seq+n-1 of writer id and commits them (any writer: logs' and
+// queues').
+func shAppend(t testing.TB, w FrameWriter, id uint32, seq uint64, n int) {
 	t.Helper()
 	for i := range n {
 		p, err := w.Allocate(shSize(id, seq+uint64(i)))

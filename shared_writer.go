@@ -47,7 +47,7 @@ type sharedLog struct {
 	writers  int    // open SharedWriters (under the Log's mu)
 	repaired bool   // stale tag slots were cleared under the lock (under the turn)
 	closed   atomic.Bool
-	yield    bool // the last release woke sleepers: let them in before taking the word again
+	yield    bool // the last release found a request (or woke every sleeper): let them in before taking the word again
 }
 
 // SharedWriter opens a writer that shares the log with other shared writers, in any process.
