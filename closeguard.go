@@ -70,6 +70,11 @@ func (l *Log) interrupt() {
 	l.mu.Unlock()
 }
 
+// sealedError is ErrSealed for a writer's op on this log.
+func (l *Log) sealedError(op string, off int64) error {
+	return errorf(op, l.path, off, ErrSealed, "the log is sealed: no frame may follow its last one")
+}
+
 // sealedNow is Sealed for a caller that keeps the mapping alive (and guards faults) itself,
 // also after startClose.
 func (l *Log) sealedNow() bool {

@@ -231,11 +231,11 @@ func (sw *SharedWriter) lockWord(op string) (locked bool, err error) {
 		sh.yield = false
 	}
 	if l.sealedNow() { // for good: no need to wait for the word
-		return false, errorf(op, l.path, -1, ErrSealed, "the log is sealed: no frame may follow its last one")
+		return false, l.sealedError(op, -1)
 	}
 	stolen, err := sh.lock.lock(&l.closed, patient)
 	if errors.Is(err, ErrSealed) {
-		return false, errorf(op, l.path, -1, ErrSealed, "the log is sealed: no frame may follow its last one")
+		return false, l.sealedError(op, -1)
 	}
 	if err != nil {
 		return false, newError(op, l.path, -1, err)
@@ -254,7 +254,7 @@ func (sw *SharedWriter) lockWord(op string) (locked bool, err error) {
 		sh.repair(end)
 	}
 	if l.sealedNow() {
-		return true, errorf(op, l.path, int64(end), ErrSealed, "the log is sealed: no frame may follow its last one")
+		return true, l.sealedError(op, int64(end))
 	}
 	w := &sh.w
 	w.end, w.committed, w.last = end, end, -1

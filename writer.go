@@ -86,7 +86,7 @@ func (w *Writer) claim() (err error) {
 		return errorf("writer", l.path, int64(end), ErrCorrupt, "committed end %d outside [%d, %d]", end, l.lo.dataOffset, len(l.mem))
 	}
 	if !l.lo.nodeFormat && u32at(l.mem, offFlags).Load()&flagSealed != 0 {
-		return errorf("writer", l.path, -1, ErrSealed, "the log is sealed: no frame may follow its last one")
+		return l.sealedError("writer", -1)
 	}
 	// Frames appended after an end that is not a frame boundary could never be reached by
 	// reading forward: refuse such a log rather than add to it.
