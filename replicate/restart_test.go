@@ -114,6 +114,9 @@ func TestServerKilled(t *testing.T) {
 	}
 	<-writerDone
 	eventually(t, 3*time.Minute, "every frame pulled", func() bool { return p.pull.Stats().Frames >= n })
+	// An ack lost to a kill reaches the pusher's count only at its resync (AckTimeout), maybe
+	// after the puller has every frame.
+	eventually(t, 3*time.Minute, "every frame counted by the pusher", func() bool { return p.push.Stats().Frames >= n })
 	p.stop(t)
 	if got := compareLogs(t, p.srcPath, p.dstPath); got != n {
 		t.Fatalf("compared %d frames, want %d", got, n)
